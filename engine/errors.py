@@ -1,0 +1,137 @@
+"""The exception hierarchy: every error a user can see derives from :class:`ProcosError`.
+
+Each error carries a message that says what is wrong and where (record id, file, setting, task)
+and, where one exists, a ``hint`` that says what to do about it. The CLI prints the message on one
+line (``Error: ...``) and the hint on the next (``Try: ...``) and exits non-zero.
+"""
+
+from __future__ import annotations
+
+
+class ProcosError(Exception):
+    """Base class of every user-facing error."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- records and queries -------------------------------------------------------------------------
+
+
+class InvalidRecord(ProcosError):
+    """A record (or a batch holding it) failed validation; nothing of the batch was written."""
+
+    def __init__(self, record_id: object, problem: str, *, hint: str | None = None) -> None:
+        super().__init__(f"record {record_id!r}: {problem}", hint=hint)
+        self.record_id = record_id
+        self.problem = problem
+
+
+class InvalidFilter(ProcosError):
+    """A metadata filter is malformed or uses an operator the stores do not support."""
+
+
+class ConflictError(ProcosError):
+    """An incoming record collides with a stored one under the ``error`` conflict rule."""
+
+
+# --- stores ------------------------------------------------------------------------------------
+
+
+class StoreError(ProcosError):
+    """A vector store cannot be opened or used."""
+
+
+class InvalidURI(StoreError):
+    """A store URI cannot be parsed or names an unknown backend."""
+
+
+class SettingsMismatch(StoreError):
+    """A setting given explicitly differs from the one the existing store was created with."""
+
+
+class StoreLocked(StoreError):
+    """Another process is writing to the store right now."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again later
+
+
+class IngestionPaused(StoreError):
+    """The store's freeze flag is set; writes are refused until ``resume_ingestion()``."""
+
+    exit_code = 75
+
+
+class StoreCorrupt(StoreError):
+    """Files of a store are missing or inconsistent with each other."""
+
+
+# --- snapshots ---------------------------------------------------------------------------------
+
+
+class BundleError(ProcosError):
+    """A snapshot bundle cannot be written, read or trusted."""
+
+
+class BundleInvalid(BundleError):
+    """Verification found problems in a bundle; ``findings`` lists every one of them."""
+
+    def __init__(self, message: str, findings: list | None = None, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.findings = list(findings or [])
+
+
+class ChecksumMismatch(BundleInvalid):
+    """A file's bytes do not match its line in ``checksums.sha256``."""
+
+
+class UnsafeArchive(BundleError):
+    """A ``.tar.zst`` holds an entry that could escape or abuse the unpack directory."""
+
+
+class UnsupportedSchemaVersion(BundleError):
+    """A bundle's schema_version is newer than this tool knows (or otherwise unknown)."""
+
+
+class LineageError(BundleError):
+    """A chain of delta bundles has a gap, a fork or a wrong parent."""
+
+
+# --- workflows ---------------------------------------------------------------------------------
+
+
+class WorkflowError(ProcosError):
+    """A process definition or instance cannot be loaded, started or advanced."""
+
+
+class ProcessNotFound(WorkflowError):
+    """No deployed process has the given name."""
+
+
+class InstanceNotFound(WorkflowError):
+    """No instance has the given id."""
+
+
+class TaskNotFound(WorkflowError):
+    """No waiting user task has the given id."""
+
+
+class NotAuthorized(WorkflowError):
+    """The user may not perform this action (lane role missing, separation of duties)."""
+
+    exit_code = 77  # EX_NOPERM
+
+
+class ScriptRefused(WorkflowError):
+    """A versioned script failed its sha256 pin check (or has no pin) and was not run."""
+
+
+class ScriptFailed(WorkflowError):
+    """A script task raised; the message carries the task, process file, script and line."""

@@ -1,0 +1,193 @@
+"""The VectorRepository protocol: the one contract every vector store backend implements.
+
+A backend lives in its own module (``faiss.py``, ``pgvector.py``) and knows nothing of snapshots
+or workflows. ``tests/test_conformance.py`` runs one suite against every backend; a backend is
+done when that suite passes.
+
+Scores: ``Hit.score`` is the metric's *distance*, lower is closer, exactly as pgvector's operators
+define it: cosine distance ``1 - cos``, Euclidean distance for ``l2`` (not squared), and the
+negative inner product for ``inner_product``. Ties are ordered by ascending id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from engine.records import EmbeddingRecord, OnConflict, RecordBatch
+
+INDEX_TYPES = ("hnsw", "flat")
+DEFAULT_HNSW = {"m": 16, "ef_construction": 64, "ef_search": 40}
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One query result: the record's id, its distance to the query (lower is closer), its metadata."""
+
+    id: str
+    score: float
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a write did: rows written (inserted or replaced) and rows skipped by the conflict rule."""
+
+    written: int = 0
+    skipped: int = 0
+
+    def __add__(self, other: WriteResult) -> WriteResult:
+        return WriteResult(self.written + other.written, self.skipped + other.skipped)
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """A store's fixed settings, taken from the URI / keywords when new and from the store when not."""
+
+    dimensions: int | None = None
+    metric: str = "cosine"
+    index: str = "hnsw"
+    index_params: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_HNSW))
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed after a sequence number: upserted records (ascending id) and deleted ids."""
+
+    since: int
+    until: int
+    upserts: list[RecordBatch]
+    deletes: list[tuple[str, int, int]]  # (id, version at delete, seq)
+
+
+@runtime_checkable
+class VectorRepository(Protocol):
+    """A vector store holding :class:`EmbeddingRecord` rows and its knowledge artifacts.
+
+    Writes are durable when they return. ``upsert`` and ``delete`` raise
+    :class:`~engine.errors.IngestionPaused` while the store's freeze flag is set (from any process)
+    and :class:`~engine.errors.StoreLocked` when another process holds the store's write lock and
+    the backend cannot wait for it. Invalid input raises :class:`~engine.errors.InvalidRecord` and
+    writes nothing of the batch.
+    """
+
+    uri: str
+    """The URI the store was opened with, password removed."""
+
+    backend: str
+    """The backend's name: ``faiss`` or ``pgvector``."""
+
+    @property
+    def dimensions(self) -> int | None:
+        """Vector dimensions, or None for a new store that has not seen a record yet."""
+
+    @property
+    def metric(self) -> str:
+        """``cosine``, ``l2`` or ``inner_product``."""
+
+    @property
+    def settings(self) -> StoreSettings:
+        """Dimensions, metric, index type and index parameters."""
+
+    def upsert(self, records: Iterable[EmbeddingRecord]) -> WriteResult:
+        """Insert records, or replace stored ones whose version is <= the incoming version."""
+
+    def write_batch(self, batch: RecordBatch, on_conflict: OnConflict = OnConflict.NEWER_OR_EQUAL
+                    ) -> WriteResult:
+        """Bulk write one columnar batch atomically, resolving id collisions by ``on_conflict``."""
+
+    def bulk_load(self, batches: Iterable[RecordBatch],
+                  on_conflict: OnConflict = OnConflict.NEWER_OR_EQUAL) -> WriteResult:
+        """Write many batches (seeding, import); may defer index maintenance until the end."""
+
+    def replace_all(self, batches: Iterable[RecordBatch]) -> WriteResult:
+        """Atomically replace every record with ``batches``: readers see the old or the new, never a mix."""
+
+    def query(self, vector: Sequence[float] | np.ndarray, k: int,
+              filters: dict[str, Any] | None = None) -> list[Hit]:
+        """The ``k`` nearest records (fewer only if fewer match), closest first, ties by id.
+
+        With ``filters`` the search is exact over the matching records on every backend.
+        """
+
+    def fetch(self, ids: Sequence[str]) -> list[EmbeddingRecord]:
+        """The stored records among ``ids``, in the order of ``ids``; unknown ids are left out."""
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete records by id (remembered as tombstones); returns how many existed."""
+
+    def count(self) -> int:
+        """Number of records stored."""
+
+    def iter_batches(self, batch_size: int = 10_000) -> Iterator[RecordBatch]:
+        """All records in ascending id order, ``batch_size`` rows at a time, from one consistent view."""
+
+    def iter_records(self, batch_size: int = 1_000) -> Iterator[EmbeddingRecord]:
+        """All records one by one in ascending id order, reading ``batch_size`` rows at a time."""
+
+    def sequence(self) -> int:
+        """The store's current change sequence (0 for a store never written)."""
+
+    def changes_since(self, seq: int, batch_size: int = 10_000) -> Changes:
+        """Records upserted and ids deleted after change sequence ``seq`` (without a full scan)."""
+
+    def pause_ingestion(self) -> None:
+        """Set the freeze flag (persisted in the store; every process sees it)."""
+
+    def resume_ingestion(self) -> None:
+        """Clear the freeze flag."""
+
+    def is_paused(self) -> bool:
+        """Whether the freeze flag is set."""
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        """The knowledge artifacts that travel with this store."""
+
+    def stats(self) -> dict[str, Any]:
+        """``{"backend", "count", "dimensions", "metric", "index", "paused", "sequence"}``."""
+
+    def export_snapshot(self, dest: str) -> Any:
+        """Write a snapshot bundle of this store into the snapshots folder ``dest``."""
+
+    def import_snapshot(self, src: str, mode: str = "append") -> Any:
+        """Import a verified bundle (directory or ``.tar.zst``) with ``mode`` append or replace."""
+
+    def close(self) -> None:
+        """Release connections and file handles; the store stays on disk."""
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    """One knowledge artifact: its bundle-relative path, sha256 and size in bytes."""
+
+    path: str
+    sha256: str
+    size: int
+
+
+@runtime_checkable
+class ArtifactStore(Protocol):
+    """Knowledge artifacts (BPMN, prompts, patterns, examples, domains, logs) stored beside vectors.
+
+    Paths are relative POSIX paths laid out like a bundle (``bpmn/export_v1.bpmn``); see
+    :func:`engine.repository.artifacts.check_artifact_path`.
+    """
+
+    def list(self) -> list[ArtifactInfo]:
+        """Every artifact, sorted by path."""
+
+    def read(self, path: str) -> bytes:
+        """The artifact's bytes; raises StoreError when it does not exist."""
+
+    def write(self, path: str, data: bytes) -> None:
+        """Create or replace one artifact, atomically."""
+
+    def delete(self, path: str) -> bool:
+        """Remove one artifact; returns whether it existed."""
+
+    def replace_all(self, files: dict[str, bytes]) -> None:
+        """Make the artifact set exactly ``files``, atomically."""
