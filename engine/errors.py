@@ -42,6 +42,14 @@ class ConflictError(ProcosError):
     """An incoming record collides with a stored one under the ``error`` conflict rule."""
 
 
+class RecordNotFound(ProcosError):
+    """No stored record has the given id."""
+
+
+class InvalidInput(ProcosError):
+    """A value or file given by the user (query vector, JSON argument) cannot be read or used."""
+
+
 # --- stores ------------------------------------------------------------------------------------
 
 

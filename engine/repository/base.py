@@ -134,6 +134,9 @@ class VectorRepository(Protocol):
     def changes_since(self, seq: int, batch_size: int = 10_000) -> Changes:
         """Records upserted and ids deleted after change sequence ``seq`` (without a full scan)."""
 
+    def compact(self) -> None:
+        """Rebuild search structures: fold write logs into the index, recreate missing indexes, refresh statistics."""
+
     def pause_ingestion(self) -> None:
         """Set the freeze flag (persisted in the store; every process sees it)."""
 

@@ -1,0 +1,69 @@
+"""The front door: one function per user operation.
+
+The CLI, the BPMN script tasks and the web panel call only these functions. Each opens the store it
+is given (or ``$VECTOR_ENDPOINT`` when ``uri`` is None) and closes it before returning. Heavy
+libraries (FAISS, psycopg, pyarrow) are imported by the code that needs them, never here.
+
+- stores: :mod:`engine.api.stores` (seed, stats, query, pause/resume)
+- snapshots, validation and drills: :mod:`engine.api.snapshots`
+"""
+
+from __future__ import annotations
+
+from .snapshots import (
+    abort_export,
+    check_package,
+    export_artifacts,
+    export_embeddings,
+    export_snapshot,
+    finish_export,
+    import_snapshot,
+    inspect_snapshot,
+    load_vectors,
+    pack_snapshot,
+    rebuild_search,
+    register_artifacts,
+    scratch_store_uri,
+    start_export,
+    validate,
+    verify_snapshot,
+    write_drill_report,
+)
+from .stores import (
+    is_paused,
+    load_query_vector,
+    opened,
+    pause_ingestion,
+    query_store,
+    resume_ingestion,
+    seed_store,
+    store_stats,
+)
+
+__all__ = [
+    "abort_export",
+    "check_package",
+    "export_artifacts",
+    "export_embeddings",
+    "export_snapshot",
+    "finish_export",
+    "import_snapshot",
+    "is_paused",
+    "inspect_snapshot",
+    "load_query_vector",
+    "load_vectors",
+    "opened",
+    "pack_snapshot",
+    "pause_ingestion",
+    "query_store",
+    "rebuild_search",
+    "register_artifacts",
+    "resume_ingestion",
+    "scratch_store_uri",
+    "seed_store",
+    "start_export",
+    "store_stats",
+    "validate",
+    "verify_snapshot",
+    "write_drill_report",
+]

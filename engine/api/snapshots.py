@@ -1,0 +1,228 @@
+"""Snapshot, validation and drill operations of the front door."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from engine.errors import BundleInvalid, InvalidInput
+
+from .stores import opened
+
+
+def _on_conflict(rule: str) -> str:
+    from engine.snapshot.importer import CONFLICT_RULES
+
+    if rule not in CONFLICT_RULES:
+        raise InvalidInput(f"unknown conflict rule {rule!r}", hint=f"use one of {', '.join(CONFLICT_RULES)}")
+    return rule
+
+
+def _mode(mode: str) -> str:
+    if mode not in ("append", "replace"):
+        raise InvalidInput(f"unknown import mode {mode!r}", hint="use append or replace")
+    return mode
+
+
+# --- export --------------------------------------------------------------------------------------
+
+
+def export_snapshot(uri: str | None, out_dir: str | Path, *, artifacts_dir: str | Path | None = None,
+                    pack: bool = False, compression_level: int = 6, freeze: bool = False,
+                    source_env: str | None = None) -> dict[str, Any]:
+    """Export the store into a new bundle inside ``out_dir``: ``{"path","snapshot_id","content_hash","record_count"}``."""
+    from engine import snapshot
+
+    with opened(uri) as repo:
+        result = snapshot.export_snapshot(repo, out_dir, artifacts_dir=artifacts_dir, pack=pack,
+                                          compression_level=compression_level, freeze=freeze,
+                                          source_env=source_env)
+    return result.to_json()
+
+
+def start_export(out_dir: str | Path) -> str:
+    """Step 1 of a stepwise export: reserve a staging folder in ``out_dir`` and return its path."""
+    from engine import snapshot
+
+    return str(snapshot.start_bundle(out_dir))
+
+
+def export_embeddings(uri: str | None, staging: str | Path, compression_level: int = 6) -> dict[str, Any]:
+    """Step 2: stream the store's records into the staging folder."""
+    from engine import snapshot
+
+    with opened(uri) as repo:
+        return snapshot.dump_embeddings(repo, staging, compression_level)
+
+
+def export_artifacts(uri: str | None, staging: str | Path, artifacts_dir: str | Path | None = None
+                     ) -> dict[str, Any]:
+    """Step 3: copy the store's knowledge artifacts (plus ``artifacts_dir``) into the staging folder."""
+    from engine import snapshot
+
+    with opened(uri) as repo:
+        return snapshot.package_artifacts(repo, staging, artifacts_dir)
+
+
+def finish_export(staging: str | Path, source_env: str | None = None, pack: bool = False) -> dict[str, Any]:
+    """Step 4: write checksums and the manifest, fsync, and publish the bundle under its final name."""
+    from engine import snapshot
+
+    return snapshot.finish_bundle(staging, source_env=source_env, pack=pack).to_json()
+
+
+def abort_export(staging: str | Path) -> None:
+    """Remove an unfinished staging folder (after a failure or a rejection)."""
+    from engine import snapshot
+
+    snapshot.abort_bundle(staging)
+
+
+def pack_snapshot(bundle: str | Path, level: int = 6) -> dict[str, Any]:
+    """Write the reproducible ``<bundle>.tar.zst`` next to the bundle."""
+    from engine import snapshot
+
+    return {"archive": str(snapshot.pack_bundle(bundle, level=level))}
+
+
+# --- verify, inspect, import -----------------------------------------------------------------------
+
+
+def verify_snapshot(path: str | Path) -> dict[str, Any]:
+    """Check every byte and count of a bundle: ``{"ok", "errors": [{"path","problem"}], "manifest"}``."""
+    from engine import snapshot
+
+    return snapshot.verify_bundle(path).to_json()
+
+
+def inspect_snapshot(path: str | Path) -> str:
+    """A human summary of a bundle's manifest."""
+    from engine import snapshot
+
+    return snapshot.inspect_bundle(path)
+
+
+def check_package(path: str | Path) -> dict[str, Any]:
+    """Read a bundle's manifest, check it against the schema and the known schema versions; return it."""
+    from engine.snapshot import manifest, manifest_of
+
+    doc = manifest_of(path)
+    problems = manifest.schema_problems(doc)
+    if problems:
+        raise BundleInvalid(f"{path}: manifest.json does not match its schema: {problems[0]}",
+                            [{"path": "manifest.json", "problem": p} for p in problems],
+                            hint="export the bundle again with this tool")
+    return {"snapshot_id": doc["snapshot_id"], "schema_version": doc["schema_version"],
+            "record_count": doc["record_count"], "content_hash": doc["content_hash"]}
+
+
+def import_snapshot(path: str | Path, uri: str | None, *, mode: str = "append", on_conflict: str = "version",
+                    dry_run: bool = False) -> dict[str, Any]:
+    """Verify the bundle, then load records and artifacts into ``uri`` (created with the bundle's settings).
+
+    Returns ``{"imported","skipped","target","snapshot_id","content_hash"}`` (the plan with ``dry_run``).
+    """
+    from engine import snapshot
+
+    _mode(mode)
+    _on_conflict(on_conflict)
+    repo = snapshot.open_target(_target(uri), path)
+    try:
+        if dry_run:
+            return snapshot.plan_import(repo, path, mode, on_conflict)
+        return snapshot.import_snapshot(repo, path, mode, on_conflict)
+    finally:
+        repo.close()
+
+
+def load_vectors(path: str | Path, uri: str | None, mode: str = "append", on_conflict: str = "version"
+                 ) -> dict[str, Any]:
+    """Import step: verify the bundle again and load its records only."""
+    from engine import snapshot
+
+    _mode(mode)
+    _on_conflict(on_conflict)
+    repo = snapshot.open_target(_target(uri), path)
+    try:
+        return snapshot.import_records(repo, path, mode, on_conflict)
+    finally:
+        repo.close()
+
+
+def register_artifacts(path: str | Path, uri: str | None, mode: str = "append") -> dict[str, Any]:
+    """Import step: write the bundle's artifacts into the target's artifact store."""
+    from engine import snapshot
+
+    _mode(mode)
+    with opened(uri) as repo:
+        return snapshot.import_artifacts(repo, path, mode)
+
+
+def rebuild_search(uri: str | None) -> dict[str, Any]:
+    """Import step: fold logs and (re)build the target's search indexes."""
+    started = time.perf_counter()
+    with opened(uri) as repo:
+        repo.compact()
+        stats = repo.stats()
+    return {**stats, "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _target(uri: str | None) -> str:
+    from engine.repository import parse_uri
+
+    return uri if uri is not None else parse_uri(None).text
+
+
+# --- validation and drills ---------------------------------------------------------------------------
+
+
+def validate(source: str, target: str, *, queries: int = 20, k: int = 10, sample: int | None = None,
+             min_overlap: float | None = None, seed: int = 0, report_path: str | Path | None = None
+             ) -> dict[str, Any]:
+    """Compare ``target`` with ``source`` (store URIs or bundles); ``{"passed","failures","queries","mean_overlap",...}``."""
+    from engine.validation import validate as run
+
+    result = run(source, target, queries=queries, k=k, sample=sample, min_overlap=min_overlap, seed=seed,
+                 report_path=report_path)
+    out = result.to_json()
+    if report_path is not None:
+        out["report"] = str(report_path)
+    return out
+
+
+def scratch_store_uri(base_dir: str | Path) -> str:
+    """A URI for a fresh embedded pgvector store under ``base_dir`` (for DR drills)."""
+    base = Path(base_dir).resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while (base / f"scratch_pg_{n}").exists():
+        n += 1
+    return f"postgresql+embedded:{base / f'scratch_pg_{n}'}"
+
+
+def write_drill_report(out_dir: str | Path, report: dict[str, Any]) -> dict[str, Any]:
+    """Write a DR drill report as JSON and Markdown in ``out_dir``; return both paths."""
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d_%H%M%S", time.gmtime())
+    json_path = folder / f"dr_drill_{stamp}.json"
+    n = 2
+    while json_path.exists():
+        json_path = folder / f"dr_drill_{stamp}_{n}.json"
+        n += 1
+    json_path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    md_path = json_path.with_suffix(".md")
+    validation = report.get("validation", {})
+    lines = [f"# DR drill: {'PASS' if validation.get('passed') else 'FAIL'}", "",
+             f"- Source: `{report.get('source')}`", f"- Bundle: `{report.get('bundle')}`",
+             f"- Scratch target: `{report.get('scratch')}`",
+             f"- Records restored: {report.get('record_count')}",
+             f"- Restore time: {report.get('restore_seconds')} s",
+             f"- Validation: passed={validation.get('passed')}, mean overlap {validation.get('mean_overlap')}",
+             ""]
+    for failure in validation.get("failures", []):
+        lines.append(f"- failure **{failure.get('check')}**: {failure.get('message')}")
+    md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return {"report": str(json_path), "markdown": str(md_path)}

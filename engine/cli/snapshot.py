@@ -1,0 +1,109 @@
+"""``procos snapshot``: export, pack, verify, inspect and import bundles (thin shells over engine.api)."""
+
+from __future__ import annotations
+
+import click
+
+from engine.errors import ProcosError
+
+from .output import JSON_OPT, emit, emit_json
+
+VERIFY_FAILED = 3
+
+
+@click.group()
+def snapshot() -> None:
+    """Snapshot bundles: a store's records and knowledge artifacts, with checksums that prove them.
+
+    \b
+    Exit codes: 0 ok, 1 error, 3 verification found problems, 75 store paused or locked.
+    """
+
+
+@snapshot.command()
+@click.argument("uri", required=False, metavar="[URI]")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Snapshots folder; the bundle is created inside it as knowledge_snapshot_YYYYMMDD_HHMMSS.")
+@click.option("--artifacts", "artifacts_dir", type=click.Path(exists=True, file_okay=False),
+              help="A folder of artifacts (bpmn/, prompts/, ...) that adds to or overrides the store's own.")
+@click.option("--pack", is_flag=True, help="Also write <bundle>.tar.zst next to the bundle.")
+@click.option("--compression-level", type=click.IntRange(1, 22), default=6, show_default=True,
+              help="zstd level for embeddings.parquet (and the pack).")
+@click.option("--freeze", is_flag=True, help="Pause ingestion for the duration (cleared on every exit path).")
+@click.option("--source-env", help="Environment name recorded in the manifest (default: $PROCOS_ENV).")
+@JSON_OPT
+def export(uri: str | None, out_dir: str, artifacts_dir: str | None, pack: bool, compression_level: int,
+           freeze: bool, source_env: str | None, as_json: bool) -> None:
+    """Export the store URI into a new bundle inside --out."""
+    from engine import api
+
+    result = api.export_snapshot(uri, out_dir, artifacts_dir=artifacts_dir, pack=pack,
+                                 compression_level=compression_level, freeze=freeze, source_env=source_env)
+    emit(result, as_json)
+
+
+@snapshot.command()
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.option("--level", type=click.IntRange(1, 22), default=6, show_default=True, help="zstd level.")
+@JSON_OPT
+def pack(bundle: str, level: int, as_json: bool) -> None:
+    """Write BUNDLE.tar.zst next to BUNDLE (reproducible: the same bundle packs to the same bytes)."""
+    from engine import api
+
+    emit(api.pack_snapshot(bundle, level), as_json)
+
+
+@snapshot.command()
+@click.argument("path", type=click.Path(exists=True))
+@JSON_OPT
+def verify(path: str, as_json: bool) -> None:
+    """Check every checksum, file, count and vector hash of a bundle folder or .tar.zst.
+
+    Every problem is reported, not just the first; the exit code is 0 only when all checks pass.
+    """
+    from engine import api
+
+    report = api.verify_snapshot(path)
+    if as_json:
+        emit_json(report)
+    elif report["ok"]:
+        click.echo(f"OK: {path} verified ({report['manifest'].get('record_count')} records)")
+    else:
+        click.echo(f"FAILED: {path}: {len(report['errors'])} problem(s)")
+        for err in report["errors"]:
+            click.echo(f"  {err['path']}: {err['problem']}")
+    if not report["ok"]:
+        raise SystemExit(VERIFY_FAILED)
+
+
+@snapshot.command()
+@click.argument("path", type=click.Path(exists=True))
+def inspect(path: str) -> None:
+    """Print a human summary of a bundle's manifest (no verification)."""
+    from engine import api
+
+    click.echo(api.inspect_snapshot(path))
+
+
+@snapshot.command(name="import")
+@click.argument("args", nargs=-1, required=True, metavar="BUNDLE URI")
+@click.option("--mode", type=click.Choice(["append", "replace"]), default="append", show_default=True,
+              help="append: merge by the conflict rule; replace: the target becomes exactly the bundle (atomic).")
+@click.option("--on-conflict", type=click.Choice(["version", "error", "keep", "overwrite"]), default="version",
+              show_default=True, help="append mode: which record wins when an id exists (version: higher "
+              "version wins, ties keep the stored record).")
+@click.option("--dry-run", is_flag=True, help="Verify and show the plan; write nothing.")
+@JSON_OPT
+def import_(args: tuple[str, ...], mode: str, on_conflict: str, dry_run: bool, as_json: bool) -> None:
+    """Verify BUNDLE (folder or .tar.zst), then import it into the store URI.
+
+    A bundle that fails verification writes nothing. A new target is created with the bundle's
+    dimensions, metric and index settings.
+    """
+    from engine import api
+
+    if len(args) != 2:
+        raise ProcosError(f"expected BUNDLE URI, got {len(args)} argument(s)",
+                          hint="procos snapshot import knowledge_snapshot_... faiss:./target")
+    bundle, uri = args
+    emit(api.import_snapshot(bundle, uri, mode=mode, on_conflict=on_conflict, dry_run=dry_run), as_json)

@@ -1,0 +1,148 @@
+"""``procos process|instance|task``: thin shells over :class:`engine.workflow.WorkflowService`.
+
+Commands that run an instance (``process start``, ``instance retry``, ``task complete``) run it until
+it completes, fails or waits on a user task, print ``{"instance_id", "state", "data"}`` with
+``--json``, and exit 1 when the instance ended in ``error``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+
+def _service() -> Any:
+    from engine.workflow import WorkflowService
+
+    return WorkflowService()
+
+
+def _print(value: Any, as_json: bool, human: str) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True) if as_json else human)
+
+
+def _finish(result: dict, as_json: bool) -> None:
+    _print(result, as_json, f"instance {result['instance_id']}: {result['state']}")
+    if result["state"] == "error":
+        raise click.exceptions.Exit(1)
+
+
+def parse_vars(pairs: tuple[str, ...]) -> dict:
+    """``key=value`` pairs; a value is parsed as JSON when it parses, else kept as a string."""
+    out = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="--var")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
+
+
+as_user = click.option("--as", "user", metavar="USER", help="Act as USER (default: the login name).")
+json_flag = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+@click.group("process")
+def process_group() -> None:
+    """BPMN process definitions (processes/ and PROCOS_PROCESSES)."""
+
+
+@process_group.command("list")
+@json_flag
+def process_list(as_json: bool) -> None:
+    """List the processes found, with their content-hash versions."""
+    found = _service().list_processes()
+    lines = [f"{p['name']}\t{p['version'] or '-'}\t{p['file']}" + (f"\tERROR: {p['error']}" if "error" in p else "")
+             for p in found]
+    _print(found, as_json, "\n".join(lines) or "no processes found")
+
+
+@process_group.command("start")
+@click.argument("name")
+@click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="A process variable (repeatable).")
+@as_user
+@json_flag
+def process_start(name: str, variables: tuple[str, ...], user: str | None, as_json: bool) -> None:
+    """Start process NAME and run it until it completes, fails or waits on a user task."""
+    _finish(_service().start_process(name, parse_vars(variables), user), as_json)
+
+
+@click.group("instance")
+def instance_group() -> None:
+    """Process instances: list, show (history), retry, cancel."""
+
+
+@instance_group.command("list")
+@json_flag
+def instance_list(as_json: bool) -> None:
+    """List instances with their state."""
+    found = _service().list_instances()
+    lines = [f"{i['instance_id']}\t{i['process']}\t{i['state']}\t{i['started_by']}\t{i['started_at']}"
+             for i in found]
+    _print(found, as_json, "\n".join(lines) or "no instances")
+
+
+@instance_group.command("show")
+@click.argument("instance_id")
+@json_flag
+def instance_show(instance_id: str, as_json: bool) -> None:
+    """Show an instance's state, data and full history/audit."""
+    shown = _service().show_instance(instance_id)
+    lines = [f"instance {shown['instance_id']} ({shown['process']} {shown['version']}): {shown['state']}"]
+    if shown.get("error"):
+        lines.append(f"error: {shown['error']}")
+    for h in shown["history"]:
+        rest = {k: v for k, v in h.items() if k not in ("time", "kind", "task_id")}
+        lines.append(f"{h['time']}  {h['kind']:<14} {json.dumps(rest, sort_keys=True)}")
+    _print(shown, as_json, "\n".join(lines))
+
+
+@instance_group.command("retry")
+@click.argument("instance_id")
+@as_user
+@json_flag
+def instance_retry(instance_id: str, user: str | None, as_json: bool) -> None:
+    """Continue an instance in error or interrupted from its last completed step."""
+    _finish(_service().retry_instance(instance_id, user), as_json)
+
+
+@instance_group.command("cancel")
+@click.argument("instance_id")
+@as_user
+@json_flag
+def instance_cancel(instance_id: str, user: str | None, as_json: bool) -> None:
+    """Cancel an instance that is not running."""
+    _finish(_service().cancel_instance(instance_id, user), as_json)
+
+
+@click.group("task")
+def task_group() -> None:
+    """User tasks (approvals) in lanes."""
+
+
+@task_group.command("list")
+@click.option("--as", "user", required=True, metavar="USER", help="Show only the tasks USER may complete.")
+@json_flag
+def task_list(user: str, as_json: bool) -> None:
+    """List the waiting tasks USER may complete."""
+    found = _service().list_tasks(user)
+    lines = [f"{t['task_id']}\t{t['instance_id']}\t{t['process']}\t{t['name']}\t{t['lane'] or '-'}" for t in found]
+    _print(found, as_json, "\n".join(lines) or f"no tasks for {user}")
+
+
+@task_group.command("complete")
+@click.argument("task_id")
+@click.option("--as", "user", required=True, metavar="USER", help="The user deciding.")
+@click.option("--approve/--reject", "approve", default=None, help="The decision (required).")
+@click.option("--comment", default=None, help="A comment for the audit log.")
+@json_flag
+def task_complete(task_id: str, user: str, approve: bool | None, comment: str | None, as_json: bool) -> None:
+    """Approve or reject a waiting task and run the instance on."""
+    if approve is None:
+        raise click.UsageError("give a decision: --approve or --reject")
+    _finish(_service().complete_task(task_id, user, approve, comment), as_json)

@@ -1,0 +1,299 @@
+"""The SQLite half of a FAISS store: records, tombstones, settings and the change log.
+
+``store.sqlite`` is the source of truth (WAL, ``synchronous=FULL``: a write is durable when it
+returns); the FAISS index is derived from it. Every write call takes the next change sequence
+number, and every row it touches carries that number. Labels (the int64 ids FAISS knows) are
+handed out in increasing order, so the rows written after sequence ``s`` are exactly those with a
+label at or above the ``next_label`` of ``s``; a replaced or deleted record's label goes to
+``dead_labels``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.errors import StoreCorrupt
+from engine.records import EmbeddingRecord, RecordBatch, from_micros
+
+from .base import StoreSettings
+
+FORMAT = "1"
+IN_CHUNK = 500  # ids per "IN (...)" query, below SQLite's variable limit
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS state (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    seq INTEGER NOT NULL, paused INTEGER NOT NULL, next_label INTEGER NOT NULL,
+    checkpoint_seq INTEGER NOT NULL, checkpoint_file TEXT, checkpoint_label INTEGER NOT NULL,
+    clean_seq INTEGER NOT NULL, floor_seq INTEGER NOT NULL);
+INSERT OR IGNORE INTO state VALUES (1, 0, 0, 0, 0, NULL, 0, 0, 0);
+CREATE TABLE IF NOT EXISTS records (
+    label INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, vector BLOB NOT NULL, metadata TEXT NOT NULL,
+    version INTEGER NOT NULL, source_hash TEXT NOT NULL, created_us INTEGER NOT NULL,
+    updated_us INTEGER NOT NULL, seq INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS records_seq ON records (seq);
+CREATE TABLE IF NOT EXISTS tombstones (
+    id TEXT PRIMARY KEY, version INTEGER NOT NULL, seq INTEGER NOT NULL, deleted_us INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS tombstones_seq ON tombstones (seq);
+CREATE TABLE IF NOT EXISTS dead_labels (label INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS dead_labels_seq ON dead_labels (seq);
+"""
+RECORD_COLUMNS = "id, vector, metadata, version, source_hash, created_us, updated_us"
+
+
+@dataclass(frozen=True)
+class State:
+    """The single ``state`` row.
+
+    ``checkpoint_*`` describe the index file (its sequence, name, and the next_label at that
+    sequence); dead labels with ``seq <= clean_seq`` are not in that file; an in-memory index older
+    than ``floor_seq`` must be reloaded from the checkpoint (the log before it was dropped).
+    """
+
+    seq: int
+    paused: bool
+    next_label: int
+    checkpoint_seq: int
+    checkpoint_file: str | None
+    checkpoint_label: int
+    clean_seq: int
+    floor_seq: int
+
+
+def rows_to_batch(rows: Sequence[Sequence[Any]], dimensions: int) -> RecordBatch:
+    """Rows of ``RECORD_COLUMNS`` as a RecordBatch (one buffer join, no per-float Python objects)."""
+    ids, blobs, metas, versions, hashes, created, updated = zip(*rows, strict=True) if rows else ([],) * 7
+    vectors = np.frombuffer(b"".join(blobs), dtype="<f4").astype(np.float32).reshape(len(ids), dimensions)
+    return RecordBatch(ids=list(ids), vectors=vectors, metadata=list(metas),
+                       versions=np.asarray(versions, dtype=np.int64), source_hashes=list(hashes),
+                       created_us=np.asarray(created, dtype=np.int64),
+                       updated_us=np.asarray(updated, dtype=np.int64))
+
+
+def record_from_row(row: Sequence[Any]) -> EmbeddingRecord:
+    """One row of ``RECORD_COLUMNS`` as an EmbeddingRecord."""
+    rid, blob, meta, version, source_hash, created, updated = row
+    return EmbeddingRecord(id=rid, vector=np.frombuffer(blob, dtype="<f4").astype(np.float32),
+                           metadata=json.loads(meta), version=version, source_hash=source_hash,
+                           created_ts=from_micros(created), updated_ts=from_micros(updated))
+
+
+def iter_batches(path: Path, batch_size: int) -> Iterator[RecordBatch]:
+    """Every record in id order from one snapshot, on a connection of its own (keyset pagination)."""
+    conn = connect(path)
+    try:
+        conn.execute("BEGIN")
+        dims = json.loads(conn.execute("SELECT value FROM settings WHERE key = 'dimensions'").fetchone()[0])
+        last = ""
+        while rows := conn.execute(f"SELECT {RECORD_COLUMNS} FROM records WHERE id > ? ORDER BY id LIMIT ?",
+                                   (last, batch_size)).fetchall():
+            yield rows_to_batch(rows, dims)
+            last = rows[-1][0]
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    return conn
+
+
+class MetaStore:
+    """One connection to ``store.sqlite`` with explicit read and write transactions."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn = connect(path)
+        if not self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'dead_labels_seq'").fetchone():
+            self.conn.executescript(SCHEMA)  # only a new store pays for a write at open
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query inside sees one snapshot (WAL readers never block).
+
+        Inside a transaction already open on this connection, it simply joins that one.
+        """
+        if self.conn.in_transaction:
+            yield self.conn
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield self.conn
+        finally:
+            self.conn.execute("COMMIT")
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``), committed durably or rolled back on error."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # --- settings and state ------------------------------------------------------------------
+
+    def settings(self) -> StoreSettings | None:
+        rows = dict(self.conn.execute("SELECT key, value FROM settings").fetchall())
+        if not rows:
+            return None
+        if rows.get("format") != FORMAT:
+            raise StoreCorrupt(f"{self.path} has store format {rows.get('format')!r}; this tool reads {FORMAT!r}",
+                               hint="upgrade procos-knowledge, or open the store with the tool that wrote it")
+        return StoreSettings(dimensions=json.loads(rows["dimensions"]), metric=json.loads(rows["metric"]),
+                             index=json.loads(rows["index"]), index_params=json.loads(rows["index_params"]))
+
+    def save_settings(self, s: StoreSettings) -> None:
+        """Store the settings of a new store (first writer wins; call inside a write transaction)."""
+        values = {"format": FORMAT, "dimensions": json.dumps(s.dimensions), "metric": json.dumps(s.metric),
+                  "index": json.dumps(s.index), "index_params": json.dumps(s.index_params, sort_keys=True)}
+        self.conn.executemany("INSERT OR IGNORE INTO settings VALUES (?, ?)", values.items())
+
+    def set_dimensions(self, dimensions: int) -> None:
+        self.conn.execute("UPDATE settings SET value = ? WHERE key = 'dimensions' AND value = 'null'",
+                          (json.dumps(dimensions),))
+
+    def state(self) -> State:
+        row = self.conn.execute("SELECT seq, paused, next_label, checkpoint_seq, checkpoint_file, "
+                                "checkpoint_label, clean_seq, floor_seq FROM state").fetchone()
+        return State(row[0], bool(row[1]), *row[2:])
+
+    def update_state(self, **fields: Any) -> None:
+        sets = ", ".join(f"{name} = ?" for name in fields)
+        self.conn.execute(f"UPDATE state SET {sets}", [int(v) if isinstance(v, bool) else v
+                                                        for v in fields.values()])
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def count(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM records").fetchone()[0]
+
+    def lookup(self, ids: Sequence[str]) -> dict[str, tuple[int, int, int]]:
+        """``{id: (version, label, seq)}`` for the stored ids among ``ids``."""
+        found: dict[str, tuple[int, int, int]] = {}
+        for start in range(0, len(ids), IN_CHUNK):
+            part = list(ids[start:start + IN_CHUNK])
+            marks = ",".join("?" * len(part))
+            for rid, version, label, seq in self.conn.execute(
+                    f"SELECT id, version, label, seq FROM records WHERE id IN ({marks})", part):
+                found[rid] = (version, label, seq)
+        return found
+
+    def fetch_rows(self, ids: Sequence[str]) -> dict[str, tuple]:
+        found: dict[str, tuple] = {}
+        for start in range(0, len(ids), IN_CHUNK):
+            part = list(ids[start:start + IN_CHUNK])
+            marks = ",".join("?" * len(part))
+            for row in self.conn.execute(f"SELECT {RECORD_COLUMNS} FROM records WHERE id IN ({marks})", part):
+                found[row[0]] = row
+        return found
+
+    def rows_by_label(self, labels: Sequence[int]) -> list[tuple[str, bytes, str]]:
+        """``(id, vector blob, metadata)`` of the records holding ``labels`` (unknown labels skipped)."""
+        out: list[tuple[str, bytes, str]] = []
+        for start in range(0, len(labels), IN_CHUNK):
+            part = [int(x) for x in labels[start:start + IN_CHUNK]]
+            marks = ",".join("?" * len(part))
+            out.extend(self.conn.execute(
+                f"SELECT id, vector, metadata FROM records WHERE label IN ({marks})", part))
+        return out
+
+    def vectors_from_label(self, first_label: int, chunk: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(labels, float32 vectors)`` of every record with ``label >= first_label``, in label order."""
+        last = first_label - 1
+        while True:
+            rows = self.conn.execute("SELECT label, vector FROM records WHERE label > ? ORDER BY label LIMIT ?",
+                                     (last, chunk)).fetchall()
+            if not rows:
+                return
+            labels = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
+            yield labels, vectors.astype(np.float32)
+            last = int(labels[-1])
+
+    def changes(self, seq: int, batch_size: int, dims: int) -> tuple[list[RecordBatch], list[tuple[str, int, int]]]:
+        """Records written and ids deleted after ``seq``, found through the seq indexes, in id order."""
+        cur = self.conn.execute(f"SELECT {RECORD_COLUMNS} FROM records INDEXED BY records_seq "
+                                "WHERE seq > ? ORDER BY id", (seq,))
+        upserts = [rows_to_batch(rows, dims) for rows in iter(lambda: cur.fetchmany(batch_size), [])]
+        deletes = [(r, int(v), int(s)) for r, v, s in self.conn.execute(
+            "SELECT id, version, seq FROM tombstones INDEXED BY tombstones_seq WHERE seq > ? ORDER BY id", (seq,))]
+        return upserts, deletes
+
+    def dead_between(self, after_seq: int, upto_seq: int, below_label: int) -> np.ndarray:
+        """Labels that died in ``(after_seq, upto_seq]`` and were handed out before ``below_label``."""
+        rows = self.conn.execute("SELECT label FROM dead_labels WHERE seq > ? AND seq <= ? AND label < ?",
+                                 (after_seq, upto_seq, below_label)).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def dead_count_since(self, seq: int) -> int:
+        return self.conn.execute("SELECT count(*) FROM dead_labels WHERE seq > ?", (seq,)).fetchone()[0]
+
+    def has_tombstones(self) -> bool:
+        return self.conn.execute("SELECT EXISTS (SELECT 1 FROM tombstones)").fetchone()[0] == 1
+
+    # --- writes (inside a write transaction) ---------------------------------------------------
+
+    def upsert_rows(self, rows: RecordBatch, existing: dict[str, tuple[int, int, int]], state: State) -> None:
+        """Write ``rows`` as change ``state.seq + 1``: replaced labels die, tombstones of the ids go."""
+        seq = state.seq + 1
+        self.kill([existing[r][1] for r in rows.ids if r in existing], seq)
+        self.insert(rows, state.next_label, seq)
+        self.untombstone([r for r in rows.ids if r not in existing])
+        self.update_state(seq=seq, next_label=state.next_label + len(rows))
+
+    def replace_rows(self, rows: RecordBatch, first_label: int, seq: int) -> None:
+        """Inside ``replace_all``: write ``rows`` over any record with the same id (no dead-label log)."""
+        self.conn.executemany("DELETE FROM records WHERE id = ?", ((r,) for r in rows.ids))
+        self.insert(rows, first_label, seq)
+        self.untombstone(rows.ids)
+
+    def drop_older_than(self, seq: int, now_us: int) -> None:
+        """Tombstone and delete every record written before ``seq``; forget the dead-label log."""
+        self.conn.execute("INSERT INTO tombstones SELECT id, version, ?, ? FROM records WHERE seq < ? "
+                          "ON CONFLICT (id) DO UPDATE SET version = excluded.version, seq = excluded.seq, "
+                          "deleted_us = excluded.deleted_us", (seq, now_us, seq))
+        self.conn.execute("DELETE FROM records WHERE seq < ?", (seq,))
+        self.conn.execute("DELETE FROM dead_labels")
+
+    def insert(self, batch: RecordBatch, first_label: int, seq: int) -> None:
+        """Insert every row of ``batch`` with labels ``first_label, first_label + 1, ...``."""
+        vectors = np.ascontiguousarray(batch.vectors, dtype="<f4")
+        self.conn.executemany(
+            "INSERT INTO records (label, id, vector, metadata, version, source_hash, created_us, updated_us, seq) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ((first_label + i, batch.ids[i], vectors[i].tobytes(), batch.metadata[i], int(batch.versions[i]),
+              batch.source_hashes[i], int(batch.created_us[i]), int(batch.updated_us[i]), seq)
+             for i in range(len(batch))))
+
+    def kill(self, labels: Sequence[int], seq: int) -> None:
+        """Remove the records holding ``labels`` and log the labels as dead at ``seq``."""
+        self.conn.executemany("DELETE FROM records WHERE label = ?", ((int(x),) for x in labels))
+        self.conn.executemany("INSERT INTO dead_labels VALUES (?, ?)", ((int(x), seq) for x in labels))
+
+    def tombstone(self, rows: Sequence[tuple[str, int]], seq: int, now_us: int) -> None:
+        self.conn.executemany(
+            "INSERT INTO tombstones VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "version = excluded.version, seq = excluded.seq, deleted_us = excluded.deleted_us",
+            ((rid, version, seq, now_us) for rid, version in rows))
+
+    def untombstone(self, ids: Sequence[str]) -> None:
+        if self.has_tombstones():
+            self.conn.executemany("DELETE FROM tombstones WHERE id = ?", ((rid,) for rid in ids))

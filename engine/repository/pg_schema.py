@@ -1,0 +1,209 @@
+"""The SQL objects of a pgvector store: names, DDL, and the shared state row.
+
+Per store (table ``T``): the records table ``T``, its tombstones ``T_tombstones``, and one row
+in ``procos_store_state`` holding the settings, the change sequence and the freeze flag (so every
+process sees them). Artifacts live in ``knowledge_artifacts`` keyed by store name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import psycopg
+from psycopg import Connection, sql
+
+from engine.errors import InvalidURI, StoreCorrupt, StoreError
+
+from .base import StoreSettings
+
+STATE_TABLE = "procos_store_state"
+ARTIFACT_TABLE = "knowledge_artifacts"
+SETUP_LOCK = 0x70726F636F73  # pg_advisory_xact_lock key serializing DDL of every store
+OPCLASS = {"cosine": "vector_cosine_ops", "l2": "vector_l2_ops", "inner_product": "vector_ip_ops"}
+OPERATOR = {"cosine": "<=>", "l2": "<->", "inner_product": "<#>"}
+HNSW_MAX_DIMS = 2000  # pgvector 0.6 limit for indexed vector columns
+PLAIN_STORAGE_MAX_DIMS = 1500  # keep vectors inline (no TOAST) while a row fits a page
+
+
+def name(table: str, suffix: str = "") -> str:
+    """``table + suffix`` as an identifier of at most 63 bytes (hashed when longer, never truncated)."""
+    full = table + suffix
+    if len(full) <= 63:
+        return full
+    digest = hashlib.sha1(table.encode()).hexdigest()[:8]
+    return f"{table[:63 - len(suffix) - 9]}_{digest}{suffix}"
+
+
+def ident(table: str, suffix: str = "") -> sql.Identifier:
+    return sql.Identifier(name(table, suffix))
+
+
+def check_table_name(table: str, where: str) -> None:
+    """Refuse store names that would collide with our own tables."""
+    if table in (STATE_TABLE, ARTIFACT_TABLE) or table.endswith(("_tombstones", "__staging")):
+        raise InvalidURI(f"table name {table!r} in {where} is reserved",
+                         hint="choose another table=NAME (not ending in _tombstones or __staging)")
+
+
+def setup_shared(conn: Connection, where: str) -> None:
+    """Create the extension and the shared tables if missing (inside the caller's transaction)."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (SETUP_LOCK,))
+    try:
+        with conn.transaction():
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    except psycopg.Error as exc:
+        raise StoreError(f"the pgvector extension is not available in {where}: {str(exc).strip()}",
+                         hint="install pgvector on the server and run CREATE EXTENSION vector as a superuser"
+                         ) from exc
+    conn.execute(sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {} (table_name text PRIMARY KEY, dimensions int, metric text NOT NULL,"
+        " index_type text NOT NULL, index_params jsonb NOT NULL, seq bigint NOT NULL DEFAULT 0,"
+        " paused bool NOT NULL DEFAULT false, created_ts timestamptz NOT NULL DEFAULT now())"
+    ).format(sql.Identifier(STATE_TABLE)))
+    conn.execute(sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {} (store text NOT NULL, path text COLLATE \"C\" NOT NULL,"
+        " content bytea NOT NULL, sha256 text NOT NULL, updated_ts timestamptz NOT NULL DEFAULT now(),"
+        " PRIMARY KEY (store, path))"
+    ).format(sql.Identifier(ARTIFACT_TABLE)))
+
+
+def prepare_store(conn: Connection, table: str, wanted: dict[str, Any], where: str) -> StoreSettings:
+    """Open-time setup: shared objects, the state row, the tables once dimensions are known.
+
+    Drops ``{table}__staging``: replace_all and bulk_load create it inside their one transaction,
+    so one visible here is a leftover (of a crash of older code, or made by hand).
+    """
+    from . import resolve_settings
+
+    setup_shared(conn, where)
+    state = read_state(conn, table)
+    settings = resolve_settings(state and state["settings"], wanted, where=where)
+    if state is None:
+        insert_state(conn, table, settings)
+    elif settings.dimensions is not None and state["settings"].dimensions is None:
+        set_dimensions(conn, table, settings.dimensions)
+    if settings.dimensions is not None and not table_exists(conn, table):
+        create_store_tables(conn, table, settings)
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(table, "__staging")))
+    return settings
+
+
+def read_state(conn: Connection, table: str, *, lock: bool = False) -> dict[str, Any] | None:
+    """The state row of ``table`` as a dict, or None."""
+    query = sql.SQL("SELECT dimensions, metric, index_type, index_params, seq, paused FROM {} "
+                    "WHERE table_name = %s" + (" FOR UPDATE" if lock else "")).format(sql.Identifier(STATE_TABLE))
+    row = conn.execute(query, (table,)).fetchone()
+    if row is None:
+        return None
+    dims, metric, index, params, seq, paused = row
+    return {"settings": StoreSettings(dims, metric, index, dict(params)), "seq": seq, "paused": paused}
+
+
+def insert_state(conn: Connection, table: str, settings: StoreSettings) -> None:
+    conn.execute(sql.SQL(
+        "INSERT INTO {} (table_name, dimensions, metric, index_type, index_params) VALUES (%s, %s, %s, %s, %s)"
+        " ON CONFLICT (table_name) DO NOTHING").format(sql.Identifier(STATE_TABLE)),
+        (table, settings.dimensions, settings.metric, settings.index, json.dumps(dict(settings.index_params))))
+
+
+def state_value(conn: Connection, table: str, column: str) -> Any:
+    """One column (``seq``, ``paused``, ...) of the store's state row."""
+    row = conn.execute(sql.SQL("SELECT {} FROM {} WHERE table_name = %s").format(
+        sql.Identifier(column), sql.Identifier(STATE_TABLE)), (table,)).fetchone()
+    if row is None:
+        raise StoreCorrupt(f"store {table!r} has no row in {STATE_TABLE}", hint="reopen the store")
+    return row[0]
+
+
+def set_paused(conn: Connection, table: str, paused: bool) -> None:
+    conn.execute(sql.SQL("UPDATE {} SET paused = %s WHERE table_name = %s").format(
+        sql.Identifier(STATE_TABLE)), (paused, table))
+
+
+def set_dimensions(conn: Connection, table: str, dims: int) -> None:
+    conn.execute(sql.SQL("UPDATE {} SET dimensions = %s WHERE table_name = %s").format(
+        sql.Identifier(STATE_TABLE)), (dims, table))
+
+
+def bump_seq(conn: Connection, table: str) -> tuple[int, bool]:
+    """Lock the state row for this transaction and take the next change sequence: (seq, paused)."""
+    row = conn.execute(sql.SQL("UPDATE {} SET seq = seq + 1 WHERE table_name = %s RETURNING seq, paused")
+                       .format(sql.Identifier(STATE_TABLE)), (table,)).fetchone()
+    if row is None:
+        raise StoreCorrupt(f"store {table!r} has no row in {STATE_TABLE}",
+                           hint="reopen the store, which recreates its state")
+    return int(row[0]), bool(row[1])
+
+
+def create_records_table(conn: Connection, table: str, dims: int, *, target: str | None = None) -> None:
+    """Create the records table ``target`` (default ``table``) without its secondary indexes."""
+    target = target or table
+    storage = "PLAIN" if dims <= PLAIN_STORAGE_MAX_DIMS else "MAIN"
+    conn.execute(sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {t} (id text COLLATE \"C\" NOT NULL, embedding vector({d}) NOT NULL,"
+        " metadata jsonb NOT NULL, metadata_json text NOT NULL, version bigint NOT NULL,"
+        " source_hash text NOT NULL, created_ts timestamptz NOT NULL, updated_ts timestamptz NOT NULL,"
+        " seq bigint NOT NULL, CONSTRAINT {pk} PRIMARY KEY (id))"
+    ).format(t=sql.Identifier(target), d=sql.Literal(dims), pk=ident(target, "_pkey")))
+    conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN embedding SET STORAGE {}").format(
+        sql.Identifier(target), sql.SQL(storage)))
+
+
+def create_secondary_indexes(conn: Connection, target: str) -> None:
+    conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (seq)").format(
+        ident(target, "_seq_idx"), sql.Identifier(target)))
+    conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING gin (metadata jsonb_path_ops)").format(
+        ident(target, "_metadata_idx"), sql.Identifier(target)))
+
+
+def create_ann_index(conn: Connection, target: str, settings: StoreSettings) -> None:
+    """The HNSW index of ``target`` (nothing for ``index=flat``)."""
+    if settings.index != "hnsw":
+        return
+    if settings.dimensions is not None and settings.dimensions > HNSW_MAX_DIMS:
+        raise StoreError(f"an HNSW index supports at most {HNSW_MAX_DIMS} dimensions, not {settings.dimensions}",
+                         hint="open the store with index=flat")
+    params = settings.index_params
+    conn.execute(sql.SQL(
+        "CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (embedding {}) WITH (m = {}, ef_construction = {})"
+    ).format(ident(target, "_embedding_idx"), sql.Identifier(target), sql.SQL(OPCLASS[settings.metric]),
+             sql.Literal(int(params.get("m", 16))), sql.Literal(int(params.get("ef_construction", 64)))))
+
+
+def drop_ann_index(conn: Connection, target: str) -> None:
+    conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(ident(target, "_embedding_idx")))
+
+
+def create_tombstones(conn: Connection, table: str) -> None:
+    tomb = name(table, "_tombstones")
+    conn.execute(sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {t} (id text COLLATE \"C\" NOT NULL, version bigint NOT NULL,"
+        " seq bigint NOT NULL, deleted_ts timestamptz NOT NULL, CONSTRAINT {pk} PRIMARY KEY (id))"
+    ).format(t=sql.Identifier(tomb), pk=ident(tomb, "_pkey")))
+    conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (seq)").format(
+        ident(tomb, "_seq_idx"), sql.Identifier(tomb)))
+
+
+def create_store_tables(conn: Connection, table: str, settings: StoreSettings) -> None:
+    """Records table with all its indexes, and the tombstones table (idempotent)."""
+    assert settings.dimensions is not None
+    create_records_table(conn, table, settings.dimensions)
+    create_secondary_indexes(conn, table)
+    create_ann_index(conn, table, settings)
+    create_tombstones(conn, table)
+
+
+def table_exists(conn: Connection, target: str) -> bool:
+    row = conn.execute("SELECT to_regclass(%s)", (sql.Identifier(target).as_string(conn),)).fetchone()
+    return row is not None and row[0] is not None
+
+
+def swap_in(conn: Connection, table: str, staging: str) -> None:
+    """Drop ``table`` and rename ``staging`` (and its indexes) to the canonical names."""
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+    conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(staging), sql.Identifier(table)))
+    for suffix in ("_pkey", "_seq_idx", "_metadata_idx", "_embedding_idx"):
+        conn.execute(sql.SQL("ALTER INDEX IF EXISTS {} RENAME TO {}").format(
+            ident(staging, suffix), ident(table, suffix)))

@@ -1,0 +1,138 @@
+"""Writing records into a pgvector store: COPY BINARY into staging, then one set-based merge.
+
+Every function here runs inside the caller's transaction, which already holds the store's state
+row lock (:func:`pg_schema.bump_seq`) and so is the only writer of the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import psycopg
+from psycopg import Connection, sql
+
+from engine.errors import ConflictError
+from engine.records import OnConflict, RecordBatch, dedupe_batch
+
+from . import pg_schema
+from .base import StoreSettings, WriteResult
+from .pgcopy import WRITE_COLUMNS, encode_batch
+
+STAGE = "procos_stage"  # per-connection temporary table the merge reads from
+_RECORD_COLUMNS = ("id", "embedding", "metadata", "metadata_json", "version", "source_hash",
+                   "created_ts", "updated_ts", "seq")
+_CONDITION = {
+    OnConflict.NEWER_OR_EQUAL: "EXCLUDED.version >= t.version",
+    OnConflict.VERSION: "EXCLUDED.version > t.version",
+    OnConflict.OVERWRITE: None,
+}
+
+
+def _cols(names: tuple[str, ...]) -> sql.Composable:
+    return sql.SQL(", ").join(map(sql.Identifier, names))
+
+
+def copy_into(conn: Connection, target: str, payload: bytes) -> None:
+    """COPY one encoded payload (:func:`pgcopy.encode_batch`) into ``target``."""
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(sql.Identifier(target), _cols(WRITE_COLUMNS))
+    with conn.cursor() as cur, cur.copy(stmt) as copy:
+        copy.write(payload)
+
+
+def _stage(conn: Connection, payload: bytes) -> None:
+    conn.execute(sql.SQL(
+        "CREATE TEMP TABLE IF NOT EXISTS {} (version bigint, created_ts timestamptz, updated_ts timestamptz,"
+        " seq bigint, embedding vector, id text COLLATE \"C\", metadata_json text, metadata jsonb,"
+        " source_hash text) ON COMMIT DELETE ROWS").format(sql.Identifier(STAGE)))
+    conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(STAGE)))
+    copy_into(conn, STAGE, payload)
+
+
+def _merge(conn: Connection, target: str, on_conflict: OnConflict, store: str) -> int:
+    """Merge the staged rows into ``target`` by ``on_conflict``; the number of rows written."""
+    t = sql.Identifier(target)
+    stage = sql.Identifier(STAGE)
+    if on_conflict is OnConflict.ERROR:
+        row = conn.execute(sql.SQL("SELECT s.id FROM {} s JOIN {} t ON t.id = s.id ORDER BY s.id LIMIT 1")
+                           .format(stage, t)).fetchone()
+        if row is not None:
+            raise ConflictError(f"record {row[0]!r} already exists in store {store!r}; nothing was written",
+                                hint="write with on_conflict=version, overwrite or keep")
+    if on_conflict in (OnConflict.KEEP, OnConflict.ERROR):
+        action = sql.SQL("DO NOTHING")
+    else:
+        sets = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
+                                  for c in _RECORD_COLUMNS[1:])
+        action = sql.SQL("DO UPDATE SET ") + sets
+        cond = _CONDITION[on_conflict]
+        if cond:
+            action += sql.SQL(" WHERE " + cond)
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("INSERT INTO {} AS t ({}) SELECT {} FROM {} ON CONFLICT (id) ").format(
+            t, _cols(_RECORD_COLUMNS), _cols(_RECORD_COLUMNS), stage) + action)
+        return max(cur.rowcount, 0)
+
+
+def write_batch(conn: Connection, table: str, batch: RecordBatch, seq: int, on_conflict: OnConflict) -> WriteResult:
+    """Write one validated batch into the live table; re-written ids lose their tombstones."""
+    deduped = dedupe_batch(batch, on_conflict)
+    _stage(conn, encode_batch(deduped, seq))
+    written = _merge(conn, table, on_conflict, table)
+    tomb = pg_schema.ident(table, "_tombstones")
+    conn.execute(sql.SQL("DELETE FROM {} d USING {} s WHERE d.id = s.id").format(tomb, sql.Identifier(STAGE)))
+    return WriteResult(written, len(batch) - written)
+
+
+def load_new_table(conn: Connection, table: str, settings: StoreSettings, batches: Iterable[RecordBatch],
+                   seq: int, on_conflict: OnConflict, *, replace: bool) -> WriteResult:
+    """Build the full table in ``{table}__staging`` (indexes last), then swap it in.
+
+    With ``replace`` every stored id missing from ``batches`` gets a tombstone; otherwise the live
+    table must be empty (bulk load) and the loaded rows simply become the table. Runs in the
+    caller's transaction: a crash anywhere leaves the old table untouched.
+    """
+    assert settings.dimensions is not None
+    staging = pg_schema.name(table, "__staging")
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(staging)))
+    pg_schema.create_records_table(conn, table, settings.dimensions, target=staging)
+    written = skipped = 0
+    for batch in batches:
+        deduped = dedupe_batch(batch, on_conflict)
+        payload = encode_batch(deduped, seq)
+        try:
+            with conn.transaction():  # a savepoint: the fast path fails only on a repeated id
+                copy_into(conn, staging, payload)
+            n = len(deduped)
+        except psycopg.errors.UniqueViolation:
+            _stage(conn, payload)
+            n = _merge(conn, staging, on_conflict, table)
+        written += n
+        skipped += len(batch) - n
+    conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
+    conn.execute("SET LOCAL max_parallel_maintenance_workers = 1")
+    pg_schema.create_secondary_indexes(conn, staging)
+    pg_schema.create_ann_index(conn, staging, settings)
+    live, new = sql.Identifier(table), sql.Identifier(staging)
+    tomb = pg_schema.ident(table, "_tombstones")
+    if replace:
+        conn.execute(sql.SQL(
+            "INSERT INTO {tomb} (id, version, seq, deleted_ts) SELECT o.id, o.version, %s, now() FROM {live} o"
+            " WHERE NOT EXISTS (SELECT 1 FROM {new} n WHERE n.id = o.id)"
+            " ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, seq = EXCLUDED.seq,"
+            " deleted_ts = EXCLUDED.deleted_ts").format(tomb=tomb, live=live, new=new), (seq,))
+    conn.execute(sql.SQL("DELETE FROM {} d USING {} n WHERE d.id = n.id").format(tomb, new))
+    pg_schema.swap_in(conn, table, staging)
+    conn.execute(sql.SQL("ANALYZE {}").format(live))
+    return WriteResult(written, skipped)
+
+
+def delete_ids(conn: Connection, table: str, ids: list[str], seq: int) -> int:
+    """Move the stored records among ``ids`` to the tombstones (stamped ``seq``); how many existed."""
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL(
+            "WITH d AS (DELETE FROM {t} WHERE id = ANY(%s) RETURNING id, version)"
+            " INSERT INTO {tomb} (id, version, seq, deleted_ts) SELECT id, version, %s, now() FROM d"
+            " ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, seq = EXCLUDED.seq,"
+            " deleted_ts = EXCLUDED.deleted_ts").format(
+                t=sql.Identifier(table), tomb=pg_schema.ident(table, "_tombstones")), (ids, seq))
+        return max(cur.rowcount, 0)

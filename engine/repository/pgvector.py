@@ -1,0 +1,306 @@
+"""The pgvector backend: a store is one table in PostgreSQL with the ``vector`` extension.
+
+``postgresql://user@host:port/db?table=NAME`` uses an existing server; ``postgresql+embedded:PATH``
+starts (or reuses) the embedded server of the ``pgserver`` wheel with data directory ``PATH``.
+Every write is one transaction that first takes the store's next change sequence from
+``procos_store_state`` (which also serializes writers and carries the freeze flag); records move
+in and out as ``COPY ... (FORMAT BINARY)`` encoded with NumPy (see :mod:`.pgcopy`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from itertools import chain
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import Connection, sql
+
+from engine.errors import IngestionPaused, StoreError
+from engine.records import EmbeddingRecord, OnConflict, RecordBatch, validate_batch
+
+from . import pg_reads, pg_schema, pg_writes
+from .base import Changes, Hit, StoreSettings, WriteResult
+from .filters import normalize
+from .pg_artifacts import PgArtifactStore
+from .uri import StoreURI
+
+
+def connect(dsn: str, where: str, *, autocommit: bool = False) -> Connection:
+    """A psycopg connection to ``dsn``; connection failures become StoreError naming ``where``."""
+    try:
+        return psycopg.connect(dsn, autocommit=autocommit, client_encoding="utf8", application_name="procos")
+    except psycopg.OperationalError as exc:
+        raise StoreError(f"cannot connect to {where}: {str(exc).strip()}",
+                         hint="check that the server is running and the URI's user, host, port and database") from exc
+
+
+class PgVectorRepository:
+    """A :class:`~engine.repository.base.VectorRepository` in one PostgreSQL table (one connection)."""
+
+    backend = "pgvector"
+
+    def __init__(self, conn: Connection, dsn: str, uri: str, table: str, settings: StoreSettings) -> None:
+        self._conn: Connection | None = conn
+        self._dsn = dsn
+        self.uri = uri
+        self.table = table
+        self._settings = settings
+        self._artifacts = PgArtifactStore(self._connection, table)
+
+    @classmethod
+    def open(cls, parsed: StoreURI, wanted: dict[str, Any]) -> PgVectorRepository:
+        if parsed.scheme == "postgresql+embedded":
+            from .embedded import server_uri
+
+            dsn = server_uri(parsed.location)
+        else:
+            dsn = parsed.location
+        table = parsed.table
+        pg_schema.check_table_name(table, parsed.text)
+        conn = connect(dsn, parsed.text)
+        try:
+            with conn.transaction():
+                settings = pg_schema.prepare_store(conn, table, wanted, parsed.text)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, dsn, parsed.text, table, settings)
+
+    # --- settings --------------------------------------------------------------------------------
+
+    @property
+    def dimensions(self) -> int | None:
+        return self._refresh().dimensions
+
+    @property
+    def metric(self) -> str:
+        return self._settings.metric
+
+    @property
+    def settings(self) -> StoreSettings:
+        return self._refresh()
+
+    def _connection(self) -> Connection:
+        if self._conn is None or self._conn.closed:
+            raise StoreError(f"store {self.uri} is closed", hint="open it again with open_repository()")
+        return self._conn
+
+    def _refresh(self) -> StoreSettings:
+        """Pick up the dimensions another process set since we opened a store that had none."""
+        if self._settings.dimensions is None:
+            conn = self._connection()
+            with conn.transaction():
+                state = pg_schema.read_state(conn, self.table)
+            if state is not None and state["settings"].dimensions is not None:
+                self._settings = replace(self._settings, dimensions=state["settings"].dimensions)
+        return self._settings
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    @contextmanager
+    def _writing(self, batch: RecordBatch | None) -> Iterator[tuple[Connection, int, StoreSettings]]:
+        """One write transaction: (connection, this write's seq, settings with the table created)."""
+        conn = self._connection()
+        with conn.transaction():
+            seq, paused = pg_schema.bump_seq(conn, self.table)
+            if paused:
+                raise self._paused_error()
+            settings = self._settings
+            if settings.dimensions is None:
+                state = pg_schema.read_state(conn, self.table)
+                dims = state["settings"].dimensions if state else None
+                if dims is None and batch is not None:
+                    dims = batch.dimensions
+                    pg_schema.set_dimensions(conn, self.table, dims)
+                    pg_schema.create_store_tables(conn, self.table, replace(settings, dimensions=dims))
+                if dims is not None:
+                    settings = replace(settings, dimensions=dims)
+                    if batch is not None:
+                        validate_batch(batch, dimensions=dims)
+            previous, self._settings = self._settings, settings
+            try:
+                yield conn, seq, settings
+            except BaseException:
+                self._settings = previous
+                raise
+
+    def _checked(self, batches: Iterable[RecordBatch]) -> Iterator[RecordBatch]:
+        for batch in batches:
+            if len(batch):
+                validate_batch(batch, dimensions=self._settings.dimensions, metric=self.metric)
+                yield batch
+
+    def upsert(self, records: Iterable[EmbeddingRecord]) -> WriteResult:
+        return self.write_batch(RecordBatch.from_records(records), OnConflict.NEWER_OR_EQUAL)
+
+    def write_batch(self, batch: RecordBatch, on_conflict: OnConflict = OnConflict.NEWER_OR_EQUAL) -> WriteResult:
+        return self._write([batch], on_conflict, rebuild=False)
+
+    def bulk_load(self, batches: Iterable[RecordBatch],
+                  on_conflict: OnConflict = OnConflict.NEWER_OR_EQUAL) -> WriteResult:
+        """One transaction; into an empty store the rows go to a fresh table indexed at the end."""
+        return self._write(batches, on_conflict, rebuild=True)
+
+    def _write(self, batches: Iterable[RecordBatch], on_conflict: OnConflict, *, rebuild: bool) -> WriteResult:
+        on_conflict = OnConflict(on_conflict)
+        self._refresh()
+        checked = self._checked(batches)
+        first = next(checked, None)
+        if first is None:
+            self._refuse_if_paused()
+            return WriteResult()
+        result = WriteResult()
+        with self._writing(first) as (conn, seq, settings):
+            rest = chain([first], checked)
+            empty = conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(
+                sql.Identifier(self.table))).fetchone()[0]
+            if empty and rebuild:
+                conn.execute("SET LOCAL client_connection_check_interval = '1s'")
+                result = pg_writes.load_new_table(conn, self.table, settings, rest, seq, on_conflict, replace=False)
+            else:
+                for batch in rest:
+                    result += pg_writes.write_batch(conn, self.table, batch, seq, on_conflict)
+        return result
+
+    def replace_all(self, batches: Iterable[RecordBatch]) -> WriteResult:
+        self._refresh()
+        checked = self._checked(batches)
+        first = next(checked, None)
+        with self._writing(first) as (conn, seq, settings):
+            if settings.dimensions is None:  # nothing stored, nothing given
+                return WriteResult()
+            conn.execute("SET LOCAL client_connection_check_interval = '1s'")
+            rest = chain([first], checked) if first is not None else checked
+            return pg_writes.load_new_table(conn, self.table, settings, rest, seq,
+                                            OnConflict.NEWER_OR_EQUAL, replace=True)
+
+    def delete(self, ids: Sequence[str]) -> int:
+        unique = sorted(set(ids))
+        with self._writing(None) as (conn, seq, settings):
+            if settings.dimensions is None or not unique:
+                return 0
+            return pg_writes.delete_ids(conn, self.table, unique, seq)
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    def query(self, vector: Sequence[float] | np.ndarray, k: int,
+              filters: dict[str, Any] | None = None) -> list[Hit]:
+        clauses = normalize(filters)
+        settings = self._refresh()
+        if k <= 0 or settings.dimensions is None:
+            return []
+        return self._read(pg_reads.nearest, self.table, settings, vector, k, clauses)
+
+    def fetch(self, ids: Sequence[str]) -> list[EmbeddingRecord]:
+        wanted = list(ids)
+        if not wanted or self._refresh().dimensions is None:
+            return []
+        return self._read(pg_reads.fetch, self.table, wanted)
+
+    def count(self) -> int:
+        return 0 if self._refresh().dimensions is None else self._read(pg_reads.count, self.table)
+
+    def iter_batches(self, batch_size: int = 10_000) -> Iterator[RecordBatch]:
+        self._connection()  # refuse on a closed store
+        dims = self._refresh().dimensions
+        if dims is None:
+            return
+        # A connection of its own: the caller may use the store while the stream is open.
+        reader = connect(self._dsn, self.uri, autocommit=True)
+        try:
+            reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield from pg_reads.copy_out(reader, self.table, dims, sql.SQL("TRUE"), batch_size)
+        finally:
+            reader.close()
+
+    def iter_records(self, batch_size: int = 1_000) -> Iterator[EmbeddingRecord]:
+        for batch in self.iter_batches(batch_size):
+            yield from batch.records()
+
+    def sequence(self) -> int:
+        return int(self._read(pg_schema.state_value, self.table, "seq"))
+
+    def changes_since(self, seq: int, batch_size: int = 10_000) -> Changes:
+        dims = self._refresh().dimensions
+        conn = self._connection()
+        with conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            return pg_reads.changes(conn, self.table, dims, seq, batch_size)
+
+    def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(connection, *args)`` in a transaction of its own."""
+        conn = self._connection()
+        with conn.transaction():
+            return fn(conn, *args)
+
+    # --- freeze flag, artifacts, stats -----------------------------------------------------------
+
+    def pause_ingestion(self) -> None:
+        self._read(pg_schema.set_paused, self.table, True)
+
+    def resume_ingestion(self) -> None:
+        self._read(pg_schema.set_paused, self.table, False)
+
+    def is_paused(self) -> bool:
+        return bool(self._read(pg_schema.state_value, self.table, "paused"))
+
+    def _refuse_if_paused(self) -> None:
+        if self.is_paused():
+            raise self._paused_error()
+
+    def compact(self) -> None:
+        """Make sure every index of the store exists (HNSW included), then refresh planner statistics."""
+        settings = self._refresh()
+        if settings.dimensions is None:
+            return
+        conn = self._connection()
+        with conn.transaction():
+            pg_schema.create_secondary_indexes(conn, self.table)
+            pg_schema.create_ann_index(conn, self.table, settings)
+        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(self.table)))
+        conn.commit()
+
+    def _paused_error(self) -> IngestionPaused:
+        return IngestionPaused(f"ingestion into {self.uri} is paused; nothing was written",
+                               hint=f"procos store resume {self.uri}")
+
+    @property
+    def artifacts(self) -> PgArtifactStore:
+        return self._artifacts
+
+    def stats(self) -> dict[str, Any]:
+        settings = self._refresh()
+        return {"backend": self.backend, "count": self.count(), "dimensions": settings.dimensions,
+                "metric": settings.metric, "index": settings.index, "paused": self.is_paused(),
+                "sequence": self.sequence(), "index_params": dict(settings.index_params)}
+
+    def export_snapshot(self, dest: str) -> Any:
+        from engine.snapshot import export_snapshot
+
+        return export_snapshot(self, dest)
+
+    def import_snapshot(self, src: str, mode: str = "append") -> Any:
+        from engine.snapshot import import_snapshot
+
+        return import_snapshot(self, src, mode=mode)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> PgVectorRepository:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PgVectorRepository({self.uri!r})"
+
+
+__all__ = ["PgVectorRepository", "connect"]

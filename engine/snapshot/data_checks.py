@@ -1,0 +1,104 @@
+"""Row-level checks of ``embeddings.parquet``, streamed in bounded batches.
+
+Problems are aggregated per kind (count plus the first few ids), so a damaged million-row file
+gives a handful of readable findings rather than a million.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.records import canonical_json
+
+from .parquet_io import COLUMNS, iter_arrow, open_embeddings, schema_problems, vector_hashes, vectors_of
+
+BATCH = 8_192
+EXAMPLES = 3
+
+
+class _Tally:
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.count = 0
+        self.examples: list[str] = []
+
+    def add(self, rid: str) -> None:
+        self.count += 1
+        if len(self.examples) < EXAMPLES:
+            self.examples.append(rid)
+
+    def message(self) -> str | None:
+        if not self.count:
+            return None
+        shown = ", ".join(repr(x) for x in self.examples)
+        return f"{self.count} row(s) {self.what} (first: {shown})"
+
+
+def _metadata_ok(text: str) -> bool:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and canonical_json(value) == text
+
+
+def check_embeddings(path: Path, record_count: Any, dimensions: Any, stats: dict[str, Any]) -> list[str]:
+    """Every problem of the file against the manifest's ``record_count`` and ``dimensions``."""
+    try:
+        pf = open_embeddings(path)
+    except Exception as exc:  # noqa: BLE001 - any failure to open is a finding, never a crash
+        return [f"is not readable Parquet ({exc})"]
+    schema = pf.schema_arrow
+    file_dims = None
+    if "vector" in schema.names:
+        vtype = schema.field("vector").type
+        file_dims = getattr(vtype, "list_size", None)
+    problems: list[str] = []
+    if isinstance(dimensions, int) and file_dims is not None and file_dims != dimensions:
+        problems.append(f"vectors have {file_dims} dimensions, the manifest says dimensions={dimensions}")
+    structural = schema_problems(schema, file_dims if file_dims is not None else 0)
+    problems += structural
+    rows = pf.metadata.num_rows
+    if isinstance(record_count, int) and rows != record_count:
+        problems.append(f"holds {rows} rows, the manifest says record_count={record_count}")
+    if structural or file_dims is None:
+        return problems
+    tallies = {name: _Tally(name) for name in (
+        "have a vector_hash that does not match their vector", "are out of ascending id order",
+        "repeat the id of the row before them", "have NaN or Inf in their vector",
+        "have metadata that is not a canonical JSON object")}
+    t_hash, t_order, t_dup, t_nan, t_meta = tallies.values()
+    last: str | None = None
+    checked = 0
+    try:
+        for batch in iter_arrow(pf, BATCH):
+            ids = batch.column("id").to_pylist()
+            vectors = vectors_of(batch.column("vector"), file_dims)
+            for rid, got, want in zip(ids, batch.column("vector_hash").to_pylist(), vector_hashes(vectors),
+                                      strict=True):
+                if got != want:
+                    t_hash.add(rid)
+            for rid in ids:
+                if last is not None:
+                    if rid == last:
+                        t_dup.add(rid)
+                    elif rid < last:
+                        t_order.add(rid)
+                last = rid
+            bad = ~np.isfinite(vectors).all(axis=1)
+            for i in np.flatnonzero(bad):
+                t_nan.add(ids[i])
+            for rid, text in zip(ids, batch.column("metadata").to_pylist(), strict=True):
+                if not _metadata_ok(text):
+                    t_meta.add(rid)
+            checked += len(ids)
+    except Exception as exc:  # noqa: BLE001 - a damaged file is a finding, never a crash
+        problems.append(f"cannot be read past row {checked} ({type(exc).__name__}: {str(exc)[:200]})")
+    stats["rows_checked"] = checked
+    stats["columns"] = list(COLUMNS)
+    problems += [m for t in tallies.values() if (m := t.message())]
+    return problems

@@ -1,0 +1,158 @@
+"""Import a verified bundle into a store: plan first, then apply.
+
+A bundle that fails verification writes nothing (:class:`~engine.errors.BundleInvalid` lists every
+finding). ``replace`` swaps the store's records atomically (``repo.replace_all``) and then its
+artifact set; ``append`` bulk-loads with a conflict rule (``version`` by default: the higher
+version wins, ties keep the stored record) and writes each artifact.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import BundleInvalid, InvalidInput, SettingsMismatch, UnsupportedSchemaVersion
+from engine.records import OnConflict
+
+from . import reader
+from .verify import verify_dir
+
+if TYPE_CHECKING:
+    from engine.repository import VectorRepository
+
+MODES = ("append", "replace")
+CONFLICT_RULES = {"version": OnConflict.VERSION, "error": OnConflict.ERROR, "keep": OnConflict.KEEP,
+                  "overwrite": OnConflict.OVERWRITE}
+
+
+def _rule(on_conflict: str | OnConflict) -> OnConflict:
+    key = on_conflict.value if isinstance(on_conflict, OnConflict) else str(on_conflict)
+    if key not in CONFLICT_RULES:
+        raise InvalidInput(f"unknown conflict rule {on_conflict!r}",
+                           hint=f"use one of {', '.join(CONFLICT_RULES)}")
+    return CONFLICT_RULES[key]
+
+
+def _settings_problem(repo: VectorRepository, doc: dict[str, Any]) -> str | None:
+    dims = doc["dimensions"]
+    if repo.dimensions is not None and dims and repo.dimensions != dims:
+        return f"{repo.uri} holds {repo.dimensions}-dimensional vectors, the bundle {dims}-dimensional ones"
+    if repo.metric != doc["metric"]:
+        return (f"{repo.uri} uses metric {repo.metric!r}, the bundle was exported with {doc['metric']!r}; "
+                "scores would change meaning")
+    return None
+
+
+def check_bundle(root: Path) -> dict[str, Any]:
+    """Verify the unpacked bundle at ``root``; return its manifest or raise (nothing written yet)."""
+    report = verify_dir(root)
+    if report.unsupported_version:
+        raise UnsupportedSchemaVersion(f"{root}: {report.unsupported_version}",
+                                       hint="upgrade procos-knowledge to import this bundle")
+    if not report.ok:
+        first = report.errors[0]
+        raise BundleInvalid(f"the bundle failed verification with {len(report.errors)} problem(s), e.g. "
+                            f"{first.path}: {first.problem}; nothing was imported",
+                            [f.to_json() for f in report.errors],
+                            hint="run procos snapshot verify for the full list; export the bundle again")
+    return report.manifest
+
+
+def plan_import(repo: VectorRepository, src: str | os.PathLike[str], mode: str = "append",
+                on_conflict: str = "version") -> dict[str, Any]:
+    """What :func:`import_snapshot` would do, as plain data (verifies the bundle; writes nothing)."""
+    if mode not in MODES:
+        raise InvalidInput(f"import mode must be append or replace, got {mode!r}")
+    rule = _rule(on_conflict)
+    with reader.open_bundle(src) as root:
+        doc = check_bundle(root)
+        problem = _settings_problem(repo, doc)
+        return {"source": str(src), "target": repo.uri, "mode": mode,
+                "on_conflict": rule.value if mode == "append" else None,
+                "snapshot_id": doc["snapshot_id"], "content_hash": doc["content_hash"],
+                "records": doc["record_count"], "dimensions": doc["dimensions"], "metric": doc["metric"],
+                "artifacts": len(reader.artifact_paths(root)), "target_count": repo.count(),
+                "settings_problem": problem}
+
+
+def import_snapshot(repo: VectorRepository, src: str | os.PathLike[str], mode: str = "append",
+                    on_conflict: str | OnConflict = "version", *, batch_size: int = 10_000) -> dict[str, Any]:
+    """Import bundle ``src`` (folder or ``.tar.zst``) into ``repo``: records, then artifacts.
+
+    Returns ``{"imported", "skipped", "target", "snapshot_id", "content_hash"}``. Raises
+    BundleInvalid (with every finding) or UnsupportedSchemaVersion before writing anything, and
+    SettingsMismatch when the store's dimensions or metric differ from the bundle's.
+    """
+    with reader.open_bundle(src) as root:
+        result = _load_records(repo, root, mode, on_conflict, batch_size)
+        _register(repo, root, mode)
+    return result
+
+
+def import_records(repo: VectorRepository, src: str | os.PathLike[str], mode: str = "append",
+                   on_conflict: str | OnConflict = "version", *, batch_size: int = 10_000) -> dict[str, Any]:
+    """The records half of :func:`import_snapshot` (verifies the whole bundle first)."""
+    with reader.open_bundle(src) as root:
+        return _load_records(repo, root, mode, on_conflict, batch_size)
+
+
+def import_artifacts(repo: VectorRepository, src: str | os.PathLike[str], mode: str = "append") -> dict[str, Any]:
+    """The artifacts half of :func:`import_snapshot` (verifies the whole bundle first)."""
+    with reader.open_bundle(src) as root:
+        check_bundle(root)
+        return {"artifacts": _register(repo, root, mode)}
+
+
+def _load_records(repo: VectorRepository, root: Path, mode: str, on_conflict: str | OnConflict,
+                  batch_size: int) -> dict[str, Any]:
+    if mode not in MODES:
+        raise InvalidInput(f"import mode must be append or replace, got {mode!r}")
+    rule = _rule(on_conflict)
+    doc = check_bundle(root)
+    problem = _settings_problem(repo, doc)
+    if problem:
+        raise SettingsMismatch(problem, hint="import into a new store opened with open_target(uri, manifest)")
+    batches = reader.iter_batches(root, doc, batch_size)
+    result = repo.replace_all(batches) if mode == "replace" else repo.bulk_load(batches, rule)
+    return {"imported": result.written, "skipped": result.skipped, "target": repo.uri,
+            "snapshot_id": doc["snapshot_id"], "content_hash": doc["content_hash"]}
+
+
+def _register(repo: VectorRepository, root: Path, mode: str) -> int:
+    artifacts = reader.read_artifacts(root)
+    if mode == "replace":
+        repo.artifacts.replace_all(artifacts)
+    else:
+        for path, data in artifacts.items():
+            repo.artifacts.write(path, data)
+    return len(artifacts)
+
+
+def open_target(uri: str, doc: dict[str, Any] | str | os.PathLike[str]) -> VectorRepository:
+    """Open (creating when new) the store ``uri`` with the bundle's dimensions, metric and index settings.
+
+    ``doc`` is a manifest dict or a bundle path. Settings the URI states itself win for the index;
+    an existing store with another metric or dimensions raises SettingsMismatch. An existing store
+    built with other index parameters is opened as it is.
+    """
+    from engine.repository import open_repository, parse_uri
+
+    if not isinstance(doc, dict):
+        doc = reader.manifest_of(doc)
+    options = parse_uri(uri).options
+    dims = doc.get("dimensions") or None
+    metric = doc["metric"]
+    index = None if "index" in options else doc["index"]["type"]
+    params = {k: v for k, v in doc["index"]["params"].items() if k not in options}
+    try:
+        return open_repository(uri, dimensions=dims, metric=metric, index=index, index_params=params or None)
+    except SettingsMismatch as first:
+        try:
+            repo = open_repository(uri, dimensions=dims, metric=metric)
+        except SettingsMismatch:
+            raise SettingsMismatch(
+                f"cannot import a bundle with metric={metric!r}, dimensions={dims} into {uri}: {first.message}",
+                hint="import into a new store, or into one created with the bundle's metric and dimensions"
+            ) from first
+        return repo

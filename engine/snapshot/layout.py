@@ -1,0 +1,140 @@
+"""Where every file of a snapshot bundle lives: pure path functions, the only place bundle paths are joined.
+
+A bundle is a folder ``knowledge_snapshot_YYYYMMDD_HHMMSS[_N]/`` holding::
+
+    manifest.json  checksums.sha256  embeddings.parquet  [index.faiss]
+    bpmn/<process_id>_v<version>.bpmn   prompts/<name>_v<version>.yaml
+    patterns/pattern_catalog_v<version>.yaml   examples/examples_v<version>.jsonl
+    domains/domain_profiles.jsonl   [logs/generation_events.jsonl]
+
+Bundle-relative paths are POSIX strings (``bpmn/order_v2.bpmn``); :func:`member` turns one into a
+filesystem path under a bundle root after checking it cannot escape it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+
+from engine.errors import BundleError
+
+BUNDLE_PREFIX = "knowledge_snapshot_"
+BUNDLE_RE = re.compile(r"^knowledge_snapshot_\d{8}_\d{6}(?:_\d+)?$")
+ARCHIVE_SUFFIX = ".tar.zst"
+
+MANIFEST = "manifest.json"
+CHECKSUMS = "checksums.sha256"
+EMBEDDINGS = "embeddings.parquet"
+FAISS_INDEX = "index.faiss"
+STAGING_STATE = ".export_state.json"  # lives only in a staging folder, never in a finished bundle
+
+BACKEND_SPECIFIC = frozenset({FAISS_INDEX})
+"""Files listed in checksums.sha256 but left out of the content hash (they differ by source backend)."""
+
+# Artifact kind (folder) -> the manifest counter that counts its files.
+ARTIFACT_COUNTERS = {
+    "bpmn": "bpmn_count",
+    "prompts": "prompt_count",
+    "patterns": "pattern_count",
+    "examples": "example_count",
+    "domains": "domain_count",
+    "logs": "log_count",
+}
+LOGS_FILE = "logs/generation_events.jsonl"
+
+
+def bundle_stem(when: datetime) -> str:
+    """``knowledge_snapshot_YYYYMMDD_HHMMSS`` for an aware UTC datetime."""
+    return BUNDLE_PREFIX + when.strftime("%Y%m%d_%H%M%S")
+
+
+def bundle_candidates(out_dir: Path, stem: str):
+    """Final bundle paths to try in order: ``stem``, ``stem_2``, ``stem_3``, ..."""
+    yield out_dir / stem
+    n = 2
+    while True:
+        yield out_dir / f"{stem}_{n}"
+        n += 1
+
+
+def staging_prefix(stem: str) -> str:
+    """Prefix of the hidden temporary folder a bundle is written in before its final rename."""
+    return f".{stem}_tmp-"
+
+
+def is_bundle_name(name: str) -> bool:
+    return bool(BUNDLE_RE.match(name))
+
+
+def archive_path(bundle: Path) -> Path:
+    """``<bundle name>.tar.zst`` next to the bundle folder."""
+    return bundle.parent / f"{bundle.name}{ARCHIVE_SUFFIX}"
+
+
+def is_archive(path: Path) -> bool:
+    return path.name.endswith(ARCHIVE_SUFFIX)
+
+
+def archive_stem(path: Path) -> str:
+    return path.name[: -len(ARCHIVE_SUFFIX)]
+
+
+def check_relative(rel: str) -> str:
+    """Return ``rel`` when it is a plain relative POSIX path inside a bundle, else raise BundleError."""
+    p = PurePosixPath(rel)
+    if (not rel or rel.startswith("/") or "\\" in rel or "\x00" in rel or "\n" in rel
+            or any(part in ("", ".", "..") for part in rel.split("/")) or p.is_absolute()):
+        raise BundleError(f"{rel!r} is not a safe bundle-relative path")
+    return rel
+
+
+def member(root: Path, rel: str) -> Path:
+    """The filesystem path of bundle-relative ``rel`` under bundle ``root``."""
+    return root.joinpath(*check_relative(rel).split("/"))
+
+
+def manifest_path(root: Path) -> Path:
+    return root / MANIFEST
+
+
+def checksums_path(root: Path) -> Path:
+    return root / CHECKSUMS
+
+
+def embeddings_path(root: Path) -> Path:
+    return root / EMBEDDINGS
+
+
+def faiss_index_path(root: Path) -> Path:
+    return root / FAISS_INDEX
+
+
+def state_path(staging: Path) -> Path:
+    return staging / STAGING_STATE
+
+
+def artifact_kind(rel: str) -> str | None:
+    """The artifact kind of a bundle-relative path (``bpmn``, ``prompts``, ...), or None."""
+    kind, sep, _ = rel.partition("/")
+    return kind if sep and kind in ARTIFACT_COUNTERS else None
+
+
+def relative_files(root: Path) -> tuple[list[str], list[str]]:
+    """Every regular file under ``root`` as a sorted relative path, and every other entry (links, fifos...)."""
+    files: list[str] = []
+    odd: list[str] = []
+    stack = [(root, "")]
+    while stack:
+        folder, prefix = stack.pop()
+        for entry in folder.iterdir():
+            rel = f"{prefix}{entry.name}"
+            if entry.is_symlink():
+                odd.append(rel)
+            elif entry.is_dir():
+                stack.append((entry, rel + "/"))
+            elif entry.is_file():
+                files.append(rel)
+            else:
+                odd.append(rel)
+    return sorted(files), sorted(odd)

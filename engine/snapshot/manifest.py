@@ -1,0 +1,121 @@
+"""The bundle manifest: its schema version, how it is built and serialized, and how it is checked.
+
+``SCHEMA_VERSION`` is defined here and nowhere else. The JSON Schema ships in the package as
+``engine/schemas/manifest.schema.json``; :func:`schema_problems` validates against it and
+:func:`check_version` refuses manifests written by a newer tool.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from engine import __version__
+from engine.errors import BundleError, UnsupportedSchemaVersion
+
+from . import layout
+
+SCHEMA_VERSION = 1
+HASH_ALGORITHM = "sha256"
+TOOL = "procos-knowledge"
+MAX_MANIFEST_BYTES = 1 << 20
+
+
+@lru_cache(maxsize=1)
+def load_schema() -> dict[str, Any]:
+    """The manifest's JSON Schema (draft 2020-12), read from the installed package."""
+    text = resources.files("engine").joinpath("schemas/manifest.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def build(*, snapshot_id: str, created_utc: str, source_env: str, source_uri: str, backend: str,
+          record_count: int, dimensions: int, metric: str, index_type: str, index_params: dict[str, int],
+          content_hash: str, compression_level: int, rows_per_group: int, artifact_paths: list[str],
+          logs_truncated: bool) -> dict[str, Any]:
+    """A version-1 manifest dict; artifact counters are derived from ``artifact_paths``."""
+    manifest: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "snapshot_id": snapshot_id,
+        "created_utc": created_utc,
+        "tool": TOOL,
+        "tool_version": __version__,
+        "source_env": source_env,
+        "source_uri": source_uri,
+        "vector_backend": backend,
+        "record_count": int(record_count),
+        "dimensions": int(dimensions),
+        "metric": metric,
+        "index": {"type": index_type, "params": {k: int(v) for k, v in sorted(index_params.items())}},
+        "hash_algorithm": HASH_ALGORITHM,
+        "content_hash": content_hash,
+        "embeddings": {"file": layout.EMBEDDINGS, "format": "parquet", "compression": "zstd",
+                       "compression_level": int(compression_level), "rows_per_group": int(rows_per_group)},
+        "faiss_index": layout.FAISS_INDEX if backend == "faiss" else None,
+        "logs_truncated": bool(logs_truncated),
+    }
+    manifest.update(artifact_counts(artifact_paths))
+    return manifest
+
+
+def artifact_counts(paths: list[str]) -> dict[str, int]:
+    """``{"bpmn_count": n, "prompt_count": n, ...}`` for the given bundle-relative paths."""
+    counts = dict.fromkeys(layout.ARTIFACT_COUNTERS.values(), 0)
+    for path in paths:
+        kind = layout.artifact_kind(path)
+        if kind is not None:
+            counts[layout.ARTIFACT_COUNTERS[kind]] += 1
+    return counts
+
+
+def dumps(manifest: dict[str, Any]) -> bytes:
+    """Canonical bytes of a manifest: sorted keys, two-space indent, UTF-8, trailing newline."""
+    return (json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def loads(data: bytes) -> dict[str, Any]:
+    """Parse manifest bytes; raise BundleError when they are not one JSON object."""
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise BundleError(f"manifest.json is {len(data)} bytes, more than the {MAX_MANIFEST_BYTES} allowed")
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BundleError(f"manifest.json is not valid JSON ({exc})",
+                          hint="the bundle is damaged; export it again") from exc
+    if not isinstance(value, dict):
+        raise BundleError("manifest.json is not a JSON object")
+    return value
+
+
+def version_problem(manifest: dict[str, Any]) -> str | None:
+    """Why this tool cannot read the manifest's schema_version, or None when it can."""
+    version = manifest.get("schema_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        return f"schema_version is {version!r}, not an integer"
+    if version > SCHEMA_VERSION:
+        return (f"schema_version {version} is newer than this tool supports ({SCHEMA_VERSION}); "
+                f"upgrade {TOOL} to read this bundle")
+    if version < 1:
+        return f"schema_version {version} is not a known version"
+    return None
+
+
+def check_version(manifest: dict[str, Any]) -> None:
+    """Raise UnsupportedSchemaVersion when the manifest's schema_version is not one this tool reads."""
+    problem = version_problem(manifest)
+    if problem:
+        raise UnsupportedSchemaVersion(f"manifest.json: {problem}",
+                                       hint=f"upgrade {TOOL} (pip install -U {TOOL})")
+
+
+def schema_problems(manifest: dict[str, Any]) -> list[str]:
+    """Every violation of the JSON Schema, as ``<json path>: <message>`` strings (empty when valid)."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(load_schema())
+    problems = []
+    for error in sorted(validator.iter_errors(manifest), key=lambda e: list(map(str, e.absolute_path))):
+        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        problems.append(f"{where}: {error.message}")
+    return problems

@@ -1,0 +1,119 @@
+"""Read bundles: open a folder or ``.tar.zst``, read its manifest, stream its rows and artifacts.
+
+Nothing here verifies; callers that write anything (import) run :func:`verify_bundle` first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from engine.errors import BundleError
+from engine.records import RecordBatch
+
+from . import checksums, layout, manifest
+from .unpack import UnpackLimits, safe_unpack
+
+
+@contextmanager
+def open_bundle(path: str | os.PathLike[str], *, tmp_dir: str | None = None,
+                limits: UnpackLimits | None = None) -> Iterator[Path]:
+    """Yield the bundle's root folder; a ``.tar.zst`` is safely unpacked into a temporary folder first."""
+    p = Path(path)
+    if p.is_dir():
+        yield p.resolve()
+        return
+    if not p.exists():
+        raise BundleError(f"no bundle at {p}", hint="give a bundle folder or its .tar.zst")
+    if not layout.is_archive(p):
+        raise BundleError(f"{p} is neither a bundle folder nor a .tar.zst archive")
+    tmp, root = safe_unpack(p, tmp_dir, limits)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    """The bundle's manifest; raises BundleError when missing/unparseable, UnsupportedSchemaVersion when newer."""
+    path = layout.manifest_path(root)
+    if not path.is_file():
+        raise BundleError(f"{root} has no manifest.json (an unfinished or damaged bundle)")
+    doc = manifest.loads(path.read_bytes())
+    manifest.check_version(doc)
+    return doc
+
+
+def manifest_of(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of a bundle folder or ``.tar.zst`` without unpacking the archive (not verified)."""
+    p = Path(path)
+    if p.is_dir():
+        return read_manifest(p)
+    import zstandard
+
+    try:
+        with open(p, "rb") as raw:
+            reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+            with tarfile.open(fileobj=reader, mode="r|") as tar:
+                for member in tar:
+                    parts = member.name.split("/")
+                    if len(parts) == 2 and parts[1] == layout.MANIFEST and member.isreg():
+                        if member.size > manifest.MAX_MANIFEST_BYTES:
+                            raise BundleError(f"{p}: manifest.json is too large ({member.size} bytes)")
+                        fh = tar.extractfile(member)
+                        assert fh is not None
+                        doc = manifest.loads(fh.read())
+                        manifest.check_version(doc)
+                        return doc
+    except (OSError, tarfile.TarError, zstandard.ZstdError) as exc:
+        raise BundleError(f"cannot read {p} ({exc})") from exc
+    raise BundleError(f"{p} holds no <bundle>/manifest.json")
+
+
+def listed_files(root: Path) -> dict[str, str]:
+    """``{path: sha256}`` from checksums.sha256."""
+    entries, _ = checksums.parse_lines(layout.checksums_path(root).read_text(encoding="utf-8"))
+    return entries
+
+
+def artifact_paths(root: Path) -> list[str]:
+    return sorted(p for p in listed_files(root) if layout.artifact_kind(p) is not None)
+
+
+def read_artifacts(root: Path) -> dict[str, bytes]:
+    """Every knowledge artifact of the bundle, ``{bundle-relative path: bytes}``."""
+    return {rel: layout.member(root, rel).read_bytes() for rel in artifact_paths(root)}
+
+
+def iter_batches(root: Path, doc: dict[str, Any], batch_size: int = 10_000) -> Iterator[RecordBatch]:
+    """The bundle's records as RecordBatches of at most ``batch_size`` rows, ascending id."""
+    from .parquet_io import read_batches
+
+    yield from read_batches(layout.embeddings_path(root), int(doc["dimensions"]), batch_size)
+
+
+def inspect_bundle(path: str | os.PathLike[str]) -> str:
+    """A human summary of a bundle's manifest (folder or archive); it does not verify anything."""
+    doc = manifest_of(path)
+    index = doc.get("index", {})
+    params = ", ".join(f"{k}={v}" for k, v in sorted(index.get("params", {}).items()))
+    counts = ", ".join(f"{k.removesuffix('_count')} {doc.get(k, 0)}" for k in layout.ARTIFACT_COUNTERS.values())
+    lines = [
+        f"bundle:        {path}",
+        f"snapshot id:   {doc.get('snapshot_id')}",
+        f"created (UTC): {doc.get('created_utc')}",
+        f"source:        {doc.get('vector_backend')} {doc.get('source_uri', '')} (env {doc.get('source_env')})",
+        f"records:       {doc.get('record_count')} x {doc.get('dimensions')} dimensions, metric {doc.get('metric')}",
+        f"index:         {index.get('type')} ({params})",
+        f"artifacts:     {counts}" + (" (logs truncated)" if doc.get("logs_truncated") else ""),
+        f"content hash:  {doc.get('content_hash')} ({doc.get('hash_algorithm')})",
+        f"format:        schema_version {doc.get('schema_version')}, written by {doc.get('tool')} "
+        f"{doc.get('tool_version')}",
+        "verified:      no (run verify_bundle / procos snapshot verify)",
+    ]
+    return "\n".join(lines)

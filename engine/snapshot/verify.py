@@ -1,0 +1,210 @@
+"""Verify a bundle end to end and report every problem found, never just the first.
+
+Phases: manifest (parse, schema_version, JSON Schema) -> files (every checksum, nothing missing,
+nothing unlisted) -> manifest against files (artifact counts, content hash) -> data (Parquet
+schema, row count, dimensions, each row's vector_hash, strictly ascending unique ids, canonical
+metadata) -> FAISS index (readable, ntotal, d). Paths are relative to the bundle root.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import BundleError
+
+from . import checksums, layout, manifest
+from .data_checks import check_embeddings
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem: the bundle-relative path it concerns, what is wrong, a code, and a hint."""
+
+    path: str
+    problem: str
+    code: str = "invalid"
+    hint: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        return {"path": self.path, "problem": self.problem}
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of :func:`verify_bundle`: ``ok`` when ``errors`` is empty."""
+
+    path: str
+    errors: list[Finding] = field(default_factory=list)
+    manifest: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+    unsupported_version: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def add(self, path: str, problem: str, code: str = "invalid", hint: str | None = None) -> None:
+        self.errors.append(Finding(path, problem, code, hint))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "errors": [f.to_json() for f in self.errors], "manifest": self.manifest}
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"{self.path}: OK ({self.stats.get('rows_checked', 0)} rows, {self.stats.get('files', 0)} files)"
+        lines = [f"{self.path}: {len(self.errors)} problem(s)"]
+        lines += [f"  {f.path}: {f.problem}" for f in self.errors]
+        return "\n".join(lines)
+
+
+def verify_bundle(path: str | os.PathLike[str], *, tmp_dir: str | None = None) -> VerifyReport:
+    """Verify a bundle folder or ``.tar.zst`` (unpacked safely into a temporary folder first)."""
+    from .reader import open_bundle
+
+    with open_bundle(path, tmp_dir=tmp_dir) as root:
+        report = verify_dir(root)
+    report.path = str(path)
+    return report
+
+
+def verify_dir(root: Path) -> VerifyReport:
+    report = VerifyReport(str(root))
+    if not root.is_dir():
+        report.add(".", f"{root} is not a folder", "missing")
+        return report
+    doc = _check_manifest(root, report)
+    if report.unsupported_version:
+        return report
+    listed, actual = _check_files(root, report)
+    if doc is not None:
+        _check_counts(doc, listed, actual, report)
+    _check_data(root, doc or {}, listed, report)  # rows are checked even when the manifest is unusable
+    return report
+
+
+def _check_manifest(root: Path, report: VerifyReport) -> dict[str, Any] | None:
+    path = layout.manifest_path(root)
+    if not path.is_file():
+        report.add(layout.MANIFEST, "missing: a bundle without manifest.json is incomplete", "missing",
+                   "the export did not finish; export again")
+        return None
+    try:
+        doc = manifest.loads(path.read_bytes())
+    except BundleError as exc:
+        report.add(layout.MANIFEST, exc.message, "unreadable")
+        return None
+    report.manifest = doc
+    problem = manifest.version_problem(doc)
+    if problem:
+        report.unsupported_version = problem
+        report.add(layout.MANIFEST, f"UnsupportedSchemaVersion: {problem}", "unsupported_version",
+                   "upgrade procos-knowledge")
+        return None
+    for message in manifest.schema_problems(doc):
+        report.add(layout.MANIFEST, f"does not match the manifest schema: {message}", "schema")
+    return doc
+
+
+def _allowed(rel: str) -> bool:
+    if rel in (layout.MANIFEST, layout.EMBEDDINGS, layout.FAISS_INDEX):
+        return True
+    from engine.errors import StoreError
+    from engine.repository.artifacts import check_artifact_path
+
+    try:
+        check_artifact_path(rel)
+    except StoreError:
+        return False
+    return True
+
+
+def _check_files(root: Path, report: VerifyReport) -> tuple[dict[str, str], dict[str, str]]:
+    """Check every checksum line against the files; return ``(listed hashes, actual hashes)``."""
+    listed: dict[str, str] = {}
+    cpath = layout.checksums_path(root)
+    if not cpath.is_file():
+        report.add(layout.CHECKSUMS, "missing", "missing", "the export did not finish; export again")
+    else:
+        try:
+            text = cpath.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            report.add(layout.CHECKSUMS, f"is not UTF-8 text ({exc})", "unreadable")
+            text = ""
+        listed, problems = checksums.parse_lines(text)
+        for _, problem in problems:
+            report.add(layout.CHECKSUMS, problem, "checksums")
+    files, odd = layout.relative_files(root)
+    for rel in odd:
+        report.add(rel, "is a symbolic link or special file; bundles hold only regular files", "unlisted")
+    on_disk = set(files)
+    actual: dict[str, str] = {}
+    for rel in sorted(listed):
+        try:
+            layout.check_relative(rel)
+        except BundleError:
+            report.add(layout.CHECKSUMS, f"lists an unsafe path {rel!r}", "checksums")
+            continue
+        if rel == layout.CHECKSUMS:
+            report.add(rel, "lists itself; checksums.sha256 must exclude itself", "checksums")
+            continue
+        if not _allowed(rel):
+            report.add(rel, "is not a file a bundle may hold (unknown name or artifact kind)", "unknown_file")
+        if rel not in on_disk:
+            report.add(rel, "listed in checksums.sha256 but missing", "missing")
+            continue
+        digest, _ = checksums.sha256_file(layout.member(root, rel))
+        actual[rel] = digest
+        if digest != listed[rel]:
+            report.add(rel, f"sha256 mismatch: checksums.sha256 says {listed[rel]}, the file has {digest}",
+                       "checksum", "the file was changed or damaged after export; export again")
+    for rel in sorted(on_disk - set(listed) - {layout.CHECKSUMS}):
+        report.add(rel, "not listed in checksums.sha256", "unlisted",
+                   "remove the file, or export again if it belongs to the bundle")
+    for required in (layout.MANIFEST, layout.EMBEDDINGS):
+        if required not in listed and cpath.is_file():
+            report.add(required, "not listed in checksums.sha256", "missing")
+    report.stats["files"] = len(actual)
+    return listed, actual
+
+
+def _check_counts(doc: dict[str, Any], listed: dict[str, str], actual: dict[str, str],
+                  report: VerifyReport) -> None:
+    held = manifest.artifact_counts([p for p in listed if p in actual])
+    for key, count in held.items():
+        if doc.get(key) != count:
+            kind = next(k for k, v in layout.ARTIFACT_COUNTERS.items() if v == key)
+            report.add(layout.MANIFEST, f"{key} is {doc.get(key)!r} but the bundle holds {count} {kind} "
+                       "file(s)", "count")
+    recomputed = checksums.content_hash({p: actual.get(p, h) for p, h in listed.items()})
+    if doc.get("content_hash") != recomputed:
+        report.add(layout.MANIFEST, f"content_hash {doc.get('content_hash')!r} does not match the bundle's "
+                   f"files (recomputed {recomputed})", "content_hash")
+    backend = doc.get("vector_backend")
+    has_index = layout.FAISS_INDEX in listed
+    if backend == "faiss" and not has_index:
+        report.add(layout.FAISS_INDEX, "missing: bundles of FAISS stores carry index.faiss", "missing")
+    if backend != "faiss" and has_index:
+        report.add(layout.FAISS_INDEX, f"only bundles of FAISS stores carry index.faiss, this one is "
+                   f"from {backend!r}", "unknown_file")
+
+
+def _check_data(root: Path, doc: dict[str, Any], listed: dict[str, str], report: VerifyReport) -> None:
+    record_count = doc.get("record_count")
+    dims = doc.get("dimensions")
+    emb = layout.embeddings_path(root)
+    if emb.is_file() and not emb.is_symlink():
+        for problem in check_embeddings(emb, record_count, dims, report.stats):
+            report.add(layout.EMBEDDINGS, problem, "data")
+    elif layout.EMBEDDINGS in listed:
+        pass  # already reported missing
+    else:
+        report.add(layout.EMBEDDINGS, "missing", "missing")
+    index = layout.faiss_index_path(root)
+    if index.is_file() and not index.is_symlink() and isinstance(record_count, int) and isinstance(dims, int):
+        from .faiss_file import index_problems
+
+        for problem in index_problems(index, record_count, dims):
+            report.add(layout.FAISS_INDEX, problem, "data")

@@ -1,0 +1,100 @@
+"""The two sides of a validation: a store URI or a snapshot bundle, read and queried the same way."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.records import RecordBatch
+from engine.repository import Hit, open_repository
+
+
+@dataclass
+class Side:
+    """One side of a comparison: where it is, its settings, and how to read and query it."""
+
+    name: str
+    count: int
+    dimensions: int | None
+    metric: str
+    exact: bool
+    artifacts: dict[str, str]
+    batches: Any  # () -> Iterator[RecordBatch]
+    search: Any  # (queries (q, d) float32, k) -> list[list[Hit]]
+    close: Any = None
+
+
+def _store_side(uri: str) -> Side:
+    repo = open_repository(uri)
+
+    def search(queries: np.ndarray, k: int) -> list[list[Hit]]:
+        return [repo.query(q, k) for q in queries]
+
+    s = repo.settings
+    return Side(name=repo.uri, count=repo.count(), dimensions=s.dimensions, metric=s.metric,
+                exact=s.index == "flat", artifacts={a.path: a.sha256 for a in repo.artifacts.list()},
+                batches=lambda: repo.iter_batches(10_000), search=search, close=repo.close)
+
+
+def _bundle_side(path: str, stack: contextlib.ExitStack) -> Side:
+    from engine.snapshot import open_bundle
+    from engine.snapshot.importer import check_bundle
+    from engine.snapshot.reader import iter_batches, listed_files
+
+    root = stack.enter_context(open_bundle(path))
+    doc = check_bundle(root)
+    listed = listed_files(root)
+    artifacts = {p: h for p, h in listed.items() if "/" in p}
+
+    def batches() -> Iterator[RecordBatch]:
+        return iter_batches(root, doc, 10_000)
+
+    def search(queries: np.ndarray, k: int) -> list[list[Hit]]:
+        return brute_force(batches(), queries, k, doc["metric"])
+
+    return Side(name=str(path), count=doc["record_count"], dimensions=doc["dimensions"], metric=doc["metric"],
+                exact=True, artifacts=artifacts, batches=batches, search=search)
+
+
+def open_side(ref: str, stack: contextlib.ExitStack) -> Side:
+    p = Path(ref)
+    if p.exists() and (p.is_dir() and (p / "manifest.json").exists() or ref.endswith(".tar.zst")):
+        return _bundle_side(ref, stack)
+    side = _store_side(ref)
+    stack.callback(side.close)
+    return side
+
+
+def distances(vectors: np.ndarray, queries: np.ndarray, metric: str) -> np.ndarray:
+    """(q, n) distances in float64 with pgvector's definitions (lower is closer)."""
+    v = vectors.astype(np.float64)
+    q = queries.astype(np.float64)
+    if metric == "l2":
+        sq = (q * q).sum(1)[:, None] + (v * v).sum(1)[None, :] - 2 * q @ v.T
+        return np.sqrt(np.maximum(sq, 0.0))
+    dots = q @ v.T
+    if metric == "inner_product":
+        return -dots
+    norms = np.linalg.norm(q, axis=1)[:, None] * np.linalg.norm(v, axis=1)[None, :]
+    return 1.0 - dots / np.where(norms == 0, 1.0, norms)
+
+
+def brute_force(batches: Iterator[RecordBatch], queries: np.ndarray, k: int, metric: str) -> list[list[Hit]]:
+    """Exact top-k for every query over a stream of batches, keeping only k candidates per query."""
+    best: list[list[tuple[float, str]]] = [[] for _ in range(len(queries))]
+    for batch in batches:
+        if not len(batch):
+            continue
+        d = distances(batch.vectors, queries, metric)
+        for qi in range(len(queries)):
+            take = np.argsort(d[qi], kind="stable")[:k]
+            merged = best[qi] + [(float(d[qi, j]), batch.ids[j]) for j in take]
+            best[qi] = sorted(merged)[:k]
+    return [[Hit(rid, score, {}) for score, rid in row] for row in best]
+
+

@@ -1,0 +1,178 @@
+"""Running instances: every engine step is saved, so a killed runner leaves a resumable instance.
+
+:class:`InstanceRun` holds one instance while this process advances it. It runs Spiff's engine steps
+with a callback that saves the workflow (revision-checked) after every completed task, recording the
+step in the history in the same transaction. A script task that was running when the runner died was
+not saved as completed, so it runs again on retry; completed ones never do.
+
+The stored ``status`` is ``running`` while a runner holds the instance (its pid, host and process
+start time are stored with it); :func:`effective_state` reports ``interrupted`` when that runner is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from SpiffWorkflow.util.task import TaskState
+
+from engine.errors import ProcosError
+
+from . import events, history
+from .context import ScriptContext
+from .scripts import ResolvedScript
+from .settings import Settings
+from .store import ConcurrentUpdate, InstanceRow, InstanceStore, TaskRow, now_iso
+
+REMOTE_LEASE_SECONDS = 600  # a runner on another host is presumed dead after this long without a save
+
+
+def runner_identity() -> tuple[int, str, float]:
+    import psutil
+
+    pid = os.getpid()
+    return pid, socket.gethostname(), psutil.Process(pid).create_time()
+
+
+def runner_alive(row: InstanceRow) -> bool:
+    """Is the runner recorded on ``row`` still running (same host: pid + start time; else lease)?"""
+    import psutil
+
+    if row.runner_pid is None:
+        return False
+    if row.runner_host != socket.gethostname():
+        from datetime import UTC, datetime
+
+        updated = datetime.fromisoformat(row.updated_at.replace("Z", "+00:00"))
+        return (datetime.now(UTC) - updated).total_seconds() < REMOTE_LEASE_SECONDS
+    try:
+        proc = psutil.Process(row.runner_pid)
+        return proc.status() != psutil.STATUS_ZOMBIE and abs(proc.create_time() - (row.runner_started or 0)) < 1
+    except psutil.Error:
+        return False
+
+
+def effective_state(row: InstanceRow) -> str:
+    """running | waiting | completed | error | interrupted | cancelled."""
+    if row.status == "running" and not runner_alive(row):
+        return "interrupted"
+    return row.status
+
+
+def current_data(wf: Any) -> dict:
+    """The data a caller should see: the waiting task's, else the failed task's, else the last task's."""
+    task = wf.get_next_task(state=TaskState.READY, manual=True) or wf.get_next_task(state=TaskState.ERROR)
+    task = task or wf.last_task
+    return dict(task.data) if task is not None else {}
+
+
+class InstanceRun:
+    """This process's hold on one instance; also the script engine's hooks (:class:`ScriptHooks`)."""
+
+    def __init__(self, settings: Settings, store: InstanceStore, row: InstanceRow, wf: Any,
+                 serializer: Any) -> None:
+        self.settings, self.store, self.row, self.wf, self.serializer = settings, store, row, wf, serializer
+        from .execution import ProcosScriptEngine
+
+        wf.script_engine = ProcosScriptEngine(self)
+        self.failure: ProcosError | None = None
+
+    # --- saving ---------------------------------------------------------------------------------
+
+    def waiting_tasks(self) -> list[TaskRow]:
+        rows = []
+        for t in self.wf.get_tasks(state=TaskState.READY, manual=True):
+            rows.append(TaskRow(task_id=str(t.id), instance_id=self.row.instance_id, process=self.row.process,
+                                name=t.task_spec.bpmn_name or t.task_spec.bpmn_id, lane=t.task_spec.lane,
+                                bpmn_id=t.task_spec.bpmn_id, environment=str(t.data.get("environment", "dev"))))
+        return rows
+
+    def save(self, status: str, entries: list[dict], *, claim: bool = False, release: bool = False) -> None:
+        row = self.row
+        row.status, row.updated_at = status, now_iso()
+        row.state_json = self.serializer.serialize_json(self.wf)
+        if claim:
+            row.runner_pid, row.runner_host, row.runner_started = runner_identity()
+        if release:
+            row.runner_pid = row.runner_host = row.runner_started = None
+        self.store.update_instance(row, row.revision, self.waiting_tasks(), entries)
+
+    def claim(self, entries: list[dict]) -> None:
+        """Mark the instance as run by this process (fails if someone else saved it meanwhile)."""
+        self.save("running", entries, claim=True)
+
+    # --- the step loop --------------------------------------------------------------------------
+
+    def advance(self) -> str:
+        """Run engine steps until the instance completes, fails or waits; return the stored status."""
+        try:
+            self.wf.do_engine_steps(did_complete_task=self._did_complete)
+        except ConcurrentUpdate:
+            raise  # someone else saved this instance meanwhile: their state wins, ours is dropped
+        except ProcosError as exc:
+            self.failure = self.failure or exc
+        except Exception as exc:  # a gateway, condition or Spiff failure: the task is left in ERROR
+            self.failure = self.failure or ProcosError(f"{type(exc).__name__}: {exc}",
+                                                       hint="fix the cause, then: procos instance retry ID")
+        return self.finish()
+
+    def _did_complete(self, task: Any) -> None:
+        entries = []
+        if task.task_spec.bpmn_id is not None:
+            entries.append(history.entry("step", state=TaskState.get_name(task.state),
+                                         type=type(task.task_spec).__name__, **history.task_fields(task)))
+        self.save("running", entries)
+
+    def finish(self) -> str:
+        failed = self.wf.get_tasks(state=TaskState.ERROR)
+        entries: list[dict] = []
+        if failed or self.failure is not None:
+            status = "error"
+            message = str(self.failure) if self.failure else f"task {failed[0].task_spec.bpmn_id} failed"
+            self.row.error = message
+            entries.append(history.entry("error", message=message, hint=getattr(self.failure, "hint", None),
+                                         **(history.task_fields(failed[0]) if failed else {})))
+        elif self.wf.is_completed():
+            status, self.row.error = "completed", None
+        else:
+            status, self.row.error = "waiting", None
+        entries.append(history.entry("state", state=status))
+        self.save(status, entries, release=True)
+        if status == "error":
+            self.emit("process_failed", {"process": self.row.process, "error": self.row.error})
+        return status
+
+    # --- script hooks ---------------------------------------------------------------------------
+
+    def context(self, task: Any, script: ResolvedScript, data: dict) -> ScriptContext:
+        spec = task.task_spec
+        return ScriptContext(data=data, instance_id=self.row.instance_id, process=self.row.process,
+                             task_id=spec.bpmn_id, task_name=spec.bpmn_name or spec.bpmn_id,
+                             started_by=self.row.started_by, home=self.settings.home,
+                             emit=self.emit, log=self.log)
+
+    def script_started(self, task: Any, script: ResolvedScript) -> None:
+        self.store.add_history(self.row.instance_id, [history.entry(
+            "script_started", script=script.source, sha256=script.sha256, **history.task_fields(task))])
+
+    def script_finished(self, task: Any, script: ResolvedScript, error: ProcosError | None) -> None:
+        outcome = "ok" if error is None else ("refused" if type(error).__name__ == "ScriptRefused" else "failed")
+        if error is not None:
+            self.failure = error
+        self.store.add_history(self.row.instance_id, [history.entry(
+            "script", script=script.source, sha256=script.sha256, process_file=script.process_file,
+            outcome=outcome, error=str(error) if error else None,
+            line=getattr(error, "line_number", None) or None, error_line=getattr(error, "error_line", None) or None,
+            **history.task_fields(task))])
+
+    def emit(self, name: str, fields: dict) -> None:
+        event = events.make_event(name, self.row.instance_id, fields)
+        problem = events.emit(self.settings, self.store, event)
+        entries = [history.entry("event", event=name)]
+        if problem:
+            entries.append(history.entry("warning", message=problem))
+        self.store.add_history(self.row.instance_id, entries)
+
+    def log(self, message: str) -> None:
+        self.store.add_history(self.row.instance_id, [history.entry("log", message=message)])

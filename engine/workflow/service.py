@@ -1,0 +1,190 @@
+"""The workflow engine's Python API: one method per user operation (the CLI is a thin shell over it).
+
+Every method returns plain JSON-ready values. Results of ``start_process``, ``complete_task`` and
+``retry_instance`` are ``{"instance_id", "state", "data"}`` where ``state`` is one of running |
+waiting | completed | error | interrupted | cancelled.
+"""
+
+from __future__ import annotations
+
+import getpass
+import uuid
+from functools import cache
+from typing import Any
+
+from engine.errors import NotAuthorized, ProcosError, TaskNotFound, WorkflowError
+
+from . import history
+from .context import non_json_paths
+from .lanes import load_roles, refusal
+from .loader import Catalog
+from .runner import InstanceRun, current_data, effective_state, runner_alive
+from .settings import Settings, load_settings
+from .store import ConcurrentUpdate, InstanceRow, InstanceStore, now_iso, open_store
+
+
+@cache
+def _serializer() -> Any:
+    from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
+    from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+
+    return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(SPIFF_CONFIG))
+
+
+def default_user() -> str:
+    return getpass.getuser()
+
+
+class WorkflowService:
+    """Processes, instances and user tasks under one ``Settings`` (default: from the environment)."""
+
+    def __init__(self, settings: Settings | None = None, store: InstanceStore | None = None) -> None:
+        self.settings = settings or load_settings()
+        self.store = store or open_store(self.settings)
+        self.catalog = Catalog(self.settings)
+
+    def close(self) -> None:
+        self.store.close()
+
+    # --- processes ------------------------------------------------------------------------------
+
+    def list_processes(self) -> list[dict]:
+        """Every process file found: name, version (content hash), file, diagram warnings or error."""
+        from .loader import read_process_file
+
+        out = []
+        for path in self.catalog.bpmn_paths():
+            try:
+                pf = read_process_file(path)
+            except ProcosError as exc:
+                out.append({"name": path.stem, "version": None, "file": str(path), "error": str(exc)})
+                continue
+            out.extend({"name": name, "version": pf.version, "file": str(path), "warnings": pf.warnings}
+                       for name in pf.processes)
+        return out
+
+    def start_process(self, name: str, variables: dict | None = None, user: str | None = None) -> dict:
+        """Deploy ``name`` (pin-checking its scripts), start an instance and run it until it waits,
+        completes or fails. Raises ScriptRefused (nothing started) when a script's pin does not match."""
+        from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+        from SpiffWorkflow.util.task import TaskState
+
+        variables = dict(variables or {})
+        bad = non_json_paths(variables, "variables")
+        if bad:
+            raise WorkflowError(f"process variables must be JSON values: {', '.join(bad)}")
+        user = user or default_user()
+        dep = self.catalog.deploy(name)
+        self.store.record_deployment(dep.name, dep.version, str(dep.path))
+        wf = BpmnWorkflow(dep.spec, dep.subprocess_specs)
+        for task in wf.get_tasks(state=TaskState.READY):
+            task.set_data(**variables)
+        row = InstanceRow(instance_id=uuid.uuid4().hex[:12], process=dep.name, version=dep.version,
+                          status="running", started_by=user, started_at=now_iso(), updated_at=now_iso())
+        run = InstanceRun(self.settings, self.store, row, wf, _serializer())
+        row.state_json = _serializer().serialize_json(wf)
+        self.store.insert_instance(row, [], [history.entry(
+            "started", by=user, process=dep.name, version=dep.version, file=str(dep.path), variables=variables,
+            scripts=[{"task": s.task, "script": s.source, "sha256": s.sha256} for s in dep.scripts])])
+        run.claim([])
+        return self._result(run, run.advance())
+
+    # --- instances ------------------------------------------------------------------------------
+
+    def list_instances(self) -> list[dict]:
+        return [{"instance_id": r.instance_id, "process": r.process, "state": effective_state(r),
+                 "started_by": r.started_by, "started_at": r.started_at} for r in self.store.list_instances()]
+
+    def show_instance(self, instance_id: str) -> dict:
+        row = self.store.get_instance(instance_id)
+        wf = _serializer().deserialize_json(row.state_json)
+        return {"instance_id": row.instance_id, "state": effective_state(row), "data": current_data(wf),
+                "history": self.store.history(instance_id), "process": row.process, "version": row.version,
+                "started_by": row.started_by, "started_at": row.started_at, "error": row.error,
+                "tasks": [t.__dict__ for t in self.store.list_tasks() if t.instance_id == instance_id]}
+
+    def retry_instance(self, instance_id: str, user: str | None = None) -> dict:
+        """Continue an instance in error (re-running the failed task) or interrupted (from its last
+        saved step; completed script tasks do not run again)."""
+        from SpiffWorkflow.util.task import TaskState
+
+        user = user or default_user()
+        run = self._open(instance_id)
+        state = effective_state(run.row)
+        if state not in ("error", "interrupted"):
+            raise WorkflowError(f"instance {instance_id} is {state}; only error or interrupted instances retry",
+                                hint="a waiting instance continues with: procos task complete TASK_ID")
+        entries = [history.entry("retry", by=user, previous_state=state)]
+        for task in run.wf.get_tasks(state=TaskState.ERROR)[:1]:
+            entries.append(history.entry("reset", **history.task_fields(task)))
+            run.wf.reset_from_task_id(task.id)
+        run.row.error = None
+        run.claim(entries)
+        return self._result(run, run.advance())
+
+    def cancel_instance(self, instance_id: str, user: str | None = None) -> dict:
+        user = user or default_user()
+        run = self._open(instance_id)
+        state = effective_state(run.row)
+        if state in ("completed", "cancelled", "running"):
+            raise WorkflowError(f"instance {instance_id} is {state} and cannot be cancelled",
+                                hint="a running instance can be cancelled once its runner stops")
+        run.wf.cancel()
+        run.save("cancelled", [history.entry("cancelled", by=user, previous_state=state)], release=True)
+        return self._result(run, "cancelled")
+
+    # --- user tasks -----------------------------------------------------------------------------
+
+    def list_tasks(self, user: str) -> list[dict]:
+        """The waiting user tasks ``user`` may complete (lane role held, separation of duties)."""
+        roles = load_roles(self.settings.roles_path)
+        starters = {r.instance_id: r.started_by for r in self.store.list_instances()}
+        return [{"task_id": t.task_id, "instance_id": t.instance_id, "process": t.process, "name": t.name,
+                 "lane": t.lane} for t in self.store.list_tasks()
+                if refusal(roles, user, t.lane, started_by=starters.get(t.instance_id, ""),
+                           environment=t.environment) is None]
+
+    def complete_task(self, task_id: str, user: str, approve: bool, comment: str | None = None) -> dict:
+        """Record ``user``'s decision on a waiting task and run the instance on. Refusals (role, four
+        eyes) raise NotAuthorized and are audited; a task completed meanwhile raises TaskNotFound."""
+        from SpiffWorkflow.util.task import TaskState
+
+        found = self.store.find_task(task_id)
+        if found is None:
+            raise TaskNotFound(f"no waiting task {task_id!r} (already completed, or never existed)",
+                               hint="procos task list --as USER shows the tasks you may complete")
+        roles = load_roles(self.settings.roles_path)
+        run = self._open(found.instance_id)
+        task = run.wf.get_task_from_id(uuid.UUID(task_id))
+        if task is None or task.state != TaskState.READY or not task.task_spec.manual:
+            raise TaskNotFound(f"task {task_id} is no longer waiting")
+        why = refusal(roles, user, task.task_spec.lane, started_by=run.row.started_by,
+                      environment=str(task.data.get("environment", "dev")))
+        if why:
+            self.store.add_history(run.row.instance_id, [history.entry(
+                "refused", by=user, action="approve" if approve else "reject", why=why,
+                **history.task_fields(task))])
+            raise NotAuthorized(f"task {task_id}: {why}", hint="ask a user holding the lane's role")
+        task.set_data(approved=bool(approve), approver=user, comment=comment or "")
+        task.run()
+        action = history.entry("user_action", by=user, decision="approve" if approve else "reject",
+                               comment=comment or "", lane=task.task_spec.lane, **history.task_fields(task))
+        try:
+            run.claim([action])
+        except ConcurrentUpdate as exc:
+            raise TaskNotFound(f"task {task_id} was completed by someone else meanwhile",
+                               hint=f"procos instance show {found.instance_id}") from exc
+        return self._result(run, run.advance())
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _open(self, instance_id: str) -> InstanceRun:
+        row = self.store.get_instance(instance_id)
+        if row.status == "running" and runner_alive(row):
+            raise WorkflowError(f"instance {instance_id} is being run by pid {row.runner_pid} on "
+                                f"{row.runner_host}", hint="wait for it, or stop that runner first")
+        wf = _serializer().deserialize_json(row.state_json)
+        return InstanceRun(self.settings, self.store, row, wf, _serializer())
+
+    def _result(self, run: InstanceRun, status: str) -> dict:
+        return {"instance_id": run.row.instance_id, "state": status, "data": current_data(run.wf)}

@@ -1,0 +1,63 @@
+"""Where the workflow engine keeps its state and finds its processes (environment-driven paths).
+
+- ``PROCOS_HOME`` (default ``./.procos``): state DB, events.jsonl, roles.yaml, script cache.
+- ``PROCOS_PROCESSES``: extra folders of BPMN files, separated like ``PATH``; searched first.
+- ``PROCOS_STATE_DSN``: a ``postgresql://`` DSN; instances go to PostgreSQL instead of SQLite.
+- ``PROCOS_WEBHOOK_URL``: events are also POSTed there as JSON.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds engine/, processes/, scripts/
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    process_dirs: tuple[Path, ...]
+    state_dsn: str | None = None
+    webhook_url: str | None = None
+    webhook_attempts: int = 3
+
+    @property
+    def events_path(self) -> Path:
+        return self.home / "events.jsonl"
+
+    @property
+    def roles_path(self) -> Path:
+        return self.home / "roles.yaml"
+
+    @property
+    def state_db_path(self) -> Path:
+        return self.home / "state.db"
+
+    @property
+    def script_cache(self) -> Path:
+        return self.home / "scripts-cache"
+
+
+def builtin_process_dirs() -> list[Path]:
+    """The ``processes/`` folder shipped next to the ``engine`` package, when it exists."""
+    candidate = PACKAGE_ROOT / "processes"
+    return [candidate] if candidate.is_dir() else []
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Read the settings from ``env`` (default: ``os.environ``); nothing is created on disk."""
+    env = os.environ if env is None else env
+    home = Path(env.get("PROCOS_HOME") or ".procos").expanduser().resolve()
+    extra = [Path(p).expanduser().resolve() for p in env.get("PROCOS_PROCESSES", "").split(os.pathsep) if p]
+    dirs: list[Path] = []
+    for d in [*extra, *builtin_process_dirs()]:
+        if d not in dirs:
+            dirs.append(d)
+    return Settings(
+        home=home,
+        process_dirs=tuple(dirs),
+        state_dsn=env.get("PROCOS_STATE_DSN") or None,
+        webhook_url=env.get("PROCOS_WEBHOOK_URL") or None,
+    )

@@ -1,0 +1,20 @@
+"""Write checksums and the manifest, then publish the bundle (finish_export); sets ``bundle``.
+
+Skips (restart) when the staging folder was removed by the failure path, like dump_embeddings.
+"""
+
+import os
+
+
+def run(ctx):
+    data = ctx.data
+    if data.get("restart") or not os.path.isdir(data.get("staging") or ""):
+        data["restart"] = True
+        return
+    result = ctx.api.finish_export(data["staging"], source_env=data.get("environment"),
+                                   pack=bool(data.get("pack", False)))
+    data.pop("staging")
+    data["bundle"] = str(result["path"])
+    data["snapshot_id"] = result["snapshot_id"]
+    data["content_hash"] = result["content_hash"]
+    data["record_count"] = int(result["record_count"])

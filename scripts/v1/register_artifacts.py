@@ -1,0 +1,7 @@
+"""Register the bundle's knowledge artifacts with the target store (register_artifacts)."""
+
+
+def run(ctx):
+    data = ctx.data
+    data["artifacts"] = int(ctx.api.register_artifacts(data["bundle"], data["target"],
+                                                        mode=data.get("mode", "append"))["artifacts"])

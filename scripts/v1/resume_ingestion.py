@@ -1,0 +1,5 @@
+"""Clear the source store's freeze flag (on success and on the failure path)."""
+
+
+def run(ctx):
+    ctx.data["frozen"] = ctx.api.resume_ingestion(ctx.data["source"])["paused"]

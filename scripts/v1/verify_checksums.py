@@ -1,0 +1,25 @@
+"""Verify every byte and count of the bundle (verify_snapshot); fail the task listing the first problems."""
+
+from engine.errors import BundleInvalid
+
+SHOWN = 5
+
+
+def _describe(error):
+    if isinstance(error, dict):
+        return f"{error.get('path', '?')}: {error.get('problem') or error.get('message') or error}"
+    return str(error)
+
+
+def run(ctx):
+    bundle = ctx.data["bundle"]
+    result = ctx.api.verify_snapshot(bundle)
+    errors = list(result.get("errors") or [])
+    if not result.get("ok") or errors:
+        shown = "; ".join(_describe(e) for e in errors[:SHOWN]) or "not ok"
+        more = f" (and {len(errors) - SHOWN} more)" if len(errors) > SHOWN else ""
+        raise BundleInvalid(f"bundle {bundle} failed verification with {len(errors)} problem(s): {shown}{more}",
+                            [e if isinstance(e, dict) else {"problem": str(e)} for e in errors],
+                            hint=f"procos snapshot verify {bundle} lists every problem; export the bundle again")
+    ctx.data["verified"] = True
+    ctx.data["snapshot_id"] = (result.get("manifest") or {}).get("snapshot_id")

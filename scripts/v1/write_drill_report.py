@@ -1,0 +1,15 @@
+"""DR drill step 6: write the drill report (JSON, and Markdown beside it) into out_dir; sets ``report``."""
+
+
+def run(ctx):
+    data = ctx.data
+    report = {
+        "instance_id": ctx.instance_id, "source": data["source"], "scratch": data["target"],
+        "bundle": data["bundle"], "snapshot_id": data.get("snapshot_id"),
+        "record_count": data["record_count"], "restored": data.get("restored"), "artifacts": data.get("artifacts"),
+        "export_seconds": data.get("export_seconds"), "restore_seconds": data["restore_seconds"],
+        "validation": data["validation"],
+    }
+    written = ctx.api.write_drill_report(data["out_dir"], report)
+    data["report"] = str(written["report"])
+    data["report_markdown"] = str(written["markdown"])

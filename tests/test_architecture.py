@@ -1,0 +1,89 @@
+"""Imports go one way: records/errors <- repository <- snapshot <- api <- workflow/cli/ui.
+
+A module may import from its own layer and the layers below it, never above. The only upward
+reference allowed is the repository's ``export_snapshot``/``import_snapshot`` methods delegating to
+``engine.snapshot`` (inside the method body), as the protocol promises.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1] / "engine"
+
+LAYERS = {
+    "engine.errors": 0, "engine.records": 0,
+    "engine.repository": 1, "engine.synthetic": 1,
+    "engine.snapshot": 2, "engine.validation": 2, "engine.drift": 2,
+    "engine.api": 3,
+    "engine.workflow": 4, "engine.cli": 5, "engine.ui": 5,
+}
+DELEGATING_METHODS = {"export_snapshot", "import_snapshot"}
+
+
+def layer_of(module: str) -> int | None:
+    best = None
+    for prefix, layer in LAYERS.items():
+        if module == prefix or module.startswith(prefix + "."):
+            if best is None or len(prefix) > len(best[0]):
+                best = (prefix, layer)
+    return None if best is None else best[1]
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imported_modules(tree: ast.AST, current: str, is_package: bool):
+    """Yield (imported module, enclosing function name or None) for every import in the tree."""
+
+    def visit(node: ast.AST, func: str | None):
+        for child in ast.iter_child_nodes(node):
+            name = func
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                name = child.name
+            if isinstance(child, ast.Import):
+                for alias in child.names:
+                    yield alias.name, name
+            elif isinstance(child, ast.ImportFrom):
+                if child.level:
+                    base = current.split(".")
+                    base = base if is_package else base[:-1]
+                    base = base[: len(base) - (child.level - 1)]
+                    target = ".".join(base + ([child.module] if child.module else []))
+                else:
+                    target = child.module or ""
+                yield target, name
+            yield from visit(child, name)
+
+    yield from visit(tree, None)
+
+
+def test_engine_imports_only_flow_downwards():
+    problems = []
+    for path in sorted(ROOT.rglob("*.py")):
+        current = module_name(path)
+        mine = layer_of(current)
+        if mine is None:
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for target, func in imported_modules(tree, current, path.name == "__init__.py"):
+            theirs = layer_of(target)
+            if theirs is None or theirs <= mine:
+                continue
+            if (current.startswith("engine.repository") and target.startswith("engine.snapshot")
+                    and func in DELEGATING_METHODS):
+                continue
+            problems.append(f"{current} imports {target} (layer {theirs} > {mine})")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_engine_module_belongs_to_a_layer():
+    orphans = [module_name(p) for p in ROOT.rglob("*.py")
+               if module_name(p) != "engine" and layer_of(module_name(p)) is None]
+    assert not orphans, f"modules outside the layer map: {orphans}"

@@ -1,0 +1,366 @@
+"""Regenerate the product BPMN files in processes/ (with diagrams, lanes and script pins).
+
+Run ``python tools/build_processes.py`` after changing a script under ``scripts/``: the ``procos:sha256``
+pins are computed here from the script bytes. ``--check`` exits 1 when a file on disk differs from what
+would be generated (stale pin or hand edit). The output is plain BPMN 2.0 that opens in bpmn.io and
+Camunda Modeler; editing it there is fine too, as long as every pin is kept current.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.sax.saxutils import escape, quoteattr
+
+ROOT = Path(__file__).resolve().parents[1]
+PROCESSES = ROOT / "processes"
+
+SIZES = {"start": (36, 36), "end": (36, 36), "errend": (36, 36), "script": (100, 80), "user": (100, 80),
+         "xgw": (50, 50)}
+TAGS = {"start": "startEvent", "end": "endEvent", "errend": "endEvent", "script": "scriptTask",
+        "user": "userTask", "xgw": "exclusiveGateway"}
+SCRIPT_FAILED = ("Error_script_failed", "script_failed")
+
+
+@dataclass
+class Node:
+    id: str
+    kind: str
+    name: str
+    col: int
+    row: int
+    script: str | None = None
+    default: str | None = None
+    doc: str | None = None
+
+    @property
+    def center(self) -> tuple[int, int]:
+        return 160 + self.col * 150, 100 + self.row * 120
+
+
+@dataclass
+class Boundary:
+    id: str
+    name: str
+    attached: str
+
+
+@dataclass
+class Flow:
+    id: str
+    source: str
+    target: str
+    condition: str | None = None
+    name: str | None = None
+    via: list[tuple[int, int]] | None = None  # explicit waypoints (loops)
+
+
+@dataclass
+class Proc:
+    id: str
+    name: str
+    doc: str
+    nodes: list[Node] = field(default_factory=list)
+    boundaries: list[Boundary] = field(default_factory=list)
+    flows: list[Flow] = field(default_factory=list)
+    lanes: list[tuple[str, list[int]]] = field(default_factory=list)  # (lane name, rows)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (error id, error code) for error ends
+
+    def node(self, *args, **kwargs) -> None:
+        self.nodes.append(Node(*args, **kwargs))
+
+    def flow(self, *args, **kwargs) -> None:
+        self.flows.append(Flow(*args, **kwargs))
+
+    def chain(self, prefix: str, ids: list[str]) -> None:
+        for i, (a, b) in enumerate(zip(ids, ids[1:], strict=False), start=1):
+            self.flow(f"Flow_{prefix}{i}", a, b)
+
+    def get(self, ident: str) -> Node:
+        return next(n for n in self.nodes if n.id == ident)
+
+
+def pin(script: str) -> str:
+    return hashlib.sha256((ROOT / script).read_bytes()).hexdigest()
+
+
+def bounds(p: Proc, ident: str) -> tuple[int, int, int, int]:
+    for n in p.nodes:
+        if n.id == ident:
+            w, h = SIZES[n.kind]
+            cx, cy = n.center
+            return cx - w // 2, cy - h // 2, w, h
+    b = next(b for b in p.boundaries if b.id == ident)
+    x, y, w, h = bounds(p, b.attached)
+    return x + w - 38, y + h - 18, 36, 36
+
+
+def waypoints(p: Proc, f: Flow) -> list[tuple[int, int]]:
+    if f.via:
+        return f.via
+    sx, sy, sw, sh = bounds(p, f.source)
+    tx, ty, tw, th = bounds(p, f.target)
+    scx, scy, tcy = sx + sw // 2, sy + sh // 2, ty + th // 2
+    if scy == tcy:
+        return [(sx + sw, scy), (tx, tcy)]
+    if tcy > scy:  # going down: leave from the bottom, enter from the left
+        return [(scx, sy + sh), (scx, tcy), (tx, tcy)]
+    return [(scx, sy), (scx, tcy), (tx, tcy)]  # going up: leave from the top, enter from the left
+
+
+def loop_back(p: Proc, source: str, target: str) -> list[tuple[int, int]]:
+    """Waypoints for a flow back to an earlier node on the same row, drawn above the row."""
+    sx, sy, sw, _ = bounds(p, source)
+    tx, ty, tw, _ = bounds(p, target)
+    top = min(sy, ty) - 20
+    return [(sx + sw // 2, sy), (sx + sw // 2, top), (tx + tw // 2, top), (tx + tw // 2, ty)]
+
+
+def _documentation(text: str | None, indent: str) -> list[str]:
+    return [f"{indent}<bpmn:documentation>{escape(text)}</bpmn:documentation>"] if text else []
+
+
+def render(p: Proc) -> str:
+    out = ['<?xml version="1.0" encoding="UTF-8"?>',
+           '<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+           'xmlns:bpmndi="http://www.omg.org/spec/BPMN/20100524/DI" '
+           'xmlns:dc="http://www.omg.org/spec/DD/20100524/DC" '
+           'xmlns:di="http://www.omg.org/spec/DD/20100524/DI" '
+           'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+           'xmlns:procos="http://procos.dev/schema/bpmn/1.0" '
+           f'id="Definitions_{p.id}" targetNamespace="http://procos.dev/processes" '
+           'exporter="tools/build_processes.py" exporterVersion="1">']
+    errors = ([SCRIPT_FAILED] if p.boundaries else []) + p.errors
+    for ident, code in errors:
+        out.append(f'  <bpmn:error id="{ident}" name="{code}" errorCode="{code}" />')
+    if p.lanes:
+        out.append(f'  <bpmn:collaboration id="Collaboration_{p.id}">')
+        out.append(f'    <bpmn:participant id="Participant_{p.id}" name={quoteattr(p.name)} processRef="{p.id}" />')
+        out.append('  </bpmn:collaboration>')
+    out.append(f'  <bpmn:process id="{p.id}" name={quoteattr(p.name)} isExecutable="true">')
+    out.extend(_documentation(p.doc, "    "))
+    if p.lanes:
+        out.append(f'    <bpmn:laneSet id="LaneSet_{p.id}">')
+        for lane, rows in p.lanes:
+            out.append(f'      <bpmn:lane id="Lane_{lane}" name="{lane}">')
+            out.extend(f'        <bpmn:flowNodeRef>{n.id}</bpmn:flowNodeRef>' for n in p.nodes if n.row in rows)
+            out.extend(f'        <bpmn:flowNodeRef>{b.id}</bpmn:flowNodeRef>' for b in p.boundaries
+                       if p.get(b.attached).row in rows)
+            out.append('      </bpmn:lane>')
+        out.append('    </bpmn:laneSet>')
+    for n in p.nodes:
+        attrs = f'id="{n.id}" name={quoteattr(n.name)}'
+        if n.script:
+            attrs += f' procos:script="{n.script}" procos:sha256="{pin(n.script)}"'
+        if n.default:
+            attrs += f' default="{n.default}"'
+        out.append(f'    <bpmn:{TAGS[n.kind]} {attrs}>')
+        out.extend(_documentation(n.doc, "      "))
+        out.extend(f'      <bpmn:incoming>{f.id}</bpmn:incoming>' for f in p.flows if f.target == n.id)
+        out.extend(f'      <bpmn:outgoing>{f.id}</bpmn:outgoing>' for f in p.flows if f.source == n.id)
+        if n.kind == "errend":
+            ident = p.errors[0][0]
+            out.append(f'      <bpmn:errorEventDefinition id="{n.id}_def" errorRef="{ident}" />')
+        out.append(f'    </bpmn:{TAGS[n.kind]}>')
+    for b in p.boundaries:
+        out.append(f'    <bpmn:boundaryEvent id="{b.id}" name={quoteattr(b.name)} attachedToRef="{b.attached}">')
+        out.extend(f'      <bpmn:outgoing>{f.id}</bpmn:outgoing>' for f in p.flows if f.source == b.id)
+        out.append(f'      <bpmn:errorEventDefinition id="{b.id}_def" errorRef="{SCRIPT_FAILED[0]}" />')
+        out.append('    </bpmn:boundaryEvent>')
+    for f in p.flows:
+        head = f'    <bpmn:sequenceFlow id="{f.id}"'
+        if f.name:
+            head += f' name={quoteattr(f.name)}'
+        head += f' sourceRef="{f.source}" targetRef="{f.target}"'
+        if f.condition is None:
+            out.append(head + ' />')
+        else:
+            out.append(head + '>')
+            out.append('      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">'
+                       f'{escape(f.condition)}</bpmn:conditionExpression>')
+            out.append('    </bpmn:sequenceFlow>')
+    out.append('  </bpmn:process>')
+    out.extend(render_diagram(p))
+    out.append('</bpmn:definitions>')
+    return "\n".join(out) + "\n"
+
+
+def render_diagram(p: Proc) -> list[str]:
+    plane_ref = f"Collaboration_{p.id}" if p.lanes else p.id
+    out = [f'  <bpmndi:BPMNDiagram id="Diagram_{p.id}">',
+           f'    <bpmndi:BPMNPlane id="Plane_{p.id}" bpmnElement="{plane_ref}">']
+    if p.lanes:
+        width = 160 + (max(n.col for n in p.nodes) + 1) * 150
+        last_row = max(max(rows) for _, rows in p.lanes)
+        out.append(shape(f"Participant_{p.id}", 40, 30, width, (last_row + 1) * 120, horizontal=True))
+        for lane, rows in p.lanes:
+            y = 30 + min(rows) * 120
+            out.append(shape(f"Lane_{lane}", 70, y, width - 30, len(rows) * 120, horizontal=True))
+    out.extend(shape(n.id, *bounds(p, n.id)) for n in p.nodes)
+    out.extend(shape(b.id, *bounds(p, b.id)) for b in p.boundaries)
+    for f in p.flows:
+        out.append(f'      <bpmndi:BPMNEdge id="{f.id}_di" bpmnElement="{f.id}">')
+        out.extend(f'        <di:waypoint x="{x}" y="{y}" />' for x, y in waypoints(p, f))
+        out.append('      </bpmndi:BPMNEdge>')
+    out += ['    </bpmndi:BPMNPlane>', '  </bpmndi:BPMNDiagram>']
+    return out
+
+
+def shape(ident: str, x: int, y: int, w: int, h: int, horizontal: bool = False) -> str:
+    extra = ' isHorizontal="true"' if horizontal else ""
+    return (f'      <bpmndi:BPMNShape id="{ident}_di" bpmnElement="{ident}"{extra}>\n'
+            f'        <dc:Bounds x="{x}" y="{y}" width="{w}" height="{h}" />\n'
+            '      </bpmndi:BPMNShape>')
+
+
+def approval(p: Proc, gateway_col: int, gateway_row: int, go: str, what: str) -> None:
+    """The prod/dev approval block: environment gateway, Approver user task, auto-approval, rejection."""
+    c = gateway_col
+    p.node("Gateway_environment", "xgw", "Environment?", c, gateway_row, default="Flow_dev")
+    p.node("Task_approve", "user", f"Approve the {what}", c + 1, 1,
+           doc=f"An Approver decides: procos task complete TASK_ID --as USER --approve|--reject. In prod the "
+               f"user who started the {what} may not approve it.")
+    p.node("Task_auto_approve", "script", "Approve automatically (dev)", c + 1, 2,
+           script="scripts/v1/auto_approve.py")
+    p.node("Gateway_approved", "xgw", "Approved?", c + 2, 1, default="Flow_rejected")
+    p.node("Task_record_rejection", "script", "Record the rejection", c + 3, 1,
+           script="scripts/v1/record_rejection.py")
+    p.node("Event_rejected", "end", "Rejected", c + 4, 1)
+    p.flow("Flow_prod", "Gateway_environment", "Task_approve", condition='environment == "prod"', name="prod")
+    p.flow("Flow_dev", "Gateway_environment", "Task_auto_approve", name="dev")
+    p.flow("Flow_decided", "Task_approve", "Gateway_approved")
+    p.flow("Flow_approved", "Gateway_approved", go, condition="approved == True", name="approved")
+    p.flow("Flow_rejected", "Gateway_approved", "Task_record_rejection", name="rejected")
+    p.flow("Flow_rejection_recorded", "Task_record_rejection", "Event_rejected")
+    p.flow("Flow_auto_approved", "Task_auto_approve", go)
+
+
+def export_snapshot() -> Proc:
+    p = Proc("export_snapshot", "Export a snapshot",
+             "Variables in: source (store URI), out_dir, environment (dev|prod); optional pack (bool), "
+             "artifacts_dir, compression_level. Out: bundle (bundle path), snapshot_id, content_hash, "
+             "record_count. Emits snapshot_exported; approval_rejected on rejection; process_failed on failure.")
+    p.lanes = [("Owner", [0]), ("Approver", [1]), ("System", [2, 3])]
+    p.node("Event_requested", "start", "Export requested", 0, 0)
+    p.node("Task_check_request", "script", "Check the request", 1, 0, script="scripts/v1/check_request.py")
+    p.chain("r", ["Event_requested", "Task_check_request", "Gateway_environment"])
+    approval(p, 2, 0, "Gateway_attempt", "export")
+    p.node("Gateway_attempt", "xgw", "Export attempt", 5, 2)
+    p.node("Task_freeze", "script", "Set the freeze flag", 6, 2, script="scripts/v1/freeze_ingestion.py")
+    p.node("Task_stage", "script", "Open a staging folder", 7, 2, script="scripts/v1/start_staging.py")
+    p.node("Task_dump", "script", "Dump embeddings", 8, 2, script="scripts/v1/dump_embeddings.py")
+    p.node("Task_package", "script", "Package artifacts", 9, 2, script="scripts/v1/package_artifacts.py")
+    p.node("Task_checksums", "script", "Compute checksums", 10, 2, script="scripts/v1/compute_checksums.py")
+    p.node("Gateway_restart", "xgw", "Restart needed?", 11, 2, default="Flow_complete")
+    p.node("Task_unfreeze", "script", "Clear the freeze flag", 12, 2, script="scripts/v1/resume_ingestion.py")
+    p.node("Task_announce", "script", "Emit snapshot_exported", 13, 2, script="scripts/v1/announce_export.py")
+    p.node("Event_exported", "end", "Snapshot exported", 14, 2)
+    p.chain("x", ["Gateway_attempt", "Task_freeze", "Task_stage", "Task_dump", "Task_package", "Task_checksums",
+                  "Gateway_restart"])
+    p.flow("Flow_restart", "Gateway_restart", "Gateway_attempt", condition="restart == True",
+           name="restart (retry after a failure)", via=loop_back(p, "Gateway_restart", "Gateway_attempt"))
+    p.flow("Flow_complete", "Gateway_restart", "Task_unfreeze", name="complete")
+    p.chain("y", ["Task_unfreeze", "Task_announce", "Event_exported"])
+    # the error path: any frozen-phase failure clears the flag and removes the staging folder
+    p.errors = [("Error_export_failed", "export_failed")]
+    p.node("Gateway_failed", "xgw", "Export failed", 11, 3)
+    p.node("Task_abort", "script", "Remove the staging folder", 12, 3, script="scripts/v1/abort_staging.py")
+    p.node("Task_clear_after_failure", "script", "Clear the freeze flag", 13, 3,
+           script="scripts/v1/resume_ingestion.py")
+    p.node("Event_failed", "errend", "Export failed", 14, 3)
+    for task in ("Task_stage", "Task_dump", "Task_package", "Task_checksums"):
+        b = f"Boundary_{task[5:]}_failed"
+        p.boundaries.append(Boundary(b, "Script failed", task))
+        p.flow(f"Flow_{task[5:]}_failed", b, "Gateway_failed")
+    p.chain("z", ["Gateway_failed", "Task_abort", "Task_clear_after_failure", "Event_failed"])
+    return p
+
+
+def import_snapshot() -> Proc:
+    p = Proc("import_snapshot", "Import a snapshot",
+             "Variables in: bundle (path), target (store URI), mode (append|replace, default append), "
+             "environment (dev|prod); optional on_conflict. Out: imported, skipped, artifacts. "
+             "Emits import_ready; approval_rejected on rejection.")
+    p.lanes = [("Owner", [0]), ("Approver", [1]), ("System", [2])]
+    p.node("Event_requested", "start", "Import requested", 0, 0)
+    p.node("Task_check_request", "script", "Check the request", 1, 2, script="scripts/v1/check_request.py")
+    p.node("Task_check_package", "script", "Validate the package", 2, 2, script="scripts/v1/check_package.py")
+    p.node("Task_verify", "script", "Verify checksums", 3, 2, script="scripts/v1/verify_checksums.py")
+    approval(p, 4, 2, "Gateway_go", "import")
+    p.node("Gateway_go", "xgw", "Approved", 7, 2)
+    p.node("Task_load", "script", "Load vectors", 8, 2, script="scripts/v1/load_vectors.py")
+    p.node("Task_register", "script", "Register artifacts", 9, 2, script="scripts/v1/register_artifacts.py")
+    p.node("Task_rebuild", "script", "Rebuild search structures", 10, 2, script="scripts/v1/rebuild_search.py")
+    p.node("Task_announce", "script", "Emit import_ready", 11, 2, script="scripts/v1/announce_import.py")
+    p.node("Event_ready", "end", "Import ready", 12, 2)
+    p.chain("i", ["Event_requested", "Task_check_request", "Task_check_package", "Task_verify",
+                  "Gateway_environment"])
+    p.chain("j", ["Gateway_go", "Task_load", "Task_register", "Task_rebuild", "Task_announce", "Event_ready"])
+    return p
+
+
+def validate_snapshot() -> Proc:
+    p = Proc("validate_snapshot", "Validate a snapshot",
+             "Variables in: source, target (store URIs), queries (default 20), k (default 10). Out: passed, "
+             "validation (the report). Emits validation_passed or validation_failed.")
+    p.node("Event_requested", "start", "Validation requested", 0, 0)
+    p.node("Task_sample", "script", "Sample retrievals", 1, 0, script="scripts/v1/sample_retrievals.py")
+    p.node("Gateway_quality", "xgw", "Quality threshold met?", 2, 0, default="Flow_failed")
+    p.node("Task_passed", "script", "Emit validation_passed", 3, 0, script="scripts/v1/announce_validation.py")
+    p.node("Event_passed", "end", "Validation passed", 4, 0)
+    p.node("Task_failed", "script", "Emit validation_failed", 3, 1, script="scripts/v1/announce_validation.py")
+    p.node("Event_failed", "end", "Validation failed", 4, 1)
+    p.chain("v", ["Event_requested", "Task_sample", "Gateway_quality"])
+    p.flow("Flow_passed", "Gateway_quality", "Task_passed", condition="passed == True", name="passed")
+    p.flow("Flow_failed", "Gateway_quality", "Task_failed", name="failed")
+    p.flow("Flow_passed_done", "Task_passed", "Event_passed")
+    p.flow("Flow_failed_done", "Task_failed", "Event_failed")
+    return p
+
+
+def simulate_restore() -> Proc:
+    p = Proc("simulate_restore", "Disaster-recovery drill",
+             "Variables in: source (store URI), out_dir; optional scratch (store URI; default a fresh embedded "
+             "pgvector store under out_dir), queries, k. Out: report (drill report JSON path), report_markdown, "
+             "bundle, target. Emits dr_drill_completed.")
+    p.node("Event_requested", "start", "Drill started", 0, 0)
+    p.node("Task_export", "script", "Export from the source", 1, 0, script="scripts/v1/export_for_drill.py")
+    p.node("Task_scratch", "script", "Prepare a scratch target", 2, 0, script="scripts/v1/prepare_scratch.py")
+    p.node("Task_restore", "script", "Restore the records", 3, 0,
+           script="scripts/v1/restore_scratch.py")
+    p.node("Task_restore_artifacts", "script", "Restore the artifacts", 4, 0,
+           script="scripts/v1/restore_artifacts.py")
+    p.node("Task_validate", "script", "Validate the restore", 5, 0, script="scripts/v1/sample_retrievals.py")
+    p.node("Task_report", "script", "Write the drill report", 6, 0, script="scripts/v1/write_drill_report.py")
+    p.node("Task_announce", "script", "Emit dr_drill_completed", 7, 0, script="scripts/v1/announce_drill.py")
+    p.node("Event_done", "end", "Drill completed", 8, 0)
+    p.chain("d", ["Event_requested", "Task_export", "Task_scratch", "Task_restore", "Task_restore_artifacts",
+                  "Task_validate", "Task_report", "Task_announce", "Event_done"])
+    return p
+
+
+BUILDERS = (export_snapshot, import_snapshot, validate_snapshot, simulate_restore)
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    stale = []
+    for build in BUILDERS:
+        p = build()
+        path = PROCESSES / f"{p.id}.bpmn"
+        text = render(p)
+        if check:
+            if not path.is_file() or path.read_text(encoding="utf-8") != text:
+                stale.append(str(path))
+            continue
+        path.write_text(text, encoding="utf-8")
+        print("wrote", path.relative_to(ROOT))
+    for path in stale:
+        print(f"stale: {path} (run python tools/build_processes.py)")
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
