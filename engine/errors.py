@@ -65,6 +65,10 @@ class SettingsMismatch(StoreError):
     """A setting given explicitly differs from the one the existing store was created with."""
 
 
+class StoreNotFound(StoreError):
+    """No store exists at the URI and the operation does not create one."""
+
+
 class StoreLocked(StoreError):
     """Another process is writing to the store right now."""
 

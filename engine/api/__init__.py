@@ -6,10 +6,12 @@ libraries (FAISS, psycopg, pyarrow) are imported by the code that needs them, ne
 
 - stores: :mod:`engine.api.stores` (seed, stats, query, pause/resume)
 - snapshots, validation and drills: :mod:`engine.api.snapshots`
+- drift detection: :mod:`engine.api.drift`
 """
 
 from __future__ import annotations
 
+from .drift import drift_check
 from .snapshots import (
     abort_export,
     check_package,
@@ -43,6 +45,7 @@ from .stores import (
 __all__ = [
     "abort_export",
     "check_package",
+    "drift_check",
     "export_artifacts",
     "export_embeddings",
     "export_snapshot",

@@ -24,11 +24,15 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def opened(uri: str | None, **settings: Any) -> Iterator[VectorRepository]:
-    """Open the store named by ``uri`` (``$VECTOR_ENDPOINT`` when None) and close it on exit."""
+def opened(uri: str | None, *, create: bool = False, **settings: Any) -> Iterator[VectorRepository]:
+    """Open the store named by ``uri`` (``$VECTOR_ENDPOINT`` when None) and close it on exit.
+
+    Only operations that write new data pass ``create=True``; for the others a store that does not
+    exist is a StoreNotFound error (a mistyped path must not silently become an empty store).
+    """
     from engine.repository import open_repository
 
-    repo = open_repository(uri, **settings)
+    repo = open_repository(uri, create=create, **settings)
     try:
         yield repo
     finally:
@@ -58,7 +62,7 @@ def seed_store(uri: str | None, count: int, dim: int, seed: int = 0, *, artifact
         raise InvalidInput(f"count must be zero or more, got {count}")
     if dim <= 0:
         raise InvalidInput(f"dimensions must be positive, got {dim}")
-    with opened(uri, dimensions=dim) as repo:
+    with opened(uri, create=True, dimensions=dim) as repo:
         _refuse_if_paused(repo)
         started = time.perf_counter()
         result = repo.bulk_load(synthetic_batches(count, dim, seed=seed, batch_size=batch_size))

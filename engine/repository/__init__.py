@@ -33,11 +33,14 @@ BACKENDS: dict[str, str] = {
 
 
 def open_repository(uri: str | None = None, *, dimensions: int | None = None, metric: str | None = None,
-                    index: str | None = None, index_params: dict[str, int] | None = None) -> VectorRepository:
+                    index: str | None = None, index_params: dict[str, int] | None = None,
+                    create: bool = True) -> VectorRepository:
     """Open (creating on first use) the store named by ``uri``, or by ``$VECTOR_ENDPOINT`` when None.
 
     Settings given here or in the URI apply to a new store; for an existing store every setting not
     given is read from the store, and one given that differs raises :class:`SettingsMismatch`.
+    With ``create=False`` a store that does not exist yet raises :class:`StoreNotFound` instead of
+    being created (read-only operations use this, so a mistyped path is an error, not a new store).
     """
     parsed = parse_uri(uri)
     target = BACKENDS.get(parsed.scheme)
@@ -47,7 +50,7 @@ def open_repository(uri: str | None = None, *, dimensions: int | None = None, me
     cls = getattr(importlib.import_module(module_name), cls_name)
     wanted = requested_settings(parsed, dimensions=dimensions, metric=metric, index=index,
                                 index_params=index_params)
-    return cls.open(parsed, wanted)
+    return cls.open(parsed, wanted, create=create)
 
 
 def requested_settings(parsed: StoreURI, **given: Any) -> dict[str, Any]:

@@ -21,7 +21,14 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from engine.errors import ConflictError, IngestionPaused, InvalidRecord, StoreError, StoreLocked
+from engine.errors import (
+    ConflictError,
+    IngestionPaused,
+    InvalidRecord,
+    StoreError,
+    StoreLocked,
+    StoreNotFound,
+)
 from engine.records import (
     EmbeddingRecord,
     OnConflict,
@@ -74,8 +81,11 @@ class FaissRepository:
             self.fold_min = fold_min
 
     @classmethod
-    def open(cls, parsed: StoreURI, wanted: dict[str, Any]) -> FaissRepository:
+    def open(cls, parsed: StoreURI, wanted: dict[str, Any], *, create: bool = True) -> FaissRepository:
         path = Path(parsed.location)
+        if not create and not (path / "store.sqlite").is_file():
+            raise StoreNotFound(f"no FAISS store at {path}",
+                                hint="check the path, or create the store first (e.g. procos store seed)")
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

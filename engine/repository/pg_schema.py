@@ -207,3 +207,13 @@ def swap_in(conn: Connection, table: str, staging: str) -> None:
     for suffix in ("_pkey", "_seq_idx", "_metadata_idx", "_embedding_idx"):
         conn.execute(sql.SQL("ALTER INDEX IF EXISTS {} RENAME TO {}").format(
             ident(staging, suffix), ident(table, suffix)))
+
+
+def store_exists(conn: Connection, table: str) -> bool:
+    """Whether ``table`` is a store registered in procos_store_state (without creating anything)."""
+    if not table_exists(conn, "procos_store_state"):
+        conn.rollback()
+        return False
+    row = conn.execute("SELECT 1 FROM procos_store_state WHERE table_name = %s", (table,)).fetchone()
+    conn.rollback()
+    return row is not None

@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from itertools import chain
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import psycopg
 from psycopg import Connection, sql
 
-from engine.errors import IngestionPaused, StoreError
+from engine.errors import IngestionPaused, StoreError, StoreNotFound
 from engine.records import EmbeddingRecord, OnConflict, RecordBatch, validate_batch
 
 from . import pg_reads, pg_schema, pg_writes
@@ -52,8 +53,12 @@ class PgVectorRepository:
         self._artifacts = PgArtifactStore(self._connection, table)
 
     @classmethod
-    def open(cls, parsed: StoreURI, wanted: dict[str, Any]) -> PgVectorRepository:
+    def open(cls, parsed: StoreURI, wanted: dict[str, Any], *, create: bool = True) -> PgVectorRepository:
+        missing = StoreNotFound(f"no pgvector store {parsed.table!r} at {parsed.text}",
+                                hint="check the URI and its ?table=, or create the store first")
         if parsed.scheme == "postgresql+embedded":
+            if not create and not (Path(parsed.location) / "PG_VERSION").is_file():
+                raise missing
             from .embedded import server_uri
 
             dsn = server_uri(parsed.location)
@@ -63,6 +68,8 @@ class PgVectorRepository:
         pg_schema.check_table_name(table, parsed.text)
         conn = connect(dsn, parsed.text)
         try:
+            if not create and not pg_schema.store_exists(conn, table):
+                raise missing
             with conn.transaction():
                 settings = pg_schema.prepare_store(conn, table, wanted, parsed.text)
         except BaseException:

@@ -30,7 +30,7 @@ class Side:
 
 
 def _store_side(uri: str) -> Side:
-    repo = open_repository(uri)
+    repo = open_repository(uri, create=False)
 
     def search(queries: np.ndarray, k: int) -> list[list[Hit]]:
         return [repo.query(q, k) for q in queries]

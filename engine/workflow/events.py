@@ -8,19 +8,14 @@ reported back to the caller so it lands in the instance's history).
 
 from __future__ import annotations
 
-import json
-import os
 import time
 
 from engine.errors import WorkflowError
+from engine.events import EVENTS, append_line
 
 from .settings import Settings
 from .store import InstanceStore, now_iso
 
-EVENTS = frozenset({
-    "snapshot_exported", "import_ready", "validation_passed", "validation_failed",
-    "vector_drift_detected", "dr_drill_completed", "process_failed", "approval_rejected",
-})
 WEBHOOK_TIMEOUT = 5.0
 BACKOFF = (0.2, 0.5, 1.0, 2.0)
 
@@ -36,13 +31,7 @@ def make_event(name: str, instance_id: str | None, fields: dict | None = None) -
 
 def emit(settings: Settings, store: InstanceStore, event: dict) -> str | None:
     """Record ``event`` everywhere; return a problem description if the webhook could not take it."""
-    line = json.dumps(event, sort_keys=True)
-    settings.home.mkdir(parents=True, exist_ok=True)
-    fd = os.open(settings.events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, (line + "\n").encode("utf-8"))  # one write per line: concurrent appenders don't interleave
-    finally:
-        os.close(fd)
+    append_line(settings.events_path, event)  # one write per line (engine.events)
     store.add_event(event)
     if settings.webhook_url:
         return post_webhook(settings.webhook_url, event, settings.webhook_attempts)

@@ -1,0 +1,109 @@
+"""Library-level events: one JSON line in ``PROCOS_HOME/events.jsonl``, and a webhook POST.
+
+The library (drift checks run from the CLI or a scheduler) emits events without the workflow
+package: :func:`emit_event` appends ``{"event", "instance_id", "time", ...}`` to
+``$PROCOS_HOME/events.jsonl`` (default ``./.procos``) and, when ``PROCOS_WEBHOOK_URL`` is set,
+POSTs it as JSON with a few retries. Emitting never raises: a problem is logged and returned, so
+a failed delivery never hides the result that caused the event. The workflow engine uses
+:func:`append_line` for its own events.jsonl writes (and adds the state DB and its history).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+EVENTS = frozenset({
+    "snapshot_exported", "import_ready", "validation_passed", "validation_failed",
+    "vector_drift_detected", "dr_drill_completed", "process_failed", "approval_rejected",
+})
+RESERVED = frozenset({"event", "instance_id", "time"})
+WEBHOOK_TIMEOUT = 5.0
+WEBHOOK_ATTEMPTS = 3
+BACKOFF = (0.2, 0.5, 1.0, 2.0)
+
+
+def now_iso() -> str:
+    """The current UTC time as ``2024-05-17T08:30:15.123Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def events_path(env: Mapping[str, str] | None = None) -> Path:
+    """``$PROCOS_HOME/events.jsonl`` (``./.procos/events.jsonl`` when PROCOS_HOME is unset)."""
+    env = os.environ if env is None else env
+    return Path(env.get("PROCOS_HOME") or ".procos").expanduser().resolve() / "events.jsonl"
+
+
+def make_event(name: str, instance_id: str | None = None, fields: Mapping[str, Any] | None = None) -> dict:
+    """``{"event", "instance_id", "time", **fields}``; raises ValueError for an unknown name or a reserved field."""
+    if name not in EVENTS:
+        raise ValueError(f"unknown event {name!r}; one of: {', '.join(sorted(EVENTS))}")
+    reserved = RESERVED & set(fields or {})
+    if reserved:
+        raise ValueError(f"event {name!r}: fields {sorted(reserved)} are set by the engine")
+    return {"event": name, "instance_id": instance_id, "time": now_iso(), **(fields or {})}
+
+
+def append_line(path: Path, event: Mapping[str, Any]) -> None:
+    """Append ``event`` as one JSON line with a single write (concurrent appenders do not interleave)."""
+    line = json.dumps(event, sort_keys=True, default=str) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def post_webhook(url: str, event: Mapping[str, Any], attempts: int = WEBHOOK_ATTEMPTS) -> str | None:
+    """POST ``event`` as JSON, retrying with backoff; return None when accepted, else the problem."""
+    import requests
+
+    from engine.repository.uri import redact
+
+    problem = None
+    for attempt in range(max(1, attempts)):
+        try:
+            response = requests.post(url, json=dict(event), timeout=WEBHOOK_TIMEOUT)
+            if response.status_code < 300:
+                return None
+            problem = f"HTTP {response.status_code}"
+            if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+                break  # the receiver refuses this event; retrying will not help
+        except requests.RequestException as exc:
+            problem = str(exc)
+        if attempt + 1 < attempts:
+            time.sleep(BACKOFF[min(attempt, len(BACKOFF) - 1)])
+    return f"webhook {redact(url)} did not accept event {event.get('event')!r}: {problem}"
+
+
+def emit_event(name: str, instance_id: str | None = None, fields: Mapping[str, Any] | None = None, *,
+               env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Record one event in events.jsonl and POST it to ``$PROCOS_WEBHOOK_URL`` (when set); never raises.
+
+    Returns ``{"event": <the event>, "problems": [...]}``; each problem was also logged as a warning.
+    """
+    env = os.environ if env is None else env
+    event = make_event(name, instance_id, fields)
+    problems: list[str] = []
+    path = events_path(env)
+    try:
+        append_line(path, event)
+    except OSError as exc:
+        problems.append(f"cannot append event {name!r} to {path}: {exc}")
+    url = env.get("PROCOS_WEBHOOK_URL")
+    if url:
+        problem = post_webhook(url, event)
+        if problem:
+            problems.append(problem)
+    for problem in problems:
+        log.warning("%s", problem)
+    return {"event": event, "problems": problems}
