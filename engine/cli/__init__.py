@@ -25,6 +25,7 @@ GROUPS: dict[str, str] = {
     "store": "engine.cli.store:store",
     "snapshot": "engine.cli.snapshot:snapshot",
     "validate": "engine.cli.validate:validate",
+    "demo": "engine.cli.demo:demo",
     "drift": "engine.cli.drift:drift",
     "process": "engine.cli.workflow:process_group",
     "instance": "engine.cli.workflow:instance_group",
