@@ -22,7 +22,7 @@ from engine.errors import ProcessNotFound, ScriptRefused, WorkflowError
 
 from .lint import BPMN, NS, condition_problems, diagram_problems
 from .scripts import resolve_script, sha256_hex
-from .settings import PACKAGE_ROOT, Settings
+from .settings import INSTALLED_ROOT, PACKAGE_ROOT, Settings
 
 PROCOS_NS = "http://procos.dev/schema/bpmn/1.0"
 _XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=False)
@@ -123,7 +123,7 @@ class Catalog:
         parser.add_bpmn_xml(pf.root, str(pf.path))
         spec = parser.get_spec(process_id)
         subprocess_specs = parser.get_subprocess_specs(process_id)
-        bases = [pf.project_dir, pf.path.parent, PACKAGE_ROOT]
+        bases = [pf.project_dir, pf.path.parent, PACKAGE_ROOT, INSTALLED_ROOT]
         scripts = []
         for s in [spec, *subprocess_specs.values()]:
             scripts.extend(self._embed_scripts(s, pf, bases))

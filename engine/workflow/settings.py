@@ -9,10 +9,12 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds engine/, processes/, scripts/
+INSTALLED_ROOT = Path(sys.prefix) / "share" / "procos"  # where a wheel install puts processes/ and scripts/
 
 
 @dataclass(frozen=True)
@@ -41,9 +43,12 @@ class Settings:
 
 
 def builtin_process_dirs() -> list[Path]:
-    """The ``processes/`` folder shipped next to the ``engine`` package, when it exists."""
-    candidate = PACKAGE_ROOT / "processes"
-    return [candidate] if candidate.is_dir() else []
+    """The shipped ``processes/`` folder: next to the ``engine`` package (a source checkout or an
+    editable install), else under ``<prefix>/share/procos`` (a wheel install)."""
+    for root in (PACKAGE_ROOT, INSTALLED_ROOT):
+        if (root / "processes").is_dir():
+            return [root / "processes"]
+    return []
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
