@@ -14,10 +14,10 @@ from engine.workflow.loader import NS, PROCOS_NS, read_process_file
 
 ROOT = Path(__file__).resolve().parents[1]
 PROCESS_FILES = sorted((ROOT / "processes").glob("*.bpmn"))
-EXPECTED = {"export_snapshot", "import_snapshot", "validate_snapshot", "simulate_restore"}
+EXPECTED = {"export_snapshot", "import_snapshot", "validate_snapshot", "simulate_restore", "drift_check"}
 
 
-def test_the_four_product_processes_are_shipped():
+def test_the_product_processes_are_shipped():
     assert {p.stem for p in PROCESS_FILES} == EXPECTED
     assert all(read_process_file(p).processes == [p.stem] for p in PROCESS_FILES)
 

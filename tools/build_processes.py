@@ -341,7 +341,25 @@ def simulate_restore() -> Proc:
     return p
 
 
-BUILDERS = (export_snapshot, import_snapshot, validate_snapshot, simulate_restore)
+def drift_check() -> Proc:
+    p = Proc("drift_check", "Vector drift check",
+             "Variables in: uri (store URI), snapshot (bundle path); optional sample (N random records instead "
+             "of all), seed. Out: drift, drifted, missing, unexpected, checked, counts. Emits "
+             "vector_drift_detected when anything drifted. Meant to be started by a scheduler.")
+    p.node("Event_requested", "start", "Drift check due", 0, 0)
+    p.node("Task_check", "script", "Hash and compare vectors", 1, 0, script="scripts/v1/check_drift.py")
+    p.node("Gateway_drift", "xgw", "Drift found?", 2, 0, default="Flow_clean")
+    p.node("Task_announce", "script", "Emit vector_drift_detected", 3, 0, script="scripts/v1/announce_drift.py")
+    p.node("Event_drift", "end", "Drift reported", 4, 0)
+    p.node("Event_clean", "end", "No drift", 3, 1)
+    p.chain("c", ["Event_requested", "Task_check", "Gateway_drift"])
+    p.flow("Flow_drift", "Gateway_drift", "Task_announce", condition="drift == True", name="drift")
+    p.flow("Flow_clean", "Gateway_drift", "Event_clean", name="no drift")
+    p.flow("Flow_drift_done", "Task_announce", "Event_drift")
+    return p
+
+
+BUILDERS = (export_snapshot, import_snapshot, validate_snapshot, simulate_restore, drift_check)
 
 
 def main(argv: list[str]) -> int:
