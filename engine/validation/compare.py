@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
+
+from engine.records import vector_sha256
 
 from .result import MAX_LISTED, Validation
 from .sides import Side
@@ -58,7 +58,7 @@ def compare_records(source: Side, target: Side, result: Validation, sample: int 
             pool[int(rng.integers(64))] = sb.vectors[si]
         if check_positions is None or position in check_positions:
             checked += 1
-            if _vhash(sb.vectors[si]) != _vhash(tb.vectors[ti]):
+            if vector_sha256(sb.vectors[si]) != vector_sha256(tb.vectors[ti]):
                 n_drifted += 1
                 if len(drifted) < MAX_LISTED:
                     drifted.append(rid)
@@ -80,7 +80,3 @@ def compare_records(source: Side, target: Side, result: Validation, sample: int 
     if n_changed:
         result.fail("record_content", f"{n_changed} record(s) differ in metadata or version", ids=changed)
     return np.array(pool, dtype=np.float32) if pool else np.zeros((0, source.dimensions or 0), np.float32)
-
-
-def _vhash(vector: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(vector, dtype="<f4").tobytes()).hexdigest()
