@@ -118,16 +118,21 @@ def check_package(path: str | Path) -> dict[str, Any]:
             "record_count": doc["record_count"], "content_hash": doc["content_hash"]}
 
 
-def import_snapshot(path: str | Path, uri: str | None, *, mode: str = "append", on_conflict: str = "version",
-                    dry_run: bool = False) -> dict[str, Any]:
+def import_snapshot(path: str | Path | list[str | Path], uri: str | None, *, mode: str = "append",
+                    on_conflict: str = "version", dry_run: bool = False) -> dict[str, Any]:
     """Verify the bundle, then load records and artifacts into ``uri`` (created with the bundle's settings).
 
     Returns ``{"imported","skipped","target","snapshot_id","content_hash"}`` (the plan with ``dry_run``).
+    A list of bundles is a chain (full, then deltas) and goes to :func:`import_chain`.
     """
     from engine import snapshot
 
+    if isinstance(path, list | tuple):
+        return import_chain(list(path), uri, mode=mode, on_conflict=on_conflict, dry_run=dry_run)
     _mode(mode)
     _on_conflict(on_conflict)
+    if dry_run and not _store_exists(_target(uri)):  # plan without creating the store
+        return snapshot.plan_import(None, path, mode, on_conflict, target=_target(uri))
     repo = snapshot.open_target(_target(uri), path)
     try:
         if dry_run:
@@ -135,6 +140,52 @@ def import_snapshot(path: str | Path, uri: str | None, *, mode: str = "append", 
         return snapshot.import_snapshot(repo, path, mode, on_conflict)
     finally:
         repo.close()
+
+
+def import_chain(paths: list[str | Path], uri: str | None, *, mode: str = "append", on_conflict: str = "version",
+                 dry_run: bool = False) -> dict[str, Any]:
+    """Verify a chain (full bundle, then its deltas oldest first) and its lineage, then apply it to ``uri``.
+
+    Returns ``{"imported","skipped","deleted","artifacts","target","snapshot_id","content_hash","chain"}``
+    (the plan with ``dry_run``). A gap, fork or wrong order raises LineageError with nothing written.
+    """
+    from engine import snapshot
+
+    _mode(mode)
+    _on_conflict(on_conflict)
+    if not paths:
+        raise InvalidInput("no bundles given", hint="give the full bundle, then its deltas, then the target URI")
+    if dry_run and not _store_exists(_target(uri)):  # plan without creating the store
+        return snapshot.plan_chain(None, paths, mode, on_conflict, target=_target(uri))
+    repo = snapshot.open_target(_target(uri), paths[-1])
+    try:
+        if dry_run:
+            return snapshot.plan_chain(repo, paths, mode, on_conflict)
+        return snapshot.import_chain(repo, paths, mode, on_conflict)
+    finally:
+        repo.close()
+
+
+def export_delta(uri: str | None, base: str | Path, out_dir: str | Path, *, artifacts_dir: str | Path | None = None,
+                 pack: bool = False, compression_level: int = 6, source_env: str | None = None) -> dict[str, Any]:
+    """Write a delta bundle of what changed in the store since bundle ``base`` into ``out_dir``.
+
+    Returns the export's keys (``path``, ``snapshot_id``, ``content_hash``, ``record_count``) plus
+    ``parent`` (``{"snapshot_id","content_hash"}`` of ``base``), ``kind``, ``upserts``, ``deletes``.
+    """
+    from engine import snapshot
+
+    with opened(uri) as repo:
+        result = snapshot.export_delta(repo, base, out_dir, artifacts_dir=artifacts_dir, pack=pack,
+                                       compression_level=compression_level, source_env=source_env)
+    return result.to_json()
+
+
+def snapshot_catalog(folder: str | Path, *, quick: bool = False) -> dict[str, Any]:
+    """Lineage and health of the bundles in ``folder``'s catalog: ``{"bundles","problems","ok","folder"}``."""
+    from engine import snapshot
+
+    return snapshot.check_catalog(folder, quick=quick)
 
 
 def load_vectors(path: str | Path, uri: str | None, mode: str = "append", on_conflict: str = "version"
@@ -167,6 +218,17 @@ def rebuild_search(uri: str | None) -> dict[str, Any]:
         repo.compact()
         stats = repo.stats()
     return {**stats, "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _store_exists(uri: str) -> bool:
+    from engine.errors import StoreNotFound
+    from engine.repository import open_repository
+
+    try:
+        open_repository(uri, create=False).close()
+    except StoreNotFound:
+        return False
+    return True
 
 
 def _target(uri: str | None) -> str:

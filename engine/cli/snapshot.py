@@ -1,4 +1,4 @@
-"""``procos snapshot``: export, pack, verify, inspect and import bundles (thin shells over engine.api)."""
+"""``procos snapshot``: export, delta, pack, verify, inspect, catalog and import bundles (thin shells over engine.api)."""
 
 from __future__ import annotations
 
@@ -85,8 +85,60 @@ def inspect(path: str) -> None:
     click.echo(api.inspect_snapshot(path))
 
 
+@snapshot.command()
+@click.argument("uri", metavar="URI")
+@click.option("--base", required=True, type=click.Path(exists=True),
+              help="The bundle (full or delta, folder or .tar.zst) the delta builds on.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Snapshots folder; the delta bundle is created inside it.")
+@click.option("--artifacts", "artifacts_dir", type=click.Path(exists=True, file_okay=False),
+              help="A folder of artifacts that adds to or overrides the store's own (as for export).")
+@click.option("--pack", is_flag=True, help="Also write <bundle>.tar.zst next to the bundle.")
+@click.option("--compression-level", type=click.IntRange(1, 22), default=6, show_default=True,
+              help="zstd level for embeddings.parquet (and the pack).")
+@click.option("--source-env", help="Environment name recorded in the manifest (default: $PROCOS_ENV).")
+@JSON_OPT
+def delta(uri: str, base: str, out_dir: str, artifacts_dir: str | None, pack: bool, compression_level: int,
+          source_env: str | None, as_json: bool) -> None:
+    """Write a delta bundle of what changed in the store URI since the bundle --base.
+
+    The delta holds the upserted records, the deleted ids (changes.jsonl) and the added, changed
+    or removed artifacts; its manifest names --base as its parent.
+    """
+    from engine import api
+
+    emit(api.export_delta(uri, base, out_dir, artifacts_dir=artifacts_dir, pack=pack,
+                          compression_level=compression_level, source_env=source_env), as_json)
+
+
+@snapshot.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--quick", is_flag=True, help="Read only manifests; skip re-verifying every bundle's checksums.")
+@JSON_OPT
+def catalog(folder: str, quick: bool, as_json: bool) -> None:
+    """Show the lineage of the bundles in FOLDER's snapshot_catalog.jsonl and flag problems.
+
+    Problems: broken chains (a delta whose parent is not catalogued, damaged or gone), missing
+    bundles, bundles that fail verification, unreadable catalog lines, uncatalogued bundles.
+    Exit code 3 when there is any problem.
+    """
+    from engine import api
+
+    report = api.snapshot_catalog(folder, quick=quick)
+    if as_json:
+        emit_json(report)
+    else:
+        for b in report["bundles"]:
+            chain = " <- ".join(reversed([s[:8] for s in b["chain"]])) if b["chain"] else "(broken)"
+            click.echo(f"{'ok ' if b['ok'] else 'BAD'} {b['kind']:5} {b['path']}  {b['snapshot_id'][:8]}  {chain}")
+        for p in report["problems"]:
+            click.echo(f"problem: {p['path'] or '-'}: {p['problem']}")
+    if not report["ok"]:
+        raise SystemExit(VERIFY_FAILED)
+
+
 @snapshot.command(name="import")
-@click.argument("args", nargs=-1, required=True, metavar="BUNDLE URI")
+@click.argument("args", nargs=-1, required=True, metavar="BUNDLE [DELTA...] URI")
 @click.option("--mode", type=click.Choice(["append", "replace"]), default="append", show_default=True,
               help="append: merge by the conflict rule; replace: the target becomes exactly the bundle (atomic).")
 @click.option("--on-conflict", type=click.Choice(["version", "error", "keep", "overwrite"]), default="version",
@@ -97,13 +149,16 @@ def inspect(path: str) -> None:
 def import_(args: tuple[str, ...], mode: str, on_conflict: str, dry_run: bool, as_json: bool) -> None:
     """Verify BUNDLE (folder or .tar.zst), then import it into the store URI.
 
+    With several bundles (a full bundle, then its deltas oldest first) every bundle and the lineage
+    are checked first; a gap, fork or wrong order is refused with nothing written.
     A bundle that fails verification writes nothing. A new target is created with the bundle's
     dimensions, metric and index settings.
     """
     from engine import api
 
-    if len(args) != 2:
-        raise ProcosError(f"expected BUNDLE URI, got {len(args)} argument(s)",
+    if len(args) < 2:
+        raise ProcosError(f"expected BUNDLE [DELTA...] URI, got {len(args)} argument(s)",
                           hint="procos snapshot import knowledge_snapshot_... faiss:./target")
-    bundle, uri = args
-    emit(api.import_snapshot(bundle, uri, mode=mode, on_conflict=on_conflict, dry_run=dry_run), as_json)
+    *bundles, uri = args
+    source = bundles[0] if len(bundles) == 1 else list(bundles)
+    emit(api.import_snapshot(source, uri, mode=mode, on_conflict=on_conflict, dry_run=dry_run), as_json)

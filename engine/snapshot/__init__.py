@@ -6,6 +6,7 @@ The public functions, each a thin entry point the CLI, the BPMN scripts and the 
   :func:`package_artifacts`, :func:`finish_bundle`, :func:`abort_bundle`)
 - :func:`pack_bundle`, :func:`verify_bundle`, :func:`inspect_bundle`
 - :func:`import_snapshot`, :func:`plan_import`, :func:`open_target`
+- :func:`export_delta`, :func:`import_chain`, :func:`plan_chain`, :func:`check_catalog` (deltas, lineage)
 
 Heavy libraries (pyarrow, FAISS, zstandard, jsonschema) are imported only when a function needs them.
 """
@@ -17,7 +18,8 @@ from typing import Any
 from .manifest import SCHEMA_VERSION
 
 __all__ = [
-    "SCHEMA_VERSION", "ExportResult", "Finding", "UnpackLimits", "VerifyReport", "abort_bundle",
+    "SCHEMA_VERSION", "DeltaResult", "ExportResult", "check_catalog", "export_delta", "import_chain", "plan_chain",
+    "read_catalog", "Finding", "UnpackLimits", "VerifyReport", "abort_bundle",
     "dump_embeddings", "export_snapshot", "finish_bundle", "import_artifacts", "import_records", "import_snapshot", "inspect_bundle",
     "manifest_of", "open_bundle", "open_target", "pack_bundle", "package_artifacts", "plan_import",
     "safe_unpack", "start_bundle", "verify_bundle", "write_artifacts", "write_embeddings",
@@ -29,6 +31,8 @@ _WHERE = {
     "start_bundle": "staging", "write_artifacts": "writer", "write_embeddings": "writer", "pack_bundle": "pack", "safe_unpack": "unpack", "UnpackLimits": "unpack",
     "Finding": "verify", "VerifyReport": "verify", "verify_bundle": "verify",
     "inspect_bundle": "reader", "manifest_of": "reader", "open_bundle": "reader",
+    "export_delta": "delta", "DeltaResult": "delta", "import_chain": "delta_import", "plan_chain": "delta_import",
+    "check_catalog": "catalog", "read_catalog": "catalog",
     "import_snapshot": "importer", "import_records": "importer", "import_artifacts": "importer", "plan_import": "importer", "open_target": "importer",
 }
 

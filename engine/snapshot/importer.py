@@ -12,7 +12,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import BundleInvalid, InvalidInput, SettingsMismatch, UnsupportedSchemaVersion
+from engine.errors import (
+    BundleInvalid,
+    InvalidInput,
+    LineageError,
+    SettingsMismatch,
+    UnsupportedSchemaVersion,
+)
 from engine.records import OnConflict
 
 from . import reader
@@ -59,20 +65,32 @@ def check_bundle(root: Path) -> dict[str, Any]:
     return report.manifest
 
 
-def plan_import(repo: VectorRepository, src: str | os.PathLike[str], mode: str = "append",
-                on_conflict: str = "version") -> dict[str, Any]:
-    """What :func:`import_snapshot` would do, as plain data (verifies the bundle; writes nothing)."""
+def refuse_delta(doc: dict[str, Any], src: object) -> None:
+    """A delta bundle is only meaningful on top of its parent: importing it alone is refused."""
+    if doc.get("kind") == "delta":
+        raise LineageError(f"{src} is a delta bundle; it can only be imported after the bundles it builds on",
+                           hint="import the chain: procos snapshot import FULL DELTA1 ... DELTA URI")
+
+
+def plan_import(repo: VectorRepository | None, src: str | os.PathLike[str], mode: str = "append",
+                on_conflict: str = "version", *, target: str | None = None) -> dict[str, Any]:
+    """What :func:`import_snapshot` would do, as plain data (verifies the bundle; writes nothing).
+
+    ``repo=None`` plans an import into a store that does not exist yet, named ``target``.
+    """
     if mode not in MODES:
         raise InvalidInput(f"import mode must be append or replace, got {mode!r}")
     rule = _rule(on_conflict)
     with reader.open_bundle(src) as root:
         doc = check_bundle(root)
-        problem = _settings_problem(repo, doc)
-        return {"source": str(src), "target": repo.uri, "mode": mode,
+        refuse_delta(doc, src)
+        problem = _settings_problem(repo, doc) if repo is not None else None
+        return {"source": str(src), "target": repo.uri if repo is not None else target, "mode": mode,
                 "on_conflict": rule.value if mode == "append" else None,
                 "snapshot_id": doc["snapshot_id"], "content_hash": doc["content_hash"],
                 "records": doc["record_count"], "dimensions": doc["dimensions"], "metric": doc["metric"],
-                "artifacts": len(reader.artifact_paths(root)), "target_count": repo.count(),
+                "artifacts": len(reader.artifact_paths(root)),
+                "target_count": repo.count() if repo is not None else 0,
                 "settings_problem": problem}
 
 
@@ -100,7 +118,7 @@ def import_records(repo: VectorRepository, src: str | os.PathLike[str], mode: st
 def import_artifacts(repo: VectorRepository, src: str | os.PathLike[str], mode: str = "append") -> dict[str, Any]:
     """The artifacts half of :func:`import_snapshot` (verifies the whole bundle first)."""
     with reader.open_bundle(src) as root:
-        check_bundle(root)
+        refuse_delta(check_bundle(root), src)
         return {"artifacts": _register(repo, root, mode)}
 
 
@@ -110,6 +128,7 @@ def _load_records(repo: VectorRepository, root: Path, mode: str, on_conflict: st
         raise InvalidInput(f"import mode must be append or replace, got {mode!r}")
     rule = _rule(on_conflict)
     doc = check_bundle(root)
+    refuse_delta(doc, root)
     problem = _settings_problem(repo, doc)
     if problem:
         raise SettingsMismatch(problem, hint="import into a new store opened with open_target(uri, manifest)")

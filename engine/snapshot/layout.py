@@ -6,6 +6,9 @@ A bundle is a folder ``knowledge_snapshot_YYYYMMDD_HHMMSS[_N]/`` holding::
     bpmn/<process_id>_v<version>.bpmn   prompts/<name>_v<version>.yaml
     patterns/pattern_catalog_v<version>.yaml   examples/examples_v<version>.jsonl
     domains/domain_profiles.jsonl   [logs/generation_events.jsonl]
+    [changes.jsonl]   (delta bundles only; see docs/snapshot-format.md)
+
+The snapshots folder holding the bundles also holds ``snapshot_catalog.jsonl``.
 
 Bundle-relative paths are POSIX strings (``bpmn/order_v2.bpmn``); :func:`member` turns one into a
 filesystem path under a bundle root after checking it cannot escape it.
@@ -28,6 +31,8 @@ CHECKSUMS = "checksums.sha256"
 EMBEDDINGS = "embeddings.parquet"
 FAISS_INDEX = "index.faiss"
 STAGING_STATE = ".export_state.json"  # lives only in a staging folder, never in a finished bundle
+CHANGES = "changes.jsonl"  # delta bundles only: one line per changed id, ascending id
+CATALOG = "snapshot_catalog.jsonl"  # in the snapshots folder: one line per bundle written there
 
 BACKEND_SPECIFIC = frozenset({FAISS_INDEX})
 """Files listed in checksums.sha256 but left out of the content hash (they differ by source backend)."""
@@ -112,6 +117,15 @@ def faiss_index_path(root: Path) -> Path:
 
 def state_path(staging: Path) -> Path:
     return staging / STAGING_STATE
+
+
+def changes_path(root: Path) -> Path:
+    return root / CHANGES
+
+
+def catalog_path(out_dir: Path) -> Path:
+    """``snapshot_catalog.jsonl`` of a snapshots folder."""
+    return Path(out_dir) / CATALOG
 
 
 def artifact_kind(rel: str) -> str | None:

@@ -59,6 +59,35 @@ def build(*, snapshot_id: str, created_utc: str, source_env: str, source_uri: st
     return manifest
 
 
+KINDS = ("full", "delta")
+
+
+def kind_of(manifest: dict[str, Any]) -> str:
+    """``full`` or ``delta``; bundles written before deltas existed have no ``kind`` and are full."""
+    return str(manifest.get("kind", "full"))
+
+
+def lineage_fields(state: dict[str, Any], artifact_files: dict[str, str]) -> dict[str, Any]:
+    """The manifest's lineage properties from an export's step state (see docs/snapshot-format.md).
+
+    Every bundle gets ``kind`` and ``artifacts_state`` (``{path: sha256}`` of the store's whole
+    artifact set after this bundle), plus ``sequence`` when the export recorded the store's change
+    sequence. A delta also gets ``parent``, ``base_sequence``, ``changes`` and ``removed_artifacts``.
+    """
+    delta = state.get("delta")
+    artifacts_state = delta["artifacts_state"] if delta else artifact_files
+    out: dict[str, Any] = {"kind": "delta" if delta else "full",
+                           "artifacts_state": {p: artifacts_state[p] for p in sorted(artifacts_state)}}
+    if state.get("sequence") is not None:
+        out["sequence"] = int(state["sequence"])
+    if delta:
+        out.update(parent=dict(delta["parent"]), base_sequence=int(delta["base_sequence"]),
+                   changes={"file": layout.CHANGES, "upserts": int(delta["changes"]["upserts"]),
+                            "deletes": int(delta["changes"]["deletes"])},
+                   removed_artifacts=sorted(delta["removed_artifacts"]))
+    return out
+
+
 def artifact_counts(paths: list[str]) -> dict[str, int]:
     """``{"bpmn_count": n, "prompt_count": n, ...}`` for the given bundle-relative paths."""
     counts = dict.fromkeys(layout.ARTIFACT_COUNTERS.values(), 0)

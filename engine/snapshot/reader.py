@@ -112,8 +112,14 @@ def inspect_bundle(path: str | os.PathLike[str]) -> str:
         f"index:         {index.get('type')} ({params})",
         f"artifacts:     {counts}" + (" (logs truncated)" if doc.get("logs_truncated") else ""),
         f"content hash:  {doc.get('content_hash')} ({doc.get('hash_algorithm')})",
+        f"kind:          {doc.get('kind', 'full')}, store sequence {doc.get('sequence', 'not recorded')}",
         f"format:        schema_version {doc.get('schema_version')}, written by {doc.get('tool')} "
         f"{doc.get('tool_version')}",
         "verified:      no (run verify_bundle / procos snapshot verify)",
     ]
+    if doc.get("kind") == "delta":
+        changes, parent = doc.get("changes", {}), doc.get("parent", {})
+        lines.insert(-1, f"delta of:      {parent.get('snapshot_id')} ({parent.get('content_hash')}), changes after "
+                         f"sequence {doc.get('base_sequence')}: {changes.get('upserts')} upserts, "
+                         f"{changes.get('deletes')} deletes, {len(doc.get('removed_artifacts', []))} removed artifacts")
     return "\n".join(lines)

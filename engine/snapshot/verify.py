@@ -3,7 +3,8 @@
 Phases: manifest (parse, schema_version, JSON Schema) -> files (every checksum, nothing missing,
 nothing unlisted) -> manifest against files (artifact counts, content hash) -> data (Parquet
 schema, row count, dimensions, each row's vector_hash, strictly ascending unique ids, canonical
-metadata) -> FAISS index (readable, ntotal, d). Paths are relative to the bundle root.
+metadata) -> FAISS index (readable, ntotal, d) -> lineage (``artifacts_state``; a delta's
+``changes.jsonl`` against its rows, see :mod:`.delta_checks`). Paths are relative to the bundle root.
 """
 
 from __future__ import annotations
@@ -82,6 +83,10 @@ def verify_dir(root: Path) -> VerifyReport:
     if doc is not None:
         _check_counts(doc, listed, actual, report)
     _check_data(root, doc or {}, listed, report)  # rows are checked even when the manifest is unusable
+    if doc is not None:
+        from .delta_checks import check_lineage
+
+        check_lineage(root, doc, listed, actual, report)  # artifacts_state; changes.jsonl of deltas
     return report
 
 
@@ -109,7 +114,7 @@ def _check_manifest(root: Path, report: VerifyReport) -> dict[str, Any] | None:
 
 
 def _allowed(rel: str) -> bool:
-    if rel in (layout.MANIFEST, layout.EMBEDDINGS, layout.FAISS_INDEX):
+    if rel in (layout.MANIFEST, layout.EMBEDDINGS, layout.FAISS_INDEX, layout.CHANGES):
         return True
     from engine.errors import StoreError
     from engine.repository.artifacts import check_artifact_path
@@ -184,7 +189,7 @@ def _check_counts(doc: dict[str, Any], listed: dict[str, str], actual: dict[str,
                    f"files (recomputed {recomputed})", "content_hash")
     backend = doc.get("vector_backend")
     has_index = layout.FAISS_INDEX in listed
-    if backend == "faiss" and not has_index:
+    if backend == "faiss" and not has_index and manifest.kind_of(doc) != "delta":
         report.add(layout.FAISS_INDEX, "missing: bundles of FAISS stores carry index.faiss", "missing")
     if backend != "faiss" and has_index:
         report.add(layout.FAISS_INDEX, f"only bundles of FAISS stores carry index.faiss, this one is "

@@ -8,6 +8,7 @@ Steps (each can run in its own process; they share state through the staging fol
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["ExportResult", "abort_bundle", "dump_embeddings", "export_snapshot", "finish_bundle",
            "package_artifacts", "start_bundle", "write_artifacts", "write_embeddings"]
 DEFAULT_BATCH = 4_096
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,12 +49,15 @@ class ExportResult:
     content_hash: str
     record_count: int
     archive: str | None = None
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"path": self.path, "snapshot_id": self.snapshot_id,
                                "content_hash": self.content_hash, "record_count": self.record_count}
         if self.archive is not None:
             out["archive"] = self.archive
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
         return out
 
 
@@ -64,14 +69,22 @@ def dump_embeddings(repo: VectorRepository, staging_dir: str | os.PathLike[str],
     "faiss_index"}``; memory stays bounded by the batch and row-group sizes (plus the rebuilt
     index for FAISS stores).
     """
-    return write_embeddings(staging_dir, repo.iter_batches(batch_size), settings=repo.settings,
-                            backend=repo.backend, uri=repo.uri, compression_level=compression_level)
+    # Read before the stream starts: the rows are at this sequence or later, so a delta built on
+    # this bundle (changes after it) never misses a change; re-applying one is harmless.
+    sequence = repo.sequence()
+    result = write_embeddings(staging_dir, repo.iter_batches(batch_size), settings=repo.settings,
+                              backend=repo.backend, uri=repo.uri, compression_level=compression_level)
+    update_state(Path(staging_dir), sequence=sequence)
+    return result
 
 
 def write_embeddings(staging_dir: str | os.PathLike[str], batches: Iterable[RecordBatch], *,
                      settings: StoreSettings, backend: str, uri: str,
-                     compression_level: int = 6) -> dict[str, Any]:
-    """The work of :func:`dump_embeddings` for any ascending-id stream of batches."""
+                     compression_level: int = 6, build_index: bool = True) -> dict[str, Any]:
+    """The work of :func:`dump_embeddings` for any ascending-id stream of batches.
+
+    ``build_index=False`` leaves out ``index.faiss`` even for FAISS sources (delta bundles).
+    """
     from .faiss_file import FaissIndexBuilder
     from .parquet_io import EmbeddingsWriter, rows_per_group
 
@@ -84,7 +97,7 @@ def write_embeddings(staging_dir: str | os.PathLike[str], batches: Iterable[Reco
     path.unlink(missing_ok=True)
     writer = EmbeddingsWriter(path, dims, compression_level)
     builder = None
-    if backend == "faiss":
+    if backend == "faiss" and build_index:
         layout.faiss_index_path(staging).unlink(missing_ok=True)
         builder = FaissIndexBuilder(layout.faiss_index_path(staging), dims, settings.metric,
                                     settings.index, dict(settings.index_params))
@@ -173,6 +186,8 @@ def finish_bundle(staging_dir: str | os.PathLike[str], *, source_env: str | None
     entries = {layout.EMBEDDINGS: emb["sha256"], **art["files"]}
     if state.get("faiss_index"):
         entries[layout.FAISS_INDEX] = state["faiss_index"]["sha256"]
+    if state.get("delta"):
+        entries[layout.CHANGES] = state["delta"]["changes"]["sha256"]
     on_disk, odd = layout.relative_files(staging)
     expected = set(entries) | {layout.STAGING_STATE}
     if odd or set(on_disk) != expected:
@@ -186,6 +201,9 @@ def finish_bundle(staging_dir: str | os.PathLike[str], *, source_env: str | None
         index_params=emb["index_params"], content_hash=checksums.content_hash(entries),
         compression_level=emb["compression_level"], rows_per_group=emb["rows_per_group"],
         artifact_paths=list(art["files"]), logs_truncated=art["logs_truncated"])
+    doc.update(manifest.lineage_fields(state, art["files"]))
+    if state.get("delta"):
+        doc["faiss_index"] = None
     data = manifest.dumps(doc)
     entries[layout.MANIFEST] = hashlib.sha256(data).hexdigest()
     for target, payload in ((layout.checksums_path(staging), checksums.format_lines(entries).encode()),
@@ -198,12 +216,28 @@ def finish_bundle(staging_dir: str | os.PathLike[str], *, source_env: str | None
     fsync_tree_dirs(staging)
     final = publish(staging, staging.parent, state["stem"])
     fsync_dir(final)
+    # The rename above is the commit point: the bundle is complete. What follows must not make the
+    # export look failed (a retried process would write a second bundle), so it degrades to warnings.
+    from .catalog import record_bundle
+
+    warnings = []
+    try:
+        record_bundle(final, doc)  # one line in <out_dir>/snapshot_catalog.jsonl
+    except BundleError as exc:
+        log.warning("%s", exc)
+        warnings.append(str(exc))
     archive = None
     if pack:
         from .pack import pack_bundle
 
-        archive = str(pack_bundle(final))
-    return ExportResult(str(final), doc["snapshot_id"], doc["content_hash"], doc["record_count"], archive)
+        try:
+            archive = str(pack_bundle(final))
+        except (OSError, BundleError) as exc:
+            log.warning("packing %s failed: %s", final, exc)
+            warnings.append(f"the bundle {final} is complete, but packing it failed ({exc}); "
+                            f"retry with: procos snapshot pack {final}")
+    return ExportResult(str(final), doc["snapshot_id"], doc["content_hash"], doc["record_count"], archive,
+                        tuple(warnings))
 
 
 def export_snapshot(repo: VectorRepository, out_dir: str | os.PathLike[str], *,
