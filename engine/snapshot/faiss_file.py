@@ -5,10 +5,17 @@ Conventions (as the FAISS store uses them): cosine stores index L2-normalized ve
 product, ``l2`` uses squared L2, ``inner_product`` inner product; ``hnsw`` is ``IndexHNSWFlat(d, m)``
 with ``efConstruction``/``efSearch`` from the store's settings, ``flat`` is ``IndexFlat``. The
 build runs single-threaded so the same rows always give the same bytes.
+
+A flat index is streamed, never held in memory: its vectors go to a spill file as they arrive and
+:class:`FlatIndexStream` then writes FAISS's own serialization of ``IndexFlat`` (a 45-byte header,
+then the float32 rows), byte-identical to ``faiss.write_index``. An HNSW graph has to be built in
+memory, so exporting an HNSW FAISS store needs memory in proportion to the store.
 """
 
 from __future__ import annotations
 
+import os
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -42,17 +49,65 @@ def prepare(vectors: np.ndarray, metric: str) -> np.ndarray:
     return x
 
 
+FLAT_FOURCC = {"l2": b"IxF2", "ip": b"IxFI"}
+FAISS_HEADER_DUMMY = 1 << 20  # FAISS writes this constant twice in every index header
+COPY_CHUNK = 8 << 20
+
+
+class FlatIndexStream:
+    """Writes ``IndexFlat`` in FAISS's format from streamed vectors with bounded memory."""
+
+    def __init__(self, path: Path, dimensions: int, metric: str) -> None:
+        self.path = path
+        self.dimensions = dimensions
+        self.metric = metric
+        self.rows = 0
+        self.spill_path = path.with_name(f".{path.name}.rows")
+        self.spill = open(self.spill_path, "wb")
+
+    def add(self, vectors: np.ndarray) -> None:
+        if len(vectors):
+            self.spill.write(np.ascontiguousarray(prepare(vectors, self.metric), dtype="<f4").tobytes())
+            self.rows += len(vectors)
+
+    def header(self) -> bytes:
+        l2 = self.metric == "l2"
+        return (FLAT_FOURCC["l2" if l2 else "ip"]
+                + struct.pack("<iqqq?iQ", self.dimensions, self.rows, FAISS_HEADER_DUMMY, FAISS_HEADER_DUMMY,
+                              True, 1 if l2 else 0, self.rows * self.dimensions))
+
+    def finish(self) -> tuple[str, int]:
+        self.spill.close()
+        sink = HashingWriter(self.path)
+        try:
+            sink.write(self.header())
+            with open(self.spill_path, "rb") as rows:
+                while chunk := rows.read(COPY_CHUNK):
+                    sink.write(chunk)
+        except BaseException:
+            sink.abort()
+            raise
+        finally:
+            os.unlink(self.spill_path)
+        return sink.finish()
+
+
 class FaissIndexBuilder:
-    """Adds exported vectors batch by batch, then writes the index through a HashingWriter."""
+    """Adds exported vectors batch by batch, then writes the index through a HashingWriter.
+
+    Flat indexes are delegated to :class:`FlatIndexStream` (bounded memory)."""
 
     def __init__(self, path: Path, dimensions: int, metric: str, index_type: str,
                  params: dict[str, int]) -> None:
         self.path = path
         self.metric = metric
-        self.index = new_index(dimensions, metric, index_type, params)
+        self.stream = FlatIndexStream(path, dimensions, metric) if index_type == "flat" else None
+        self.index = None if self.stream else new_index(dimensions, metric, index_type, params)
 
     def add(self, vectors: np.ndarray) -> None:
-        if len(vectors):
+        if self.stream is not None:
+            self.stream.add(vectors)
+        elif len(vectors):
             faiss = _faiss()
             threads = faiss.omp_get_max_threads()
             faiss.omp_set_num_threads(1)  # HNSW insertion order must not depend on thread timing
@@ -63,6 +118,8 @@ class FaissIndexBuilder:
 
     def finish(self) -> tuple[str, int]:
         """Serialize the index into ``path``; return its ``(sha256, size)``."""
+        if self.stream is not None:
+            return self.stream.finish()
         faiss = _faiss()
         sink = HashingWriter(self.path)
         try:
