@@ -100,11 +100,20 @@ class VectorRepository(Protocol):
         """Bulk write one columnar batch atomically, resolving id collisions by ``on_conflict``."""
 
     def bulk_load(self, batches: Iterable[RecordBatch],
-                  on_conflict: OnConflict = OnConflict.NEWER_OR_EQUAL) -> WriteResult:
-        """Write many batches (seeding, import); may defer index maintenance until the end."""
+                  on_conflict: OnConflict = OnConflict.NEWER_OR_EQUAL, *,
+                  search_index: str | None = None) -> WriteResult:
+        """Write many batches (seeding, import); may defer index maintenance until the end.
 
-    def replace_all(self, batches: Iterable[RecordBatch]) -> WriteResult:
-        """Atomically replace every record with ``batches``: readers see the old or the new, never a mix."""
+        ``search_index`` optionally names a FAISS index file whose row ``i`` holds the ``i``-th
+        record of ``batches`` (a bundle's ``index.faiss``); a backend that can use it checks it
+        against every row and adopts it instead of building its own index, and ignores it otherwise.
+        """
+
+    def replace_all(self, batches: Iterable[RecordBatch], *, search_index: str | None = None) -> WriteResult:
+        """Atomically replace every record with ``batches``: readers see the old or the new, never a mix.
+
+        ``search_index`` as for :meth:`bulk_load`.
+        """
 
     def query(self, vector: Sequence[float] | np.ndarray, k: int,
               filters: dict[str, Any] | None = None) -> list[Hit]:

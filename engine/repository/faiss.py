@@ -45,6 +45,7 @@ from .artifacts import DirectoryArtifactStore
 from .base import Changes, Hit, StoreSettings, WriteResult
 from .faiss_index import (
     LiveIndex,
+    PrebuiltIndex,
     check_query,
     exact_top,
     ranked,
@@ -176,11 +177,27 @@ class FaissRepository:
         return result
 
     def bulk_load(self, batches: Iterable[RecordBatch],
-                  on_conflict: OnConflict = OnConflict.NEWER_OR_EQUAL) -> WriteResult:
+                  on_conflict: OnConflict = OnConflict.NEWER_OR_EQUAL, *,
+                  search_index: str | os.PathLike[str] | None = None) -> WriteResult:
+        """See the protocol; ``search_index`` (a bundle's index.faiss) is adopted into an empty store
+        when it matches every row written, instead of building the index again."""
         total = WriteResult()
         with self._writing():
+            with self._meta.read():
+                start = self._meta.state()
+                empty = self._meta.count() == 0
+            prebuilt = PrebuiltIndex(search_index, self.settings) if search_index and empty else None
             for batch in batches:
+                if prebuilt is not None and self.dimensions is not None:
+                    prebuilt.check(batch.vectors, self.metric)
                 total += self._write(batch, OnConflict(on_conflict))
+            if prebuilt is not None:
+                with self._meta.read():
+                    state = self._meta.state()
+                    fresh = not len(self._meta.dead_between(start.seq, state.seq, state.next_label))
+                adopted = prebuilt.adopt(start.next_label, state.next_label - start.next_label) if fresh else None
+                if adopted is not None:
+                    self._live.adopt(adopted, state)
             self._fold()
         return total
 
@@ -211,7 +228,10 @@ class FaissRepository:
             self._learn_dimensions(batch.dimensions)
         return WriteResult(len(take), given - len(take))
 
-    def replace_all(self, batches: Iterable[RecordBatch]) -> WriteResult:
+    def replace_all(self, batches: Iterable[RecordBatch], *,
+                    search_index: str | os.PathLike[str] | None = None) -> WriteResult:
+        """See the protocol; ``search_index`` (a bundle's index.faiss) is adopted when it matches every
+        row, instead of building the index again."""
         given = written = 0
         with self._writing():
             try:
@@ -219,6 +239,8 @@ class FaissRepository:
                     state = self._meta.state()
                     self._check_writable(state)
                     seq, label = state.seq + 1, state.next_label
+                    first_label = label
+                    prebuilt = PrebuiltIndex(search_index, self.settings) if search_index else None
                     for batch in batches:
                         if not len(batch):
                             continue
@@ -232,13 +254,19 @@ class FaissRepository:
                         take = [i for i, rid in enumerate(batch.ids) if rid not in existing
                                 or existing[rid][2] < seq or int(batch.versions[i]) >= existing[rid][0]]
                         rows = batch.take(take)
+                        if prebuilt is not None:
+                            prebuilt.check(rows.vectors, self.metric)
                         self._meta.replace_rows(rows, label, seq)
                         label, written = label + len(rows), written + len(rows)
                     self._meta.drop_older_than(seq, to_micros(utc_now(), record_id=None, name="now"))
                     name = None
                     if self.dimensions is not None:
                         new = dataclasses.replace(state, seq=seq, next_label=label)
-                        self._live.sync(self._meta, new, rebuild=True)
+                        adopted = prebuilt.adopt(first_label, label - first_label) if prebuilt else None
+                        if adopted is not None and written == given:
+                            self._live.adopt(adopted, new)
+                        else:
+                            self._live.sync(self._meta, new, rebuild=True)
                         name = write_checkpoint(self._live.index, self.path, seq)
                     self._meta.update_state(seq=seq, next_label=label, checkpoint_seq=seq, checkpoint_file=name,
                                             checkpoint_label=label, clean_seq=seq, floor_seq=seq)

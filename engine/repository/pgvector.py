@@ -148,8 +148,11 @@ class PgVectorRepository:
         return self._write([batch], on_conflict, rebuild=False)
 
     def bulk_load(self, batches: Iterable[RecordBatch],
-                  on_conflict: OnConflict = OnConflict.NEWER_OR_EQUAL) -> WriteResult:
-        """One transaction; into an empty store the rows go to a fresh table indexed at the end."""
+                  on_conflict: OnConflict = OnConflict.NEWER_OR_EQUAL, *, search_index: str | None = None
+                  ) -> WriteResult:
+        """One transaction; into an empty store the rows go to a fresh table indexed at the end.
+
+        ``search_index`` (a FAISS file) is of no use to PostgreSQL and is ignored."""
         return self._write(batches, on_conflict, rebuild=True)
 
     def _write(self, batches: Iterable[RecordBatch], on_conflict: OnConflict, *, rebuild: bool) -> WriteResult:
@@ -173,7 +176,8 @@ class PgVectorRepository:
                     result += pg_writes.write_batch(conn, self.table, batch, seq, on_conflict)
         return result
 
-    def replace_all(self, batches: Iterable[RecordBatch]) -> WriteResult:
+    def replace_all(self, batches: Iterable[RecordBatch], *, search_index: str | None = None) -> WriteResult:
+        """Staging table, indexes built there, swapped in one transaction (``search_index`` is ignored)."""
         self._refresh()
         checked = self._checked(batches)
         first = next(checked, None)
