@@ -89,9 +89,9 @@ def check_drift(repo: VectorRepository, bundle: str | os.PathLike[str], *, sampl
         report.store_count = repo.count()
         _compare_settings(repo, doc, report)
         if sample is None:
-            _merge_all(_bundle_rows(root, batch_size), _store_rows(repo, batch_size), report)
+            _merge_all(_bundle_rows(root, doc, batch_size), _store_rows(repo, batch_size), report)
         else:
-            picked = _sample_rows(root, int(doc["record_count"]), sample, seed, batch_size)
+            picked = _sample_rows(root, doc, sample, seed, batch_size)
             _check_sample(repo, picked, report)
     return report
 
@@ -129,15 +129,12 @@ def _ascending(rows: Iterator[tuple[str, str]], where: str) -> Iterator[tuple[st
         yield rid, digest
 
 
-def _bundle_rows(root: Path, batch_size: int) -> Iterator[tuple[str, str]]:
-    """``(id, vector_hash)`` of every bundle row, reading only those two columns."""
-    from engine.snapshot import layout
-    from engine.snapshot.parquet_io import open_embeddings
-
-    pf = open_embeddings(layout.embeddings_path(root))
+def _bundle_rows(root: Path, doc: dict[str, Any], batch_size: int) -> Iterator[tuple[str, str]]:
+    """``(id, vector_hash)`` of every bundle row (every shard, or a v1 bundle's one file), only those columns."""
+    from engine.snapshot.reader import iter_columns
 
     def rows() -> Iterator[tuple[str, str]]:
-        for batch in pf.iter_batches(batch_size=batch_size, columns=["id", "vector_hash"], use_threads=False):
+        for batch in iter_columns(root, doc, ["id", "vector_hash"], batch_size):
             yield from zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True)
 
     return _ascending(rows(), "bundle")
@@ -169,14 +166,15 @@ def _merge_all(bundle: Iterator[tuple[str, str]], store: Iterator[tuple[str, str
             b, s = next(bundle, None), next(store, None)
 
 
-def _sample_rows(root: Path, count: int, sample: int, seed: int, batch_size: int) -> list[tuple[str, str]]:
+def _sample_rows(root: Path, doc: dict[str, Any], sample: int, seed: int, batch_size: int) -> list[tuple[str, str]]:
     """``sample`` bundle rows at seeded random positions (all rows when the bundle is smaller), in id order."""
+    count = int(doc["record_count"])
     rng = np.random.default_rng(seed)
     positions = np.sort(rng.choice(count, size=min(sample, count), replace=False)) if count else np.zeros(0, int)
     wanted = iter(positions.tolist())
     target = next(wanted, None)
     picked: list[tuple[str, str]] = []
-    for position, row in enumerate(_bundle_rows(root, batch_size)):
+    for position, row in enumerate(_bundle_rows(root, doc, batch_size)):
         if target is None:
             break
         if position == target:

@@ -171,7 +171,7 @@ def test_verify_checks_changes_against_rows_counts_and_artifact_state(source, tm
     reseal(root)
     report = snapshot.verify_bundle(root)
     problems = " | ".join(f"{f.path}: {f.problem}" for f in report.errors)
-    assert "do not match the rows of embeddings.parquet" in problems
+    assert "do not match the rows of the embeddings" in problems
     assert "changes.deletes=4" in problems
     assert f"artifacts_state gives {changed}" in problems
     assert f"removed_artifacts lists {changed}, which the delta holds" in problems

@@ -60,7 +60,7 @@ def rows_of(batches: Iterator) -> dict[str, tuple]:
 
 
 def bundle_rows(bundle: str) -> dict[str, tuple]:
-    table = pq.read_table(Path(bundle) / "embeddings.parquet")
+    table = pq.read_table(Path(bundle) / "embeddings/part-00000.parquet")
     vectors = np.asarray(table.column("vector").combine_chunks().flatten(), dtype="<f4").reshape(-1, DIMS)
     return {rid: (v, m, vec.tobytes()) for rid, v, m, vec in zip(
         table.column("id").to_pylist(), table.column("version").to_pylist(),

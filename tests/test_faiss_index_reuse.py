@@ -74,3 +74,20 @@ def test_index_with_other_parameters_or_garbage_is_not_adopted(tmp_path: Path):
     faiss.write_index(l2, str(tmp_path / "l2.faiss"))
     cosine_flat = open_repository(f"faiss:{tmp_path / 'c'}?index=flat", dimensions=16).settings
     assert PrebuiltIndex(tmp_path / "l2.faiss", cosine_flat).index is None  # metric differs
+
+
+@pytest.mark.parametrize("mode", ["replace", "append"])
+def test_import_of_a_faiss_bundle_into_a_faiss_store_reuses_its_index(mode: str, tmp_path: Path, monkeypatch):
+    from engine import api
+
+    source = f"faiss:{tmp_path / 'src'}?index=hnsw"
+    api.seed_store(source, 400, 16)
+    bundle = api.export_snapshot(source, tmp_path / "snaps")["path"]
+    adopted = []
+    original = PrebuiltIndex.adopt
+    monkeypatch.setattr(PrebuiltIndex, "adopt", lambda self, *a: adopted.append(r := original(self, *a)) or r)
+    result = api.import_snapshot(bundle, f"faiss:{tmp_path / 'dst'}", mode=mode)
+    assert result["imported"] == 400
+    assert len(adopted) == 1 and adopted[0] is not None
+    check = api.validate(source, f"faiss:{tmp_path / 'dst'}", queries=10, k=5)
+    assert check["passed"], check["failures"]

@@ -116,8 +116,8 @@ def test_migration_keeps_every_byte_and_every_answer(source: str, target: str, s
                 assert abs(ws - gs) < 1e-4
         again = export_snapshot(dst, tmp_path / "snaps")
         assert again.content_hash == result.content_hash
-        assert (Path(again.path) / "embeddings.parquet").read_bytes() == \
-            (Path(result.path) / "embeddings.parquet").read_bytes()
+        assert (Path(again.path) / "embeddings/part-00000.parquet").read_bytes() == \
+            (Path(result.path) / "embeddings/part-00000.parquet").read_bytes()
     finally:
         dst.close()
 
@@ -157,7 +157,7 @@ def test_import_of_a_tampered_bundle_leaves_the_target_unchanged(backend: str, m
     target = seeded(stores.uri(backend), count=20, dims=16)
     target.write_batch(next(synthetic_batches(5, 16, seed=99)))
     before = contents(target)
-    with open(bundle / "embeddings.parquet", "r+b") as fh:
+    with open(bundle / "embeddings/part-00000.parquet", "r+b") as fh:
         fh.seek(100)
         byte = fh.read(1)
         fh.seek(100)
@@ -165,7 +165,7 @@ def test_import_of_a_tampered_bundle_leaves_the_target_unchanged(backend: str, m
     try:
         with pytest.raises(BundleInvalid) as info:
             import_snapshot(target, bundle, mode=mode)
-        assert any(f["path"] == "embeddings.parquet" for f in info.value.findings)
+        assert any(f["path"] == "embeddings/part-00000.parquet" for f in info.value.findings)
         assert contents(target) == before
     finally:
         target.close()

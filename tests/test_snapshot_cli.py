@@ -227,7 +227,7 @@ def test_import_into_embedded_postgresql_then_validate(bundle: Path, source: str
 # --- the Parquet file, read without DuckDB ----------------------------------------------------------------
 
 def test_embeddings_parquet_has_the_documented_columns(bundle: Path):
-    pf = pq.ParquetFile(bundle / "embeddings.parquet")
+    pf = pq.ParquetFile(bundle / "embeddings/part-00000.parquet")
     schema = pf.schema_arrow
     utc_us = pa.timestamp("us", tz="UTC")
     assert [(f.name, f.type) for f in schema] == [

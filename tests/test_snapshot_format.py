@@ -1,4 +1,4 @@
-"""The bundle format (schema_version 1), built straight from RecordBatches: layout, determinism,
+"""The bundle format (schema_version 2), built straight from RecordBatches: layout, determinism,
 checksums compatible with GNU sha256sum, the content hash, the manifest schema, atomic naming."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def test_bundle_holds_the_documented_files(tmp_path: Path):
     assert bundle.name.startswith("knowledge_snapshot_") and len(bundle.name) == len("knowledge_snapshot_20240101_000000")
     names = sorted(str(p.relative_to(bundle)) for p in bundle.rglob("*") if p.is_file())
     artifacts = sorted(synthetic_artifacts(0))
-    assert names == sorted(["manifest.json", "checksums.sha256", "embeddings.parquet", *artifacts])
+    assert names == sorted(["manifest.json", "checksums.sha256", "embeddings/part-00000.parquet", *artifacts])
     assert result.to_json().keys() == {"path", "snapshot_id", "content_hash", "record_count"}
     assert result.record_count == 300
     assert verify_bundle(bundle).ok
@@ -49,8 +49,8 @@ def test_manifest_carries_counts_settings_and_validates_against_the_shipped_sche
     bundle = Path(synthetic_bundle(tmp_path / "s", tmp_path, metric="l2", index="flat").path)
     doc = read_manifest(bundle)
     assert schema_problems(doc) == []
-    assert load_schema()["properties"]["schema_version"]["const"] == SCHEMA_VERSION
-    assert doc["schema_version"] == SCHEMA_VERSION == 1
+    assert SCHEMA_VERSION in load_schema()["properties"]["schema_version"]["enum"]
+    assert doc["schema_version"] == SCHEMA_VERSION == 2
     assert (doc["record_count"], doc["dimensions"], doc["metric"], doc["index"]["type"]) == (300, 16, "l2", "flat")
     assert (doc["bpmn_count"], doc["prompt_count"], doc["pattern_count"], doc["example_count"],
             doc["domain_count"], doc["log_count"]) == (3, 3, 1, 1, 1, 1)
@@ -61,7 +61,7 @@ def test_manifest_carries_counts_settings_and_validates_against_the_shipped_sche
 
 def test_embeddings_parquet_columns_types_order_and_vector_hashes(tmp_path: Path):
     bundle = Path(synthetic_bundle(tmp_path / "s", tmp_path, count=2500, dims=8).path)
-    pf = pq.ParquetFile(bundle / "embeddings.parquet")
+    pf = pq.ParquetFile(bundle / "embeddings/part-00000.parquet")
     schema = pf.schema_arrow
     assert schema.names == ["id", "vector", "metadata", "version", "source_hash", "created_ts",
                             "updated_ts", "vector_hash"]
@@ -101,7 +101,7 @@ def test_content_hash_ignores_backend_specific_files_and_matches_grep_sha256sum(
     a = synthetic_bundle(tmp_path / "s", tmp_path / "x", backend="pgvector")
     b = synthetic_bundle(tmp_path / "s", tmp_path / "y", backend="faiss")
     assert (Path(b.path) / "index.faiss").is_file() and not (Path(a.path) / "index.faiss").exists()
-    assert (Path(a.path) / "embeddings.parquet").read_bytes() == (Path(b.path) / "embeddings.parquet").read_bytes()
+    assert (Path(a.path) / "embeddings/part-00000.parquet").read_bytes() == (Path(b.path) / "embeddings/part-00000.parquet").read_bytes()
     assert a.content_hash == b.content_hash
     text = (Path(b.path) / "checksums.sha256").read_text()
     kept = "".join(line + "\n" for line in text.splitlines()
@@ -197,7 +197,7 @@ write_artifacts(staging, [artifact_store(Path(sys.argv[2]))])
 def test_newer_schema_version_is_refused_clearly(tmp_path: Path):
     bundle = Path(synthetic_bundle(tmp_path / "s", tmp_path).path)
     doc = json.loads((bundle / "manifest.json").read_text())
-    doc["schema_version"] = 2
+    doc["schema_version"] = SCHEMA_VERSION + 1
     (bundle / "manifest.json").write_text(json.dumps(doc))
     report = verify_bundle(bundle)
     assert not report.ok and report.unsupported_version

@@ -26,7 +26,8 @@ from engine.synthetic import synthetic_artifacts, synthetic_batches
 COUNT, DIMS = 60, 16
 BPMN = "bpmn/invoice_approval_v1.bpmn"
 PROMPT = "prompts/extract_steps_v1.yaml"
-FLIPPED = ["embeddings.parquet", "index.faiss", "manifest.json", BPMN, PROMPT,
+SHARD = "embeddings/part-00000.parquet"
+FLIPPED = [SHARD, "index.faiss", "manifest.json", BPMN, PROMPT,
            "patterns/pattern_catalog_v1.yaml", "examples/examples_v1.jsonl", "domains/domain_profiles.jsonl",
            "logs/generation_events.jsonl"]
 
@@ -43,10 +44,10 @@ def flip_byte(rel: str) -> Callable[[Path], None]:
 
 
 def flip_checksum_digit(bundle: Path) -> None:
-    """Change one hex digit of the embeddings.parquet line (the line stays well formed)."""
+    """Change one hex digit of the first shard's line (the line stays well formed)."""
     path = bundle / "checksums.sha256"
     lines = path.read_text().splitlines(keepends=True)
-    i = next(n for n, line in enumerate(lines) if line.endswith("  embeddings.parquet\n"))
+    i = next(n for n, line in enumerate(lines) if line.endswith(f"  {SHARD}\n"))
     digit = lines[i][10]
     lines[i] = lines[i][:10] + ("0" if digit != "0" else "1") + lines[i][11:]
     path.write_text("".join(lines))
@@ -91,12 +92,12 @@ def lying_counts_resealed(bundle: Path) -> None:
 CASES: dict[str, tuple[Callable[[Path], None], set[str]]] = {
     **{f"flip-{rel.split('/')[0]}": (flip_byte(rel), {rel}) for rel in FLIPPED},
     "flip-manifest-value": (flip_manifest_value, {"manifest.json"}),
-    "flip-checksums.sha256": (flip_checksum_digit, {"embeddings.parquet"}),
+    "flip-checksums.sha256": (flip_checksum_digit, {SHARD}),
     "delete-prompt": (delete(PROMPT), {PROMPT, "manifest.json"}),
     "delete-index.faiss": (delete("index.faiss"), {"index.faiss"}),
     "add-files": (add_files, {"bpmn/extra_v1.bpmn", "notes.txt"}),
-    "edit-manifest": (edit_manifest, {"manifest.json", "embeddings.parquet", "index.faiss"}),
-    "lying-counts-resealed": (lying_counts_resealed, {"manifest.json", "embeddings.parquet", "index.faiss"}),
+    "edit-manifest": (edit_manifest, {"manifest.json", "index.faiss"}),  # the shards add up to 60 rows, not 59
+    "lying-counts-resealed": (lying_counts_resealed, {"manifest.json", "index.faiss"}),
 }
 
 

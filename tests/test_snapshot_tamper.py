@@ -15,7 +15,7 @@ from engine.snapshot import verify_bundle
 from engine.snapshot.checksums import content_hash, format_lines, parse_lines, sha256_file
 from engine.snapshot.manifest import dumps
 
-FILE_KINDS = ["embeddings.parquet", "index.faiss", "manifest.json", "bpmn/invoice_approval_v1.bpmn",
+FILE_KINDS = ["embeddings/part-00000.parquet", "index.faiss", "manifest.json", "bpmn/invoice_approval_v1.bpmn",
               "prompts/extract_steps_v1.yaml", "patterns/pattern_catalog_v1.yaml",
               "examples/examples_v1.jsonl", "domains/domain_profiles.jsonl", "logs/generation_events.jsonl"]
 
@@ -138,7 +138,7 @@ def test_manifest_that_breaks_the_schema_is_reported(bundle: Path):
 
 
 def _rewrite_parquet(bundle: Path, change) -> None:
-    path = bundle / "embeddings.parquet"
+    path = bundle / "embeddings/part-00000.parquet"
     table = pq.read_table(path)
     table = change(table)
     path.unlink()
@@ -156,7 +156,7 @@ def test_vector_changed_with_its_hash_kept_is_found(bundle: Path):
 
     _rewrite_parquet(bundle, change)
     errors = verify_bundle(bundle).to_json()["errors"]
-    assert [e["path"] for e in errors] == ["embeddings.parquet"]
+    assert [e["path"] for e in errors] == ["embeddings/part-00000.parquet"]
     assert "vector_hash" in errors[0]["problem"] and "rec-0000004" in errors[0]["problem"]
 
 

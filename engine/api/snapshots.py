@@ -31,14 +31,17 @@ def _mode(mode: str) -> str:
 
 def export_snapshot(uri: str | None, out_dir: str | Path, *, artifacts_dir: str | Path | None = None,
                     pack: bool = False, compression_level: int = 6, freeze: bool = False,
-                    source_env: str | None = None) -> dict[str, Any]:
-    """Export the store into a new bundle inside ``out_dir``: ``{"path","snapshot_id","content_hash","record_count"}``."""
+                    source_env: str | None = None, shard_rows: int | None = None) -> dict[str, Any]:
+    """Export the store into a new bundle inside ``out_dir``: ``{"path","snapshot_id","content_hash","record_count"}``.
+
+    ``shard_rows`` is the number of rows per ``embeddings/part-NNNNN.parquet`` shard (default 100,000).
+    """
     from engine import snapshot
 
     with opened(uri) as repo:
         result = snapshot.export_snapshot(repo, out_dir, artifacts_dir=artifacts_dir, pack=pack,
                                           compression_level=compression_level, freeze=freeze,
-                                          source_env=source_env)
+                                          source_env=source_env, shard_rows=shard_rows)
     return result.to_json()
 
 
@@ -49,12 +52,13 @@ def start_export(out_dir: str | Path) -> str:
     return str(snapshot.start_bundle(out_dir))
 
 
-def export_embeddings(uri: str | None, staging: str | Path, compression_level: int = 6) -> dict[str, Any]:
-    """Step 2: stream the store's records into the staging folder."""
+def export_embeddings(uri: str | None, staging: str | Path, compression_level: int = 6,
+                      shard_rows: int | None = None) -> dict[str, Any]:
+    """Step 2: stream the store's records into the staging folder's embeddings shards."""
     from engine import snapshot
 
     with opened(uri) as repo:
-        return snapshot.dump_embeddings(repo, staging, compression_level)
+        return snapshot.dump_embeddings(repo, staging, compression_level, shard_rows=shard_rows)
 
 
 def export_artifacts(uri: str | None, staging: str | Path, artifacts_dir: str | Path | None = None
@@ -115,7 +119,26 @@ def check_package(path: str | Path) -> dict[str, Any]:
                             [{"path": "manifest.json", "problem": p} for p in problems],
                             hint="export the bundle again with this tool")
     return {"snapshot_id": doc["snapshot_id"], "schema_version": doc["schema_version"],
+            "needs_migration": doc["schema_version"] != manifest.SCHEMA_VERSION,
             "record_count": doc["record_count"], "content_hash": doc["content_hash"]}
+
+
+def migrate_snapshot(bundle: str | Path, out_dir: str | Path | None = None, *,
+                     shard_rows: int | None = None) -> dict[str, Any]:
+    """Write a schema_version 2 copy of the v1 ``bundle`` into ``out_dir`` (default: next to it); never edits it.
+
+    Returns ``{"path","snapshot_id","content_hash","record_count","shards","migrated_from"}``.
+    """
+    from engine.snapshot.migrate import migrate_v1_to_v2
+    from engine.snapshot.reader import manifest_of
+
+    source = Path(bundle)
+    out = migrate_v1_to_v2(source, Path(out_dir) if out_dir is not None else source.resolve().parent,
+                           shard_rows=shard_rows)
+    doc = manifest_of(out)
+    return {"path": str(out), "snapshot_id": doc["snapshot_id"], "content_hash": doc["content_hash"],
+            "record_count": doc["record_count"], "shards": len(doc["embeddings"]["shards"]),
+            "migrated_from": doc["migrated_from"]}
 
 
 def import_snapshot(path: str | Path | list[str | Path], uri: str | None, *, mode: str = "append",
@@ -167,7 +190,8 @@ def import_chain(paths: list[str | Path], uri: str | None, *, mode: str = "appen
 
 
 def export_delta(uri: str | None, base: str | Path, out_dir: str | Path, *, artifacts_dir: str | Path | None = None,
-                 pack: bool = False, compression_level: int = 6, source_env: str | None = None) -> dict[str, Any]:
+                 pack: bool = False, compression_level: int = 6, source_env: str | None = None,
+                 shard_rows: int | None = None) -> dict[str, Any]:
     """Write a delta bundle of what changed in the store since bundle ``base`` into ``out_dir``.
 
     Returns the export's keys (``path``, ``snapshot_id``, ``content_hash``, ``record_count``) plus
@@ -177,7 +201,8 @@ def export_delta(uri: str | None, base: str | Path, out_dir: str | Path, *, arti
 
     with opened(uri) as repo:
         result = snapshot.export_delta(repo, base, out_dir, artifacts_dir=artifacts_dir, pack=pack,
-                                       compression_level=compression_level, source_env=source_env)
+                                       compression_level=compression_level, source_env=source_env,
+                                       shard_rows=shard_rows)
     return result.to_json()
 
 
@@ -190,7 +215,7 @@ def snapshot_catalog(folder: str | Path, *, quick: bool = False) -> dict[str, An
 
 def load_vectors(path: str | Path, uri: str | None, mode: str = "append", on_conflict: str = "version"
                  ) -> dict[str, Any]:
-    """Import step: verify the bundle again and load its records only."""
+    """Import step: verify the bundle again and load its records only (an older bundle is migrated first)."""
     from engine import snapshot
 
     _mode(mode)

@@ -1,4 +1,4 @@
-"""``procos snapshot``: export, delta, pack, verify, inspect, catalog and import bundles (thin shells over engine.api)."""
+"""``procos snapshot``: export, delta, pack, verify, inspect, catalog, migrate and import bundles (thin shells over engine.api)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from engine.errors import ProcosError
 from .output import JSON_OPT, emit, emit_json
 
 VERIFY_FAILED = 3
+SHARD_ROWS_OPT = click.option("--shard-rows", type=click.IntRange(min=1), default=None,
+                              help="Rows per embeddings/part-NNNNN.parquet shard [default: 100000].")
 
 
 @click.group()
@@ -28,17 +30,19 @@ def snapshot() -> None:
               help="A folder of artifacts (bpmn/, prompts/, ...) that adds to or overrides the store's own.")
 @click.option("--pack", is_flag=True, help="Also write <bundle>.tar.zst next to the bundle.")
 @click.option("--compression-level", type=click.IntRange(1, 22), default=6, show_default=True,
-              help="zstd level for embeddings.parquet (and the pack).")
+              help="zstd level for the embeddings shards (and the pack).")
 @click.option("--freeze", is_flag=True, help="Pause ingestion for the duration (cleared on every exit path).")
 @click.option("--source-env", help="Environment name recorded in the manifest (default: $PROCOS_ENV).")
+@SHARD_ROWS_OPT
 @JSON_OPT
 def export(uri: str | None, out_dir: str, artifacts_dir: str | None, pack: bool, compression_level: int,
-           freeze: bool, source_env: str | None, as_json: bool) -> None:
+           freeze: bool, source_env: str | None, shard_rows: int | None, as_json: bool) -> None:
     """Export the store URI into a new bundle inside --out."""
     from engine import api
 
     result = api.export_snapshot(uri, out_dir, artifacts_dir=artifacts_dir, pack=pack,
-                                 compression_level=compression_level, freeze=freeze, source_env=source_env)
+                                 compression_level=compression_level, freeze=freeze, source_env=source_env,
+                                 shard_rows=shard_rows)
     emit(result, as_json)
 
 
@@ -95,11 +99,12 @@ def inspect(path: str) -> None:
               help="A folder of artifacts that adds to or overrides the store's own (as for export).")
 @click.option("--pack", is_flag=True, help="Also write <bundle>.tar.zst next to the bundle.")
 @click.option("--compression-level", type=click.IntRange(1, 22), default=6, show_default=True,
-              help="zstd level for embeddings.parquet (and the pack).")
+              help="zstd level for the embeddings shards (and the pack).")
 @click.option("--source-env", help="Environment name recorded in the manifest (default: $PROCOS_ENV).")
+@SHARD_ROWS_OPT
 @JSON_OPT
 def delta(uri: str, base: str, out_dir: str, artifacts_dir: str | None, pack: bool, compression_level: int,
-          source_env: str | None, as_json: bool) -> None:
+          source_env: str | None, shard_rows: int | None, as_json: bool) -> None:
     """Write a delta bundle of what changed in the store URI since the bundle --base.
 
     The delta holds the upserted records, the deleted ids (changes.jsonl) and the added, changed
@@ -108,7 +113,26 @@ def delta(uri: str, base: str, out_dir: str, artifacts_dir: str | None, pack: bo
     from engine import api
 
     emit(api.export_delta(uri, base, out_dir, artifacts_dir=artifacts_dir, pack=pack,
-                          compression_level=compression_level, source_env=source_env), as_json)
+                          compression_level=compression_level, source_env=source_env, shard_rows=shard_rows),
+         as_json)
+
+
+@snapshot.command()
+@click.argument("bundle", type=click.Path(exists=True))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Folder the migrated bundle is written into [default: the folder holding BUNDLE].")
+@SHARD_ROWS_OPT
+@JSON_OPT
+def migrate(bundle: str, out_dir: str | None, shard_rows: int | None, as_json: bool) -> None:
+    """Write a schema_version 2 copy of the schema_version 1 BUNDLE (folder or .tar.zst).
+
+    BUNDLE is verified first and never modified. The copy keeps its snapshot id and creation time,
+    splits embeddings.parquet into embeddings/part-NNNNN.parquet shards and records migrated_from.
+    Import migrates v1 bundles on its own; this command keeps a migrated copy.
+    """
+    from engine import api
+
+    emit(api.migrate_snapshot(bundle, out_dir, shard_rows=shard_rows), as_json)
 
 
 @snapshot.command()

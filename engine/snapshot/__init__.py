@@ -1,4 +1,4 @@
-"""Snapshot bundles (schema_version 1): export, pack, verify, inspect and import.
+"""Snapshot bundles (schema_version 2, version 1 still read): export, pack, verify, inspect, migrate, import.
 
 The public functions, each a thin entry point the CLI, the BPMN scripts and the API call:
 
@@ -7,6 +7,7 @@ The public functions, each a thin entry point the CLI, the BPMN scripts and the 
 - :func:`pack_bundle`, :func:`verify_bundle`, :func:`inspect_bundle`
 - :func:`import_snapshot`, :func:`plan_import`, :func:`open_target`
 - :func:`export_delta`, :func:`import_chain`, :func:`plan_chain`, :func:`check_catalog` (deltas, lineage)
+- :func:`migrate_v1_to_v2`, :func:`migrate_to_current` (older bundles; import migrates on its own)
 
 Heavy libraries (pyarrow, FAISS, zstandard, jsonschema) are imported only when a function needs them.
 """
@@ -21,7 +22,7 @@ __all__ = [
     "SCHEMA_VERSION", "DeltaResult", "ExportResult", "check_catalog", "export_delta", "import_chain", "plan_chain",
     "read_catalog", "Finding", "UnpackLimits", "VerifyReport", "abort_bundle",
     "dump_embeddings", "export_snapshot", "finish_bundle", "import_artifacts", "import_records", "import_snapshot", "inspect_bundle",
-    "manifest_of", "open_bundle", "open_target", "pack_bundle", "package_artifacts", "plan_import",
+    "manifest_of", "migrate_to_current", "migrate_v1_to_v2", "open_bundle", "open_target", "pack_bundle", "package_artifacts", "plan_import",
     "safe_unpack", "start_bundle", "verify_bundle", "write_artifacts", "write_embeddings",
 ]
 
@@ -33,6 +34,7 @@ _WHERE = {
     "inspect_bundle": "reader", "manifest_of": "reader", "open_bundle": "reader",
     "export_delta": "delta", "DeltaResult": "delta", "import_chain": "delta_import", "plan_chain": "delta_import",
     "check_catalog": "catalog", "read_catalog": "catalog",
+    "migrate_v1_to_v2": "migrate", "migrate_to_current": "migrate",
     "import_snapshot": "importer", "import_records": "importer", "import_artifacts": "importer", "plan_import": "importer", "open_target": "importer",
 }
 

@@ -1,4 +1,4 @@
-"""Row-level checks of ``embeddings.parquet``, streamed in bounded batches.
+"""Row-level checks of one embeddings Parquet file (``embeddings.parquet`` or a shard), streamed in bounded batches.
 
 Problems are aggregated per kind (count plus the first few ids), so a damaged million-row file
 gives a handful of readable findings rather than a million.
@@ -7,6 +7,7 @@ gives a handful of readable findings rather than a million.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,27 +47,54 @@ def _metadata_ok(text: str) -> bool:
     return isinstance(value, dict) and canonical_json(value) == text
 
 
+@dataclass
+class FileCheck:
+    """What checking one Parquet file found: its problems, rows read, and its first and last ids."""
+
+    problems: list[str] = field(default_factory=list)
+    rows: int | None = None  # from the footer, None when unreadable
+    rows_checked: int = 0
+    first_id: str | None = None
+    last_id: str | None = None
+    dimensions: int | None = None
+
+
 def check_embeddings(path: Path, record_count: Any, dimensions: Any, stats: dict[str, Any]) -> list[str]:
     """Every problem of the file against the manifest's ``record_count`` and ``dimensions``."""
+    result = check_parquet(path, record_count, dimensions, "record_count")
+    stats["rows_checked"] = result.rows_checked
+    stats["columns"] = list(COLUMNS)
+    return result.problems
+
+
+def check_parquet(path: Path, expected_rows: Any, dimensions: Any, rows_name: str = "rows") -> FileCheck:
+    """Check one file: schema, dimensions, row count (``rows_name`` names the manifest value), every row.
+
+    Rows must have matching vector hashes, finite vectors, canonical metadata and strictly
+    ascending unique ids. Never raises: anything unreadable is a problem.
+    """
+    out = FileCheck()
     try:
         pf = open_embeddings(path)
     except Exception as exc:  # noqa: BLE001 - any failure to open is a finding, never a crash
-        return [f"is not readable Parquet ({exc})"]
+        out.problems.append(f"is not readable Parquet ({exc})")
+        return out
     schema = pf.schema_arrow
     file_dims = None
     if "vector" in schema.names:
         vtype = schema.field("vector").type
         file_dims = getattr(vtype, "list_size", None)
-    problems: list[str] = []
+    out.dimensions = file_dims
+    problems = out.problems
     if isinstance(dimensions, int) and file_dims is not None and file_dims != dimensions:
         problems.append(f"vectors have {file_dims} dimensions, the manifest says dimensions={dimensions}")
     structural = schema_problems(schema, file_dims if file_dims is not None else 0)
     problems += structural
-    rows = pf.metadata.num_rows
-    if isinstance(record_count, int) and rows != record_count:
-        problems.append(f"holds {rows} rows, the manifest says record_count={record_count}")
+    out.rows = rows = pf.metadata.num_rows
+    if isinstance(expected_rows, int) and rows != expected_rows:
+        problems.append(f"holds {rows} rows, the manifest says {rows_name}={expected_rows}")
     if structural or file_dims is None:
-        return problems
+        return out
     tallies = {name: _Tally(name) for name in (
         "have a vector_hash that does not match their vector", "are out of ascending id order",
         "repeat the id of the row before them", "have NaN or Inf in their vector",
@@ -88,6 +116,8 @@ def check_embeddings(path: Path, record_count: Any, dimensions: Any, stats: dict
                         t_dup.add(rid)
                     elif rid < last:
                         t_order.add(rid)
+                else:
+                    out.first_id = rid
                 last = rid
             bad = ~np.isfinite(vectors).all(axis=1)
             for i in np.flatnonzero(bad):
@@ -98,7 +128,7 @@ def check_embeddings(path: Path, record_count: Any, dimensions: Any, stats: dict
             checked += len(ids)
     except Exception as exc:  # noqa: BLE001 - a damaged file is a finding, never a crash
         problems.append(f"cannot be read past row {checked} ({type(exc).__name__}: {str(exc)[:200]})")
-    stats["rows_checked"] = checked
-    stats["columns"] = list(COLUMNS)
+    out.last_id = last
+    out.rows_checked = checked
     problems += [m for t in tallies.values() if (m := t.message())]
-    return problems
+    return out

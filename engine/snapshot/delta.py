@@ -1,6 +1,6 @@
 """Export a delta bundle: only what changed in a store since a base bundle (full or delta).
 
-A delta holds ``embeddings.parquet`` with the records upserted after the base's ``sequence``
+A delta holds ``embeddings/part-NNNNN.parquet`` shards with the records upserted after the base's ``sequence``
 (their state at the delta's ``sequence``), ``changes.jsonl`` with one line per changed id
 (``{"id", "op": "upsert" | "delete", "version", "vector_hash"}``, ascending id), the artifact
 files that were added or changed, and in its manifest ``parent``, ``removed_artifacts`` and
@@ -123,7 +123,7 @@ def write_delta_artifacts(repo: VectorRepository, staging: Path, base_state: dic
 
 
 def write_delta_records(repo: VectorRepository, staging: Path, since: int, compression_level: int = 6,
-                        batch_size: int = 10_000) -> dict[str, Any]:
+                        batch_size: int = 10_000, shard_rows: int | None = None) -> dict[str, Any]:
     """Write the records changed after ``since`` and ``changes.jsonl``; return counts and the sequence."""
     changes = repo.changes_since(since, batch_size)
     if changes.until < since:
@@ -131,7 +131,7 @@ def write_delta_records(repo: VectorRepository, staging: Path, since: int, compr
                            hint="the store was replaced or restored; export a new full bundle as the base")
     batches: list[RecordBatch] = [b for b in changes.upserts if len(b)]
     write_embeddings(staging, batches, settings=repo.settings, backend=repo.backend, uri=repo.uri,
-                     compression_level=compression_level, build_index=False)
+                     compression_level=compression_level, build_index=False, shard_rows=shard_rows)
     data, upserts, deletes = change_lines(changes)
     sha = _write_file(staging, layout.CHANGES, data)
     return {"sha256": sha, "upserts": upserts, "deletes": deletes, "sequence": changes.until}
@@ -139,7 +139,8 @@ def write_delta_records(repo: VectorRepository, staging: Path, since: int, compr
 
 def export_delta(repo: VectorRepository, base: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
                  artifacts_dir: str | os.PathLike[str] | None = None, compression_level: int = 6,
-                 pack: bool = False, source_env: str | None = None, batch_size: int = 10_000) -> DeltaResult:
+                 pack: bool = False, source_env: str | None = None, batch_size: int = 10_000,
+                 shard_rows: int | None = None) -> DeltaResult:
     """Write a delta bundle of ``repo`` holding what changed since bundle ``base`` into ``out_dir``.
 
     Raises LineageError when ``base`` records no sequence/artifact state or the store is behind
@@ -150,7 +151,8 @@ def export_delta(repo: VectorRepository, base: str | os.PathLike[str], out_dir: 
     _check_store(repo, doc, str(base))
     staging = start_bundle(out_dir)
     try:
-        records = write_delta_records(repo, staging, int(doc["sequence"]), compression_level, batch_size)
+        records = write_delta_records(repo, staging, int(doc["sequence"]), compression_level, batch_size,
+                                      shard_rows)
         arts = write_delta_artifacts(repo, staging, doc["artifacts_state"], artifacts_dir)
         parent = {"snapshot_id": doc["snapshot_id"], "content_hash": doc["content_hash"]}
         read_state(staging)

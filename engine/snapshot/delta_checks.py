@@ -3,8 +3,8 @@
 Called by :func:`~engine.snapshot.verify.verify_dir` after the generic phases. For every bundle
 that records ``artifacts_state``, each artifact file it holds must have that sha256; a full bundle's
 state lists exactly its files. A delta's ``changes.jsonl`` must list strictly ascending ids with a
-known op, agree with the manifest's counts, and its upsert lines must match the rows of
-``embeddings.parquet`` one for one (id, version, vector_hash); removed artifacts are neither held
+known op, agree with the manifest's counts, and its upsert lines must match the embedding rows
+(the shards, or ``embeddings.parquet`` of version 1) one for one (id, version, vector_hash); removed artifacts are neither held
 nor part of the state. A full bundle holds no ``changes.jsonl``; a delta holds no ``index.faiss``.
 """
 
@@ -75,11 +75,10 @@ def iter_changes(path: Path) -> Iterator[tuple[int, Any]]:
                 yield number, None
 
 
-def _upsert_rows(root: Path) -> Iterator[tuple[str, int, str]]:
-    from .parquet_io import iter_arrow, open_embeddings
+def _upsert_rows(root: Path, doc: dict[str, Any]) -> Iterator[tuple[str, int, str]]:
+    from .reader import iter_columns
 
-    pf = open_embeddings(layout.embeddings_path(root))
-    for batch in iter_arrow(pf, 8_192):
+    for batch in iter_columns(root, doc, ["id", "version", "vector_hash"], 8_192):
         yield from zip(batch.column("id").to_pylist(), batch.column("version").to_pylist(),
                        batch.column("vector_hash").to_pylist(), strict=True)
 
@@ -90,7 +89,7 @@ def _check_changes(root: Path, doc: dict[str, Any], path: Path) -> list[str]:
     last: str | None = None
     rows: Iterator[tuple[str, int, str]] | None
     try:
-        rows = _upsert_rows(root)
+        rows = _upsert_rows(root, doc)
     except Exception:  # noqa: BLE001 - an unreadable parquet file is reported by the data phase
         rows = None
     mismatched = 0
@@ -119,9 +118,9 @@ def _check_changes(root: Path, doc: dict[str, Any], path: Path) -> list[str]:
         problems.append(f"cannot be checked ({type(exc).__name__}: {str(exc)[:200]})")
         return problems
     if rows is not None and next(rows, None) is not None:
-        problems.append("embeddings.parquet holds more rows than changes.jsonl has upsert lines")
+        problems.append("the embeddings hold more rows than changes.jsonl has upsert lines")
     if mismatched:
-        problems.append(f"{mismatched} upsert line(s) do not match the rows of embeddings.parquet "
+        problems.append(f"{mismatched} upsert line(s) do not match the rows of the embeddings "
                         "(id, version, vector_hash, in order)")
     declared = doc.get("changes") or {}
     for op, key in (("upsert", "upserts"), ("delete", "deletes")):

@@ -29,7 +29,7 @@ from engine.records import RecordBatch, make_batch
 
 from . import layout, manifest, reader
 from .delta_checks import iter_changes
-from .importer import MODES, _rule, _settings_problem, check_bundle
+from .importer import MODES, _rule, _settings_problem, open_current
 
 if TYPE_CHECKING:
     from engine.repository import VectorRepository
@@ -39,15 +39,18 @@ Chain = list[tuple[str, Path, dict[str, Any]]]  # (name given, unpacked root, ve
 
 @contextmanager
 def open_chain(paths: Sequence[str | os.PathLike[str]]) -> Iterator[Chain]:
-    """Open (unpacking archives) and verify every bundle of ``paths``; check the lineage; yield them."""
+    """Open (unpacking archives) and verify every bundle of ``paths``; check the lineage; yield them.
+
+    Bundles of an older schema_version are migrated into temporary folders first (the lineage
+    accepts a parent's pre-migration content hash, see :func:`check_chain`).
+    """
     if not paths:
         raise InvalidInput("a chain needs at least one bundle")
     with ExitStack() as stack:
         chain: Chain = []
         for path in paths:
-            root = stack.enter_context(reader.open_bundle(path))
             try:
-                doc = check_bundle(root)
+                root, doc, _ = stack.enter_context(open_current(path))
             except BundleInvalid as exc:
                 raise BundleInvalid(f"{path}: {exc.message}", exc.findings, hint=exc.hint) from exc
             chain.append((str(path), root, doc))
@@ -74,7 +77,7 @@ def check_chain(docs: list[tuple[str, dict[str, Any]]]) -> None:
             raise LineageError(f"{name} does not follow {prev_name}: {why}",
                                hint="order the chain full, delta 1, delta 2, ... with no delta left out "
                                     "(procos snapshot catalog DIR shows the lineage)")
-        if parent["content_hash"] != prev["content_hash"]:
+        if parent["content_hash"] not in content_hashes(prev):
             raise LineageError(f"{name} was built on a bundle with content_hash {parent['content_hash']}, "
                                f"but {prev_name} has {prev['content_hash']}", hint="the parent bundle was "
                                "replaced by another export with the same id; use the original")
@@ -87,6 +90,15 @@ def check_chain(docs: list[tuple[str, dict[str, Any]]]) -> None:
     dims = {doc["dimensions"] for _, doc in docs if doc["dimensions"]}
     if len(dims) > 1:
         raise LineageError(f"the chain's bundles have different dimensions {sorted(dims)}")
+
+
+def content_hashes(doc: dict[str, Any]) -> set[str]:
+    """The content hashes a bundle answers to: its own, and its pre-migration one when it was migrated."""
+    hashes = {doc["content_hash"]}
+    origin = doc.get("migrated_from")
+    if isinstance(origin, dict) and origin.get("snapshot_id") == doc["snapshot_id"]:
+        hashes.add(origin["content_hash"])
+    return hashes
 
 
 def artifact_plan(chain: Chain) -> tuple[dict[str, int], list[str]]:

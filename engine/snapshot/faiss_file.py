@@ -1,6 +1,6 @@
 """``index.faiss``: a FAISS index rebuilt from the exported vectors, for bundles of FAISS stores.
 
-Rows are added in the order of ``embeddings.parquet`` (ascending id), so label ``i`` is row ``i``.
+Rows are added in the order of the embeddings shards (ascending id), so label ``i`` is row ``i``.
 Conventions (as the FAISS store uses them): cosine stores index L2-normalized vectors with inner
 product, ``l2`` uses squared L2, ``inner_product`` inner product; ``hnsw`` is ``IndexHNSWFlat(d, m)``
 with ``efConstruction``/``efSearch`` from the store's settings, ``flat`` is ``IndexFlat``. The

@@ -4,11 +4,19 @@ A bundle that fails verification writes nothing (:class:`~engine.errors.BundleIn
 finding). ``replace`` swaps the store's records atomically (``repo.replace_all``) and then its
 artifact set; ``append`` bulk-loads with a conflict rule (``version`` by default: the higher
 version wins, ties keep the stored record) and writes each artifact.
+
+A bundle of an older schema_version (1: one ``embeddings.parquet``) is verified as it is, then
+migrated into a temporary folder (:func:`~.migrate.migrate_to_current`) and loaded from there; the
+result says ``"migrated_from": 1``. A newer version raises UnsupportedSchemaVersion.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +29,7 @@ from engine.errors import (
 )
 from engine.records import OnConflict
 
-from . import reader
+from . import layout, manifest, reader
 from .verify import verify_dir
 
 if TYPE_CHECKING:
@@ -65,6 +73,35 @@ def check_bundle(root: Path) -> dict[str, Any]:
     return report.manifest
 
 
+@contextmanager
+def open_current(src: str | os.PathLike[str], *, tmp_dir: str | None = None
+                 ) -> Iterator[tuple[Path, dict[str, Any], int | None]]:
+    """Open and verify bundle ``src``; migrate it to the current schema_version in a temporary folder if older.
+
+    Yields ``(root, verified manifest, version migrated from or None)``; temporary folders are
+    removed on exit. Raises like :func:`check_bundle` before anything is migrated.
+    """
+    with reader.open_bundle(src, tmp_dir=tmp_dir) as root:
+        doc = check_bundle(root)
+        if manifest.version_of(doc) == manifest.SCHEMA_VERSION:
+            yield root, doc, None
+            return
+        from .migrate import migrate_to_current
+
+        tmp = Path(tempfile.mkdtemp(prefix=".procos-migrate-", dir=tmp_dir))
+        try:
+            new_root, new_doc, old = migrate_to_current(root, tmp, doc=doc)
+            yield new_root, new_doc, old
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _note(result: dict[str, Any], migrated_from: int | None) -> dict[str, Any]:
+    if migrated_from is not None:
+        result["migrated_from"] = migrated_from
+    return result
+
+
 def refuse_delta(doc: dict[str, Any], src: object) -> None:
     """A delta bundle is only meaningful on top of its parent: importing it alone is refused."""
     if doc.get("kind") == "delta":
@@ -85,7 +122,8 @@ def plan_import(repo: VectorRepository | None, src: str | os.PathLike[str], mode
         doc = check_bundle(root)
         refuse_delta(doc, src)
         problem = _settings_problem(repo, doc) if repo is not None else None
-        return {"source": str(src), "target": repo.uri if repo is not None else target, "mode": mode,
+        return {"source": str(src), "schema_version": doc["schema_version"],
+                "migrate": doc["schema_version"] != manifest.SCHEMA_VERSION, "target": repo.uri if repo is not None else target, "mode": mode,
                 "on_conflict": rule.value if mode == "append" else None,
                 "snapshot_id": doc["snapshot_id"], "content_hash": doc["content_hash"],
                 "records": doc["record_count"], "dimensions": doc["dimensions"], "metric": doc["metric"],
@@ -98,21 +136,22 @@ def import_snapshot(repo: VectorRepository, src: str | os.PathLike[str], mode: s
                     on_conflict: str | OnConflict = "version", *, batch_size: int = 10_000) -> dict[str, Any]:
     """Import bundle ``src`` (folder or ``.tar.zst``) into ``repo``: records, then artifacts.
 
-    Returns ``{"imported", "skipped", "target", "snapshot_id", "content_hash"}``. Raises
-    BundleInvalid (with every finding) or UnsupportedSchemaVersion before writing anything, and
-    SettingsMismatch when the store's dimensions or metric differ from the bundle's.
+    Returns ``{"imported", "skipped", "target", "snapshot_id", "content_hash"}`` (plus
+    ``"migrated_from"`` when an older bundle was migrated first; ids and hash are then the
+    migrated bundle's). Raises BundleInvalid (with every finding) or UnsupportedSchemaVersion
+    before writing anything, and SettingsMismatch when the store's dimensions or metric differ.
     """
-    with reader.open_bundle(src) as root:
-        result = _load_records(repo, root, mode, on_conflict, batch_size)
+    with open_current(src) as (root, doc, old):
+        result = _load_records(repo, root, doc, mode, on_conflict, batch_size)
         _register(repo, root, mode)
-    return result
+    return _note(result, old)
 
 
 def import_records(repo: VectorRepository, src: str | os.PathLike[str], mode: str = "append",
                    on_conflict: str | OnConflict = "version", *, batch_size: int = 10_000) -> dict[str, Any]:
-    """The records half of :func:`import_snapshot` (verifies the whole bundle first)."""
-    with reader.open_bundle(src) as root:
-        return _load_records(repo, root, mode, on_conflict, batch_size)
+    """The records half of :func:`import_snapshot` (verifies the whole bundle first, migrates an older one)."""
+    with open_current(src) as (root, doc, old):
+        return _note(_load_records(repo, root, doc, mode, on_conflict, batch_size), old)
 
 
 def import_artifacts(repo: VectorRepository, src: str | os.PathLike[str], mode: str = "append") -> dict[str, Any]:
@@ -122,18 +161,22 @@ def import_artifacts(repo: VectorRepository, src: str | os.PathLike[str], mode: 
         return {"artifacts": _register(repo, root, mode)}
 
 
-def _load_records(repo: VectorRepository, root: Path, mode: str, on_conflict: str | OnConflict,
-                  batch_size: int) -> dict[str, Any]:
+def _load_records(repo: VectorRepository, root: Path, doc: dict[str, Any], mode: str,
+                  on_conflict: str | OnConflict, batch_size: int) -> dict[str, Any]:
     if mode not in MODES:
         raise InvalidInput(f"import mode must be append or replace, got {mode!r}")
     rule = _rule(on_conflict)
-    doc = check_bundle(root)
     refuse_delta(doc, root)
     problem = _settings_problem(repo, doc)
     if problem:
         raise SettingsMismatch(problem, hint="import into a new store opened with open_target(uri, manifest)")
     batches = reader.iter_batches(root, doc, batch_size)
-    result = repo.replace_all(batches) if mode == "replace" else repo.bulk_load(batches, rule)
+    index_file = layout.faiss_index_path(root)  # a FAISS target adopts it when it matches every row
+    prebuilt = str(index_file) if index_file.is_file() else None
+    if mode == "replace":
+        result = repo.replace_all(batches, search_index=prebuilt)
+    else:
+        result = repo.bulk_load(batches, rule, search_index=prebuilt)
     return {"imported": result.written, "skipped": result.skipped, "target": repo.uri,
             "snapshot_id": doc["snapshot_id"], "content_hash": doc["content_hash"]}
 

@@ -2,13 +2,15 @@
 
 A bundle is a folder ``knowledge_snapshot_YYYYMMDD_HHMMSS[_N]/`` holding::
 
-    manifest.json  checksums.sha256  embeddings.parquet  [index.faiss]
+    manifest.json  checksums.sha256  embeddings/part-00000.parquet ...  [index.faiss]
     bpmn/<process_id>_v<version>.bpmn   prompts/<name>_v<version>.yaml
     patterns/pattern_catalog_v<version>.yaml   examples/examples_v<version>.jsonl
     domains/domain_profiles.jsonl   [logs/generation_events.jsonl]
     [changes.jsonl]   (delta bundles only; see docs/snapshot-format.md)
 
-The snapshots folder holding the bundles also holds ``snapshot_catalog.jsonl``.
+Schema_version 1 bundles hold one ``embeddings.parquet`` instead of the ``embeddings/`` shards;
+:func:`embeddings_path` stays for reading them. The snapshots folder holding the bundles also holds
+``snapshot_catalog.jsonl``.
 
 Bundle-relative paths are POSIX strings (``bpmn/order_v2.bpmn``); :func:`member` turns one into a
 filesystem path under a bundle root after checking it cannot escape it.
@@ -28,7 +30,10 @@ ARCHIVE_SUFFIX = ".tar.zst"
 
 MANIFEST = "manifest.json"
 CHECKSUMS = "checksums.sha256"
-EMBEDDINGS = "embeddings.parquet"
+EMBEDDINGS = "embeddings.parquet"  # schema_version 1 only
+SHARD_DIR = "embeddings"  # schema_version 2: embeddings/part-NNNNN.parquet
+SHARD_RE = re.compile(r"^embeddings/part-(\d{5})\.parquet$")
+MAX_SHARDS = 100_000
 FAISS_INDEX = "index.faiss"
 STAGING_STATE = ".export_state.json"  # lives only in a staging folder, never in a finished bundle
 CHANGES = "changes.jsonl"  # delta bundles only: one line per changed id, ascending id
@@ -109,6 +114,24 @@ def checksums_path(root: Path) -> Path:
 
 def embeddings_path(root: Path) -> Path:
     return root / EMBEDDINGS
+
+
+def shard_name(index: int) -> str:
+    """Bundle-relative path of embeddings shard ``index`` (0-based): ``embeddings/part-00000.parquet``."""
+    if not 0 <= index < MAX_SHARDS:
+        raise BundleError(f"shard number {index} is outside 0..{MAX_SHARDS - 1}",
+                          hint="export with a larger --shard-rows")
+    return f"{SHARD_DIR}/part-{index:05d}.parquet"
+
+
+def shard_path(root: Path, index: int) -> Path:
+    return member(root, shard_name(index))
+
+
+def shard_index(rel: str) -> int | None:
+    """The shard number of a bundle-relative path, or None when it is not a shard's name."""
+    match = SHARD_RE.match(rel)
+    return int(match.group(1)) if match else None
 
 
 def faiss_index_path(root: Path) -> Path:

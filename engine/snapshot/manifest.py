@@ -1,8 +1,11 @@
 """The bundle manifest: its schema version, how it is built and serialized, and how it is checked.
 
-``SCHEMA_VERSION`` is defined here and nowhere else. The JSON Schema ships in the package as
-``engine/schemas/manifest.schema.json``; :func:`schema_problems` validates against it and
-:func:`check_version` refuses manifests written by a newer tool.
+``SCHEMA_VERSION`` is defined here and nowhere else: new bundles are written with it, and this tool
+reads every version from ``OLDEST_READABLE`` up to it (version 1: one ``embeddings.parquet``;
+version 2: ``embeddings/part-NNNNN.parquet`` shards listed in the manifest). The JSON Schema ships
+in the package as ``engine/schemas/manifest.schema.json`` (one branch per version);
+:func:`schema_problems` validates against it and :func:`check_version` refuses manifests written
+by a newer tool.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from engine.errors import BundleError, UnsupportedSchemaVersion
 
 from . import layout
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+OLDEST_READABLE = 1
 HASH_ALGORITHM = "sha256"
 TOOL = "procos-knowledge"
 MAX_MANIFEST_BYTES = 1 << 20
@@ -32,9 +36,12 @@ def load_schema() -> dict[str, Any]:
 
 def build(*, snapshot_id: str, created_utc: str, source_env: str, source_uri: str, backend: str,
           record_count: int, dimensions: int, metric: str, index_type: str, index_params: dict[str, int],
-          content_hash: str, compression_level: int, rows_per_group: int, artifact_paths: list[str],
-          logs_truncated: bool) -> dict[str, Any]:
-    """A version-1 manifest dict; artifact counters are derived from ``artifact_paths``."""
+          content_hash: str, compression_level: int, rows_per_group: int, shards: list[dict[str, Any]],
+          shard_rows: int, artifact_paths: list[str], logs_truncated: bool) -> dict[str, Any]:
+    """A current-version manifest dict; artifact counters are derived from ``artifact_paths``.
+
+    ``shards`` are ``{"file", "rows", "first_id", "last_id"}`` in file order.
+    """
     manifest: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "snapshot_id": snapshot_id,
@@ -50,8 +57,11 @@ def build(*, snapshot_id: str, created_utc: str, source_env: str, source_uri: st
         "index": {"type": index_type, "params": {k: int(v) for k, v in sorted(index_params.items())}},
         "hash_algorithm": HASH_ALGORITHM,
         "content_hash": content_hash,
-        "embeddings": {"file": layout.EMBEDDINGS, "format": "parquet", "compression": "zstd",
-                       "compression_level": int(compression_level), "rows_per_group": int(rows_per_group)},
+        "embeddings": {"format": "parquet", "compression": "zstd",
+                       "compression_level": int(compression_level), "rows_per_group": int(rows_per_group),
+                       "shard_rows": int(shard_rows),
+                       "shards": [{"file": s["file"], "rows": int(s["rows"]), "first_id": s["first_id"],
+                                   "last_id": s["last_id"]} for s in shards]},
         "faiss_index": layout.FAISS_INDEX if backend == "faiss" else None,
         "logs_truncated": bool(logs_truncated),
     }
@@ -60,6 +70,27 @@ def build(*, snapshot_id: str, created_utc: str, source_env: str, source_uri: st
 
 
 KINDS = ("full", "delta")
+
+
+def version_of(manifest: dict[str, Any]) -> int:
+    """The manifest's schema_version (call after :func:`check_version`)."""
+    return int(manifest["schema_version"])
+
+
+def embedding_files(manifest: dict[str, Any]) -> list[str]:
+    """Bundle-relative paths of the files holding the records, in row order, as the manifest names them.
+
+    Version 1: ``embeddings.parquet``; version 2: every shard of ``embeddings.shards``. A shard entry
+    that is not a safe shard name is left out (the verifier reports it).
+    """
+    if manifest.get("schema_version") == 1:
+        return [layout.EMBEDDINGS]
+    section = manifest.get("embeddings")
+    shards = section.get("shards") if isinstance(section, dict) else None
+    if not isinstance(shards, list):
+        return []
+    return [s["file"] for s in shards if isinstance(s, dict) and isinstance(s.get("file"), str)
+            and layout.shard_index(s["file"]) is not None]
 
 
 def kind_of(manifest: dict[str, Any]) -> str:
@@ -125,7 +156,7 @@ def version_problem(manifest: dict[str, Any]) -> str | None:
     if version > SCHEMA_VERSION:
         return (f"schema_version {version} is newer than this tool supports ({SCHEMA_VERSION}); "
                 f"upgrade {TOOL} to read this bundle")
-    if version < 1:
+    if version < OLDEST_READABLE:
         return f"schema_version {version} is not a known version"
     return None
 

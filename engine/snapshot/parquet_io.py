@@ -1,4 +1,5 @@
-"""``embeddings.parquet``: the Arrow schema, RecordBatch <-> Arrow conversion, streaming write and read.
+"""Embeddings Parquet files (a v2 shard or a v1 ``embeddings.parquet``): the Arrow schema, RecordBatch <->
+Arrow conversion, streaming write and read.
 
 Columns: ``id`` (string), ``vector`` (fixed-size list of float32, D), ``metadata`` (canonical JSON
 text), ``version`` (int64), ``source_hash`` (string), ``created_ts``/``updated_ts``
@@ -93,7 +94,7 @@ def from_arrow(table: pa.RecordBatch | pa.Table, dimensions: int) -> RecordBatch
 
 
 class EmbeddingsWriter:
-    """Streams RecordBatches into ``embeddings.parquet`` through a HashingWriter.
+    """Streams RecordBatches into one embeddings Parquet file (a shard) through a HashingWriter.
 
     Rows are regrouped into row groups of exactly :func:`rows_per_group` rows (the last may be
     shorter), so equal rows give equal bytes whatever the input batch sizes were.
@@ -150,11 +151,11 @@ class EmbeddingsWriter:
 
 
 def open_embeddings(path: Path) -> pq.ParquetFile:
-    """Open embeddings.parquet for reading; raise BundleError when it is not readable Parquet."""
+    """Open an embeddings Parquet file for reading; raise BundleError when it is not readable Parquet."""
     try:
         return pq.ParquetFile(path)
     except (OSError, pa.ArrowException) as exc:
-        raise BundleError(f"embeddings.parquet is not readable Parquet ({exc})") from exc
+        raise BundleError(f"{path.name} is not readable Parquet ({exc})") from exc
 
 
 def schema_problems(schema: pa.Schema, dimensions: int) -> list[str]:

@@ -90,11 +90,28 @@ def read_artifacts(root: Path) -> dict[str, bytes]:
     return {rel: layout.member(root, rel).read_bytes() for rel in artifact_paths(root)}
 
 
+def embedding_paths(root: Path, doc: dict[str, Any]) -> list[Path]:
+    """The files holding the bundle's records, in row order: ``embeddings.parquet`` (version 1) or the shards."""
+    return [layout.member(root, rel) for rel in manifest.embedding_files(doc)]
+
+
 def iter_batches(root: Path, doc: dict[str, Any], batch_size: int = 10_000) -> Iterator[RecordBatch]:
-    """The bundle's records as RecordBatches of at most ``batch_size`` rows, ascending id."""
+    """The bundle's records as RecordBatches of at most ``batch_size`` rows, ascending id (any schema version)."""
     from .parquet_io import read_batches
 
-    yield from read_batches(layout.embeddings_path(root), int(doc["dimensions"]), batch_size)
+    dims = int(doc["dimensions"])
+    for path in embedding_paths(root, doc):
+        yield from read_batches(path, dims, batch_size)
+
+
+def iter_columns(root: Path, doc: dict[str, Any], columns: list[str], batch_size: int = 10_000
+                 ) -> Iterator[Any]:
+    """Arrow record batches of only ``columns`` of every row, in row order (any schema version)."""
+    from .parquet_io import open_embeddings
+
+    for path in embedding_paths(root, doc):
+        pf = open_embeddings(path)
+        yield from pf.iter_batches(batch_size=batch_size, columns=columns, use_threads=False)
 
 
 def inspect_bundle(path: str | os.PathLike[str]) -> str:
@@ -114,7 +131,7 @@ def inspect_bundle(path: str | os.PathLike[str]) -> str:
         f"content hash:  {doc.get('content_hash')} ({doc.get('hash_algorithm')})",
         f"kind:          {doc.get('kind', 'full')}, store sequence {doc.get('sequence', 'not recorded')}",
         f"format:        schema_version {doc.get('schema_version')}, written by {doc.get('tool')} "
-        f"{doc.get('tool_version')}",
+        f"{doc.get('tool_version')}" + _layout_note(doc),
         "verified:      no (run verify_bundle / procos snapshot verify)",
     ]
     if doc.get("kind") == "delta":
@@ -123,3 +140,13 @@ def inspect_bundle(path: str | os.PathLike[str]) -> str:
                          f"sequence {doc.get('base_sequence')}: {changes.get('upserts')} upserts, "
                          f"{changes.get('deletes')} deletes, {len(doc.get('removed_artifacts', []))} removed artifacts")
     return "\n".join(lines)
+
+
+def _layout_note(doc: dict[str, Any]) -> str:
+    if doc.get("schema_version") == 1:
+        return " (one embeddings.parquet; import migrates it to the current version)"
+    emb = doc.get("embeddings") or {}
+    note = f" ({len(emb.get('shards') or [])} shard(s) of up to {emb.get('shard_rows')} rows)"
+    if isinstance(doc.get("migrated_from"), dict):
+        note += f", migrated from schema_version {doc['migrated_from'].get('schema_version')}"
+    return note

@@ -3,13 +3,18 @@
 Phases: manifest (parse, schema_version, JSON Schema) -> files (every checksum, nothing missing,
 nothing unlisted) -> manifest against files (artifact counts, content hash) -> data (Parquet
 schema, row count, dimensions, each row's vector_hash, strictly ascending unique ids, canonical
-metadata) -> FAISS index (readable, ntotal, d) -> lineage (``artifacts_state``; a delta's
-``changes.jsonl`` against its rows, see :mod:`.delta_checks`). Paths are relative to the bundle root.
+metadata; for schema_version 2 every shard against the manifest, see :mod:`.shard_checks`) ->
+FAISS index (readable, ntotal, d) -> lineage (``artifacts_state``; a delta's ``changes.jsonl``
+against its rows, see :mod:`.delta_checks`). Paths are relative to the bundle root.
+
+Schema_version 1 bundles (one ``embeddings.parquet``) are verified as such. Files are hashed and
+shards checked in a small thread pool (``max_workers``, default ``min(4, cpu count)``).
 """
 
 from __future__ import annotations
 
 import os
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,17 +66,22 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def verify_bundle(path: str | os.PathLike[str], *, tmp_dir: str | None = None) -> VerifyReport:
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def verify_bundle(path: str | os.PathLike[str], *, tmp_dir: str | None = None,
+                  max_workers: int | None = None) -> VerifyReport:
     """Verify a bundle folder or ``.tar.zst`` (unpacked safely into a temporary folder first)."""
     from .reader import open_bundle
 
     with open_bundle(path, tmp_dir=tmp_dir) as root:
-        report = verify_dir(root)
+        report = verify_dir(root, max_workers=max_workers)
     report.path = str(path)
     return report
 
 
-def verify_dir(root: Path) -> VerifyReport:
+def verify_dir(root: Path, *, max_workers: int | None = None) -> VerifyReport:
     report = VerifyReport(str(root))
     if not root.is_dir():
         report.add(".", f"{root} is not a folder", "missing")
@@ -79,10 +89,11 @@ def verify_dir(root: Path) -> VerifyReport:
     doc = _check_manifest(root, report)
     if report.unsupported_version:
         return report
-    listed, actual = _check_files(root, report)
-    if doc is not None:
-        _check_counts(doc, listed, actual, report)
-    _check_data(root, doc or {}, listed, report)  # rows are checked even when the manifest is unusable
+    with ThreadPoolExecutor(max_workers or default_workers(), thread_name_prefix="verify") as pool:
+        listed, actual = _check_files(root, report, pool, _version(report.manifest))
+        if doc is not None:
+            _check_counts(doc, listed, actual, report)
+        _check_data(root, report.manifest, listed, report, pool)  # rows are checked even when the manifest is unusable
     if doc is not None:
         from .delta_checks import check_lineage
 
@@ -113,9 +124,19 @@ def _check_manifest(root: Path, report: VerifyReport) -> dict[str, Any] | None:
     return doc
 
 
-def _allowed(rel: str) -> bool:
-    if rel in (layout.MANIFEST, layout.EMBEDDINGS, layout.FAISS_INDEX, layout.CHANGES):
+def _version(doc: dict[str, Any]) -> int | None:
+    """The manifest's schema_version when it is a readable one, else None (then both layouts are allowed)."""
+    version = doc.get("schema_version")
+    return version if isinstance(version, int) and not manifest.version_problem(doc) else None
+
+
+def _allowed(rel: str, version: int | None) -> bool:
+    if rel in (layout.MANIFEST, layout.FAISS_INDEX, layout.CHANGES):
         return True
+    if rel == layout.EMBEDDINGS:
+        return version in (1, None)
+    if layout.shard_index(rel) is not None:
+        return version != 1
     from engine.errors import StoreError
     from engine.repository.artifacts import check_artifact_path
 
@@ -126,7 +147,8 @@ def _allowed(rel: str) -> bool:
     return True
 
 
-def _check_files(root: Path, report: VerifyReport) -> tuple[dict[str, str], dict[str, str]]:
+def _check_files(root: Path, report: VerifyReport, pool: Executor, version: int | None
+                 ) -> tuple[dict[str, str], dict[str, str]]:
     """Check every checksum line against the files; return ``(listed hashes, actual hashes)``."""
     listed: dict[str, str] = {}
     cpath = layout.checksums_path(root)
@@ -146,6 +168,7 @@ def _check_files(root: Path, report: VerifyReport) -> tuple[dict[str, str], dict
         report.add(rel, "is a symbolic link or special file; bundles hold only regular files", "unlisted")
     on_disk = set(files)
     actual: dict[str, str] = {}
+    to_hash: list[str] = []
     for rel in sorted(listed):
         try:
             layout.check_relative(rel)
@@ -155,12 +178,14 @@ def _check_files(root: Path, report: VerifyReport) -> tuple[dict[str, str], dict
         if rel == layout.CHECKSUMS:
             report.add(rel, "lists itself; checksums.sha256 must exclude itself", "checksums")
             continue
-        if not _allowed(rel):
+        if not _allowed(rel, version):
             report.add(rel, "is not a file a bundle may hold (unknown name or artifact kind)", "unknown_file")
         if rel not in on_disk:
             report.add(rel, "listed in checksums.sha256 but missing", "missing")
             continue
-        digest, _ = checksums.sha256_file(layout.member(root, rel))
+        to_hash.append(rel)
+    digests = pool.map(lambda rel: checksums.sha256_file(layout.member(root, rel))[0], to_hash)
+    for rel, digest in zip(to_hash, digests, strict=True):
         actual[rel] = digest
         if digest != listed[rel]:
             report.add(rel, f"sha256 mismatch: checksums.sha256 says {listed[rel]}, the file has {digest}",
@@ -168,9 +193,12 @@ def _check_files(root: Path, report: VerifyReport) -> tuple[dict[str, str], dict
     for rel in sorted(on_disk - set(listed) - {layout.CHECKSUMS}):
         report.add(rel, "not listed in checksums.sha256", "unlisted",
                    "remove the file, or export again if it belongs to the bundle")
-    for required in (layout.MANIFEST, layout.EMBEDDINGS):
-        if required not in listed and cpath.is_file():
-            report.add(required, "not listed in checksums.sha256", "missing")
+    required = [layout.MANIFEST] + ([layout.EMBEDDINGS] if version == 1 else [])
+    if version == 2:
+        required += manifest.embedding_files(report.manifest)
+    for rel in required:
+        if rel not in listed and cpath.is_file():
+            report.add(rel, "not listed in checksums.sha256", "missing")
     report.stats["files"] = len(actual)
     return listed, actual
 
@@ -196,11 +224,18 @@ def _check_counts(doc: dict[str, Any], listed: dict[str, str], actual: dict[str,
                    f"from {backend!r}", "unknown_file")
 
 
-def _check_data(root: Path, doc: dict[str, Any], listed: dict[str, str], report: VerifyReport) -> None:
+def _check_data(root: Path, doc: dict[str, Any], listed: dict[str, str], report: VerifyReport,
+                pool: Executor) -> None:
     record_count = doc.get("record_count")
     dims = doc.get("dimensions")
     emb = layout.embeddings_path(root)
-    if emb.is_file() and not emb.is_symlink():
+    if _version(doc) == 2 or (_version(doc) is None and not emb.is_file()
+                              and layout.member(root, layout.SHARD_DIR).is_dir()):
+        from .shard_checks import check_shards
+
+        for path, problem in check_shards(root, doc, listed, pool, report.stats):
+            report.add(path, problem, "data")
+    elif emb.is_file() and not emb.is_symlink():
         for problem in check_embeddings(emb, record_count, dims, report.stats):
             report.add(layout.EMBEDDINGS, problem, "data")
     elif layout.EMBEDDINGS in listed:

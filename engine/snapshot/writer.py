@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,10 +63,10 @@ class ExportResult:
 
 
 def dump_embeddings(repo: VectorRepository, staging_dir: str | os.PathLike[str], compression_level: int = 6,
-                    *, batch_size: int = DEFAULT_BATCH) -> dict[str, Any]:
-    """Stream every record of ``repo`` (one consistent view) into ``embeddings.parquet``.
+                    *, batch_size: int = DEFAULT_BATCH, shard_rows: int | None = None) -> dict[str, Any]:
+    """Stream every record of ``repo`` (one consistent view) into ``embeddings/part-NNNNN.parquet`` shards.
 
-    FAISS stores also get ``index.faiss``. Returns ``{"records", "dimensions", "sha256",
+    FAISS stores also get ``index.faiss``. Returns ``{"records", "dimensions", "shards",
     "faiss_index"}``; memory stays bounded by the batch and row-group sizes (plus the rebuilt
     index for FAISS stores).
     """
@@ -73,29 +74,33 @@ def dump_embeddings(repo: VectorRepository, staging_dir: str | os.PathLike[str],
     # this bundle (changes after it) never misses a change; re-applying one is harmless.
     sequence = repo.sequence()
     result = write_embeddings(staging_dir, repo.iter_batches(batch_size), settings=repo.settings,
-                              backend=repo.backend, uri=repo.uri, compression_level=compression_level)
+                              backend=repo.backend, uri=repo.uri, compression_level=compression_level,
+                              shard_rows=shard_rows)
     update_state(Path(staging_dir), sequence=sequence)
     return result
 
 
 def write_embeddings(staging_dir: str | os.PathLike[str], batches: Iterable[RecordBatch], *,
                      settings: StoreSettings, backend: str, uri: str,
-                     compression_level: int = 6, build_index: bool = True) -> dict[str, Any]:
+                     compression_level: int = 6, build_index: bool = True,
+                     shard_rows: int | None = None) -> dict[str, Any]:
     """The work of :func:`dump_embeddings` for any ascending-id stream of batches.
 
-    ``build_index=False`` leaves out ``index.faiss`` even for FAISS sources (delta bundles).
+    ``build_index=False`` leaves out ``index.faiss`` even for FAISS sources (delta bundles);
+    ``shard_rows`` (default :data:`~.shards.DEFAULT_SHARD_ROWS`) is the number of rows per shard.
     """
     from .faiss_file import FaissIndexBuilder
-    from .parquet_io import EmbeddingsWriter, rows_per_group
+    from .parquet_io import rows_per_group
+    from .shards import DEFAULT_SHARD_ROWS, ShardedWriter
 
     staging = Path(staging_dir)
     read_state(staging)
     if not 1 <= compression_level <= 22:
         raise BundleError(f"compression level must be between 1 and 22, got {compression_level}")
+    shard_rows = DEFAULT_SHARD_ROWS if shard_rows is None else shard_rows
     dims = int(settings.dimensions or 0)
-    path = layout.embeddings_path(staging)
-    path.unlink(missing_ok=True)
-    writer = EmbeddingsWriter(path, dims, compression_level)
+    shutil.rmtree(layout.member(staging, layout.SHARD_DIR), ignore_errors=True)  # a retried step starts over
+    writer = ShardedWriter(staging, dims, compression_level, shard_rows)
     builder = None
     if backend == "faiss" and build_index:
         layout.faiss_index_path(staging).unlink(missing_ok=True)
@@ -106,7 +111,7 @@ def write_embeddings(staging_dir: str | os.PathLike[str], batches: Iterable[Reco
             writer.write_arrow(arrow_batch)
             if builder is not None:
                 builder.add(batch.vectors)
-        sha, size = writer.finish()
+        shards = writer.finish()
         index_entry = None
         if builder is not None:
             index_sha, index_size = builder.finish()
@@ -114,12 +119,13 @@ def write_embeddings(staging_dir: str | os.PathLike[str], batches: Iterable[Reco
     except BaseException:
         writer.abort()
         raise
-    embeddings = {"sha256": sha, "size": size, "records": writer.rows, "dimensions": dims,
+    embeddings = {"shards": shards, "shard_rows": shard_rows, "records": writer.rows, "dimensions": dims,
                   "compression_level": compression_level, "rows_per_group": rows_per_group(dims),
                   "backend": backend, "uri": uri, "metric": settings.metric,
                   "index": settings.index, "index_params": dict(settings.index_params)}
     update_state(staging, embeddings=embeddings, faiss_index=index_entry or False)
-    return {"records": writer.rows, "dimensions": dims, "sha256": sha, "faiss_index": index_entry is not None}
+    return {"records": writer.rows, "dimensions": dims, "shards": len(shards),
+            "faiss_index": index_entry is not None}
 
 
 def _tail_lines(data: bytes, max_bytes: int) -> bytes:
@@ -177,13 +183,21 @@ def write_artifacts(staging_dir: str | os.PathLike[str], stores: list[ArtifactSt
 
 
 def finish_bundle(staging_dir: str | os.PathLike[str], *, source_env: str | None = None,
-                  pack: bool = False) -> ExportResult:
-    """Write checksums.sha256 then manifest.json, fsync everything, rename into the final name."""
+                  pack: bool = False, catalog: bool = True,
+                  manifest_extra: dict[str, Any] | None = None) -> ExportResult:
+    """Write checksums.sha256 then manifest.json, fsync everything, rename into the final name.
+
+    ``catalog=False`` leaves the snapshots folder's catalog alone; ``manifest_extra`` adds
+    properties to the manifest (a migration's ``migrated_from``).
+    """
     staging = Path(staging_dir)
     state = read_state(staging)
     emb = require(state, "embeddings", "dump_embeddings")
     art = require(state, "artifacts", "package_artifacts")
-    entries = {layout.EMBEDDINGS: emb["sha256"], **art["files"]}
+    if "shards" not in emb:
+        raise BundleError(f"{staging} was started by an older version of procos (no embeddings shards)",
+                          hint="abort this export and start again")
+    entries = {**{s["file"]: s["sha256"] for s in emb["shards"]}, **art["files"]}
     if state.get("faiss_index"):
         entries[layout.FAISS_INDEX] = state["faiss_index"]["sha256"]
     if state.get("delta"):
@@ -200,8 +214,10 @@ def finish_bundle(staging_dir: str | os.PathLike[str], *, source_env: str | None
         dimensions=emb["dimensions"], metric=emb["metric"], index_type=emb["index"],
         index_params=emb["index_params"], content_hash=checksums.content_hash(entries),
         compression_level=emb["compression_level"], rows_per_group=emb["rows_per_group"],
+        shards=emb["shards"], shard_rows=emb["shard_rows"],
         artifact_paths=list(art["files"]), logs_truncated=art["logs_truncated"])
     doc.update(manifest.lineage_fields(state, art["files"]))
+    doc.update(manifest_extra or {})
     if state.get("delta"):
         doc["faiss_index"] = None
     data = manifest.dumps(doc)
@@ -222,7 +238,8 @@ def finish_bundle(staging_dir: str | os.PathLike[str], *, source_env: str | None
 
     warnings = []
     try:
-        record_bundle(final, doc)  # one line in <out_dir>/snapshot_catalog.jsonl
+        if catalog:
+            record_bundle(final, doc)  # one line in <out_dir>/snapshot_catalog.jsonl
     except BundleError as exc:
         log.warning("%s", exc)
         warnings.append(str(exc))
@@ -243,20 +260,26 @@ def finish_bundle(staging_dir: str | os.PathLike[str], *, source_env: str | None
 def export_snapshot(repo: VectorRepository, out_dir: str | os.PathLike[str], *,
                     artifacts_dir: str | os.PathLike[str] | None = None, compression_level: int = 6,
                     freeze: bool = False, pack: bool = False, source_env: str | None = None,
-                    batch_size: int = DEFAULT_BATCH, max_log_bytes: int | None = None) -> ExportResult:
+                    batch_size: int = DEFAULT_BATCH, max_log_bytes: int | None = None,
+                    shard_rows: int | None = None) -> ExportResult:
     """Export ``repo`` into a new bundle inside the snapshots folder ``out_dir``.
 
     With ``freeze`` the store's freeze flag is set for the duration and cleared on every exit path
     (unless it was already set before, in which case it is left set). On any failure the staging
-    folder is removed and nothing that looks like a bundle is left behind.
+    folder is removed and nothing that looks like a bundle is left behind. ``shard_rows`` is the
+    number of rows per ``embeddings/part-NNNNN.parquet`` shard (default 100,000).
     """
+    if shard_rows is not None:
+        from .shards import check_shard_rows
+
+        check_shard_rows(shard_rows)
     staging = start_bundle(out_dir)
     paused_here = False
     try:
         if freeze and not repo.is_paused():
             repo.pause_ingestion()
             paused_here = True
-        dump_embeddings(repo, staging, compression_level, batch_size=batch_size)
+        dump_embeddings(repo, staging, compression_level, batch_size=batch_size, shard_rows=shard_rows)
         package_artifacts(repo, staging, artifacts_dir, max_log_bytes=max_log_bytes)
         return finish_bundle(staging, source_env=source_env, pack=pack)
     except BaseException:

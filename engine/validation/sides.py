@@ -44,12 +44,13 @@ def _store_side(uri: str) -> Side:
 
 def _bundle_side(path: str, stack: contextlib.ExitStack) -> Side:
     from engine.snapshot import open_bundle
+    from engine.snapshot.layout import artifact_kind
     from engine.snapshot.reader import iter_batches, listed_files
 
     root = stack.enter_context(open_bundle(path))
     doc = _verified_manifest(root, path)
     listed = listed_files(root)
-    artifacts = {p: h for p, h in listed.items() if "/" in p}
+    artifacts = {p: h for p, h in listed.items() if artifact_kind(p) is not None}
 
     def batches() -> Iterator[RecordBatch]:
         return iter_batches(root, doc, 10_000)
