@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.errors import BundleError, BundleInvalid, InvalidInput, StoreCorrupt, UnsupportedSchemaVersion
+from engine.errors import BundleError, InvalidInput, StoreCorrupt
 from engine.records import vector_sha256
 
 if TYPE_CHECKING:
@@ -78,11 +78,13 @@ def check_drift(repo: VectorRepository, bundle: str | os.PathLike[str], *, sampl
     for a bad ``sample``, StoreCorrupt when the store does not list ids in ascending order.
     """
     from engine.snapshot import open_bundle
+    from engine.snapshot.verify import verified_manifest
 
     if sample is not None and sample < 1:
         raise InvalidInput(f"sample must be at least 1, got {sample}", hint="or check every record (--all)")
     with open_bundle(bundle) as root:
-        doc = _verified_manifest(root, bundle)
+        doc = verified_manifest(root, bundle, consequence="it is not a trustworthy drift baseline",
+                                purpose="use this bundle as a drift baseline")
         report = DriftReport(uri=repo.uri, snapshot=str(bundle), snapshot_id=doc["snapshot_id"],
                              mode="all" if sample is None else "sample", max_listed=max_listed,
                              seed=None if sample is None else seed)
@@ -94,22 +96,6 @@ def check_drift(repo: VectorRepository, bundle: str | os.PathLike[str], *, sampl
             picked = _sample_rows(root, doc, sample, seed, batch_size)
             _check_sample(repo, picked, report)
     return report
-
-
-def _verified_manifest(root: Path, bundle: object) -> dict[str, Any]:
-    from engine.snapshot.verify import verify_dir
-
-    result = verify_dir(root)
-    if result.unsupported_version:
-        raise UnsupportedSchemaVersion(f"{bundle}: {result.unsupported_version}",
-                                       hint="upgrade procos-knowledge to use this bundle as a baseline")
-    if not result.ok:
-        first = result.errors[0]
-        raise BundleInvalid(f"{bundle} failed verification with {len(result.errors)} problem(s), e.g. "
-                            f"{first.path}: {first.problem}; it is not a trustworthy drift baseline",
-                            [f.to_json() for f in result.errors],
-                            hint="run procos snapshot verify for the full list; use another bundle")
-    return result.manifest
 
 
 def _compare_settings(repo: VectorRepository, doc: dict[str, Any], report: DriftReport) -> None:

@@ -21,16 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import (
-    BundleInvalid,
     InvalidInput,
     LineageError,
     SettingsMismatch,
-    UnsupportedSchemaVersion,
 )
 from engine.records import OnConflict
 
 from . import layout, manifest, reader
-from .verify import verify_dir
+from .verify import verified_manifest
 
 if TYPE_CHECKING:
     from engine.repository import VectorRepository
@@ -60,17 +58,7 @@ def _settings_problem(repo: VectorRepository, doc: dict[str, Any]) -> str | None
 
 def check_bundle(root: Path) -> dict[str, Any]:
     """Verify the unpacked bundle at ``root``; return its manifest or raise (nothing written yet)."""
-    report = verify_dir(root)
-    if report.unsupported_version:
-        raise UnsupportedSchemaVersion(f"{root}: {report.unsupported_version}",
-                                       hint="upgrade procos-knowledge to import this bundle")
-    if not report.ok:
-        first = report.errors[0]
-        raise BundleInvalid(f"the bundle failed verification with {len(report.errors)} problem(s), e.g. "
-                            f"{first.path}: {first.problem}; nothing was imported",
-                            [f.to_json() for f in report.errors],
-                            hint="run procos snapshot verify for the full list; export the bundle again")
-    return report.manifest
+    return verified_manifest(root, "the bundle", consequence="nothing was imported", purpose="import this bundle")
 
 
 @contextmanager

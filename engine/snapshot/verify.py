@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import BundleError
+from engine.errors import BundleError, BundleInvalid, UnsupportedSchemaVersion
 
 from . import checksums, layout, manifest
 from .data_checks import check_embeddings
@@ -79,6 +79,26 @@ def verify_bundle(path: str | os.PathLike[str], *, tmp_dir: str | None = None,
         report = verify_dir(root, max_workers=max_workers)
     report.path = str(path)
     return report
+
+
+def verified_manifest(root: Path, name: object, *, consequence: str, purpose: str) -> dict[str, Any]:
+    """The manifest of the unpacked bundle at ``root`` once every check passes; otherwise raise.
+
+    ``consequence`` says what did not happen because of it ("nothing was imported") and ``purpose``
+    what the bundle was needed for ("import this bundle"); both go into the message people read.
+    """
+    report = verify_dir(root)
+    if report.unsupported_version:
+        raise UnsupportedSchemaVersion(f"{name}: {report.unsupported_version}",
+                                       hint=f"upgrade procos-knowledge to {purpose}")
+    if not report.ok:
+        first = report.errors[0]
+        raise BundleInvalid(f"{name} failed verification with {len(report.errors)} problem(s), e.g. "
+                            f"{first.path}: {first.problem}; {consequence}",
+                            [f.to_json() for f in report.errors],
+                            hint="run procos snapshot verify for the full list; export the bundle again "
+                                 "or use another one")
+    return report.manifest
 
 
 def verify_dir(root: Path, *, max_workers: int | None = None) -> VerifyReport:

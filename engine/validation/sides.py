@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import BundleInvalid, UnsupportedSchemaVersion
 from engine.records import RecordBatch
 from engine.repository import Hit, open_repository
 
@@ -46,9 +45,10 @@ def _bundle_side(path: str, stack: contextlib.ExitStack) -> Side:
     from engine.snapshot import open_bundle
     from engine.snapshot.layout import artifact_kind
     from engine.snapshot.reader import iter_batches, listed_files
+    from engine.snapshot.verify import verified_manifest
 
     root = stack.enter_context(open_bundle(path))
-    doc = _verified_manifest(root, path)
+    doc = verified_manifest(root, path, consequence="nothing was validated", purpose="validate against this bundle")
     listed = listed_files(root)
     artifacts = {p: h for p, h in listed.items() if artifact_kind(p) is not None}
 
@@ -60,23 +60,6 @@ def _bundle_side(path: str, stack: contextlib.ExitStack) -> Side:
 
     return Side(name=str(path), count=doc["record_count"], dimensions=doc["dimensions"], metric=doc["metric"],
                 exact=True, artifacts=artifacts, batches=batches, search=search)
-
-
-def _verified_manifest(root: Path, path: str) -> dict[str, Any]:
-    """The bundle's manifest once it verifies; a bundle that does not is no reference to validate against."""
-    from engine.snapshot.verify import verify_dir
-
-    report = verify_dir(root)
-    if report.unsupported_version:
-        raise UnsupportedSchemaVersion(f"{path}: {report.unsupported_version}",
-                                       hint="upgrade procos-knowledge to validate against this bundle")
-    if not report.ok:
-        first = report.errors[0]
-        raise BundleInvalid(f"{path} failed verification with {len(report.errors)} problem(s), e.g. "
-                            f"{first.path}: {first.problem}; nothing was validated",
-                            [f.to_json() for f in report.errors],
-                            hint="run procos snapshot verify for the full list; use another bundle")
-    return report.manifest
 
 
 def open_side(ref: str, stack: contextlib.ExitStack) -> Side:
