@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from engine.errors import InvalidInput
+
 log = logging.getLogger(__name__)
 
 EVENTS = frozenset({
@@ -43,12 +45,12 @@ def events_path(env: Mapping[str, str] | None = None) -> Path:
 
 
 def make_event(name: str, instance_id: str | None = None, fields: Mapping[str, Any] | None = None) -> dict:
-    """``{"event", "instance_id", "time", **fields}``; raises ValueError for an unknown name or a reserved field."""
+    """``{"event", "instance_id", "time", **fields}``; raises InvalidInput for an unknown name or a reserved field."""
     if name not in EVENTS:
-        raise ValueError(f"unknown event {name!r}; one of: {', '.join(sorted(EVENTS))}")
+        raise InvalidInput(f"unknown event {name!r}", hint="one of: " + ", ".join(sorted(EVENTS)))
     reserved = RESERVED & set(fields or {})
     if reserved:
-        raise ValueError(f"event {name!r}: fields {sorted(reserved)} are set by the engine")
+        raise InvalidInput(f"event {name!r}: fields {sorted(reserved)} are set by the engine")
     return {"event": name, "instance_id": instance_id, "time": now_iso(), **(fields or {})}
 
 

@@ -7,8 +7,9 @@ import json
 import pytest
 from workflow_support import FIXTURES, make_env, serve
 
+from engine import events
 from engine.errors import WorkflowError
-from engine.workflow import events
+from engine.workflow import events as workflow_events
 
 
 @pytest.fixture
@@ -45,4 +46,4 @@ def test_a_dead_webhook_does_not_fail_the_process_but_is_recorded(tmp_path, monk
 
 def test_unknown_event_names_are_refused():
     with pytest.raises(WorkflowError, match="unknown event"):
-        events.make_event("snapshot_exportd", "i1")
+        workflow_events.make_event("snapshot_exportd", "i1")

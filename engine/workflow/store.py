@@ -14,10 +14,10 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from engine.errors import InstanceNotFound, WorkflowError
+from engine.events import now_iso
 
 SCHEMA_VERSION = 1
 
@@ -28,8 +28,6 @@ class ConcurrentUpdate(WorkflowError):
     exit_code = 75
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
