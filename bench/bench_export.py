@@ -72,7 +72,7 @@ def phase_export(uri: str, out_dir: str, batch_size: int, level: int) -> dict:
     finally:
         repo.close()
     bundle = Path(result.path)
-    sizes = {p.name: p.stat().st_size for p in bundle.iterdir() if p.is_file()}
+    sizes = {p.relative_to(bundle).as_posix(): p.stat().st_size for p in bundle.rglob("*") if p.is_file()}
     shutil.rmtree(bundle)
     return {"rows": result.record_count, "bytes": sum(sizes.values()), "files": sizes}
 
