@@ -12,6 +12,10 @@ Scripts stay thin: they read and write ``ctx.data`` and call the library through
 - ``ctx.open_repository(uri, **kw)``: :func:`engine.repository.open_repository`.
 - ``ctx.api``: the library's front door module :mod:`engine.api`; ``ctx.export_snapshot``,
   ``ctx.verify_snapshot``, ``ctx.import_snapshot``, ``ctx.validate`` call the functions of that name.
+- ``ctx.on_cancel(op, **args)`` / ``ctx.cancel_done(op)``: register (and drop) an undo action that
+  ``procos instance cancel`` runs if the instance is cancelled in between, e.g. clearing a freeze
+  flag this instance set. ``op`` is one of :data:`CANCEL_ACTIONS`; registrations live in
+  ``data["on_cancel"]``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,11 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+CANCEL_ACTIONS = {
+    "resume_ingestion": ("uri",),  # engine.api.resume_ingestion(uri): clear a freeze flag
+    "abort_export": ("staging",),  # engine.api.abort_export(staging): remove an unfinished bundle
+}
 
 
 class ScriptContext:
@@ -50,6 +59,20 @@ class ScriptContext:
     def log(self, message: str) -> None:
         """Add ``message`` to the instance's history."""
         self._log(str(message))
+
+    def on_cancel(self, op: str, **args: Any) -> None:
+        """Have a cancel of this instance run ``engine.api.<op>(**args)`` until :meth:`cancel_done`."""
+        if op not in CANCEL_ACTIONS or set(args) != set(CANCEL_ACTIONS[op]):
+            raise ValueError(f"on_cancel({op!r}, {sorted(args)}): the cancel actions are "
+                             + ", ".join(f"{k}({', '.join(v)})" for k, v in CANCEL_ACTIONS.items()))
+        self.data.setdefault("on_cancel", {})[op] = dict(args)
+
+    def cancel_done(self, op: str) -> None:
+        """The undo action ``op`` is no longer needed (the step it undoes was undone or completed)."""
+        actions = self.data.get("on_cancel") or {}
+        actions.pop(op, None)
+        if not actions:
+            self.data.pop("on_cancel", None)
 
     def open_repository(self, uri: str, **kwargs: Any) -> Any:
         from engine.repository import open_repository

@@ -31,6 +31,25 @@ def _serializer() -> Any:
     return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(SPIFF_CONFIG))
 
 
+def run_cancel_actions(data: dict) -> list[dict]:
+    """Run the undo actions the instance's scripts registered with ``ctx.on_cancel``; report each."""
+    from engine import api
+
+    from .context import CANCEL_ACTIONS
+
+    done = []
+    for op, args in sorted((data.get("on_cancel") or {}).items()):
+        if op not in CANCEL_ACTIONS or not isinstance(args, dict) or set(args) != set(CANCEL_ACTIONS[op]):
+            done.append({"op": op, "error": "not a known clean-up action"})
+            continue
+        try:
+            getattr(api, op)(**args)
+            done.append({"op": op, **args})
+        except ProcosError as exc:
+            done.append({"op": op, **args, "error": exc.message})
+    return done
+
+
 def default_user() -> str:
     return getpass.getuser()
 
@@ -129,8 +148,16 @@ class WorkflowService:
         if state in ("completed", "cancelled", "running"):
             raise WorkflowError(f"instance {instance_id} is {state} and cannot be cancelled",
                                 hint="a running instance can be cancelled once its runner stops")
+        cleanup = run_cancel_actions(current_data(run.wf))
+        failed = [c for c in cleanup if c.get("error")]
+        if failed:
+            run.save(run.row.status, [history.entry("cleanup", by=user, **c) for c in cleanup], release=True)
+            raise WorkflowError(f"instance {instance_id} was not cancelled: its clean-up action "
+                                f"{failed[0]['op']} failed ({failed[0]['error']})",
+                                hint="fix the cause and run procos instance cancel again")
         run.wf.cancel()
-        run.save("cancelled", [history.entry("cancelled", by=user, previous_state=state)], release=True)
+        run.save("cancelled", [*(history.entry("cleanup", by=user, **c) for c in cleanup),
+                               history.entry("cancelled", by=user, previous_state=state)], release=True)
         return self._result(run, "cancelled")
 
     # --- user tasks -----------------------------------------------------------------------------

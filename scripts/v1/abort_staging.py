@@ -8,4 +8,5 @@ def run(ctx):
     if staging and os.path.isdir(staging):
         ctx.api.abort_export(staging)
         ctx.log(f"removed staging folder {staging}")
+    ctx.cancel_done("abort_export")
     ctx.data["export_failed"] = True

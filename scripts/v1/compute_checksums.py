@@ -14,6 +14,7 @@ def run(ctx):
     result = ctx.api.finish_export(data["staging"], source_env=data.get("environment"),
                                    pack=bool(data.get("pack", False)))
     data.pop("staging")
+    ctx.cancel_done("abort_export")  # the bundle is published: nothing to remove any more
     data["bundle"] = str(result["path"])
     data["snapshot_id"] = result["snapshot_id"]
     data["content_hash"] = result["content_hash"]

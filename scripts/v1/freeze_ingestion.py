@@ -17,3 +17,4 @@ def run(ctx):
     ctx.data["attempt"] = attempt
     ctx.data["restart"] = False
     ctx.data["frozen"] = ctx.api.pause_ingestion(ctx.data["source"])["paused"]
+    ctx.on_cancel("resume_ingestion", uri=ctx.data["source"])  # a cancel must not leave the store frozen

@@ -3,3 +3,4 @@
 
 def run(ctx):
     ctx.data["frozen"] = ctx.api.resume_ingestion(ctx.data["source"])["paused"]
+    ctx.cancel_done("resume_ingestion")

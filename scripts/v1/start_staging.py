@@ -12,3 +12,4 @@ def run(ctx):
         data.pop("staging", None)
         return
     data["staging"] = str(ctx.api.start_export(data["out_dir"]))
+    ctx.on_cancel("abort_export", staging=data["staging"])  # a cancel removes the unfinished bundle
