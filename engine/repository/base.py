@@ -81,6 +81,11 @@ class VectorRepository(Protocol):
     """The backend's name: ``faiss`` or ``pgvector``."""
 
     @property
+    def store_id(self) -> str:
+        """A random id the store got when it was created; bundles record it so that deltas and chains
+        can tell one store's history from another's."""
+
+    @property
     def dimensions(self) -> int | None:
         """Vector dimensions, or None for a new store that has not seen a record yet."""
 

@@ -109,6 +109,11 @@ class FaissRepository:
     # --- settings ------------------------------------------------------------------------------
 
     @property
+    def store_id(self) -> str:
+        with self._mutex:
+            return self._meta.store_id()
+
+    @property
     def settings(self) -> StoreSettings:
         if self._settings.dimensions is None:
             with self._mutex:
@@ -397,7 +402,8 @@ class FaissRepository:
         with self._mutex, self._meta.read():
             state, count = self._meta.state(), self._meta.count()
         return {"backend": self.backend, "count": count, "dimensions": s.dimensions, "metric": s.metric,
-                "index": s.index, "paused": state.paused, "sequence": state.seq, "index_params": dict(s.index_params)}
+                "index": s.index, "paused": state.paused, "sequence": state.seq, "index_params": dict(s.index_params),
+                "store_id": self.store_id}
 
     def export_snapshot(self, dest: str) -> Any:
         from engine.snapshot import export_snapshot

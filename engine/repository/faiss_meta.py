@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -163,8 +164,19 @@ class MetaStore:
     def save_settings(self, s: StoreSettings) -> None:
         """Store the settings of a new store (first writer wins; call inside a write transaction)."""
         values = {"format": FORMAT, "dimensions": json.dumps(s.dimensions), "metric": json.dumps(s.metric),
-                  "index": json.dumps(s.index), "index_params": json.dumps(s.index_params, sort_keys=True)}
+                  "index": json.dumps(s.index), "index_params": json.dumps(s.index_params, sort_keys=True),
+                  "store_id": json.dumps(str(uuid.uuid4()))}
         self.conn.executemany("INSERT OR IGNORE INTO settings VALUES (?, ?)", values.items())
+
+    def store_id(self) -> str:
+        """The store's id; a store created before ids existed gets one now (first writer wins)."""
+        row = self.conn.execute("SELECT value FROM settings WHERE key = 'store_id'").fetchone()
+        if row is None:
+            with self.write():
+                self.conn.execute("INSERT OR IGNORE INTO settings VALUES ('store_id', ?)",
+                                  (json.dumps(str(uuid.uuid4())),))
+            row = self.conn.execute("SELECT value FROM settings WHERE key = 'store_id'").fetchone()
+        return str(json.loads(row[0]))
 
     def set_dimensions(self, dimensions: int) -> None:
         self.conn.execute("UPDATE settings SET value = ? WHERE key = 'dimensions' AND value = 'null'",

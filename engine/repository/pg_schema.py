@@ -62,6 +62,8 @@ def setup_shared(conn: Connection, where: str) -> None:
         " index_type text NOT NULL, index_params jsonb NOT NULL, seq bigint NOT NULL DEFAULT 0,"
         " paused bool NOT NULL DEFAULT false, created_ts timestamptz NOT NULL DEFAULT now())"
     ).format(sql.Identifier(STATE_TABLE)))
+    conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS store_id text").format(
+        sql.Identifier(STATE_TABLE)))  # stores created before store ids existed get one on open
     conn.execute(sql.SQL(
         "CREATE TABLE IF NOT EXISTS {} (store text NOT NULL, path text COLLATE \"C\" NOT NULL,"
         " content bytea NOT NULL, sha256 text NOT NULL, updated_ts timestamptz NOT NULL DEFAULT now(),"
@@ -84,6 +86,8 @@ def prepare_store(conn: Connection, table: str, wanted: dict[str, Any], where: s
         insert_state(conn, table, settings)
     elif settings.dimensions is not None and state["settings"].dimensions is None:
         set_dimensions(conn, table, settings.dimensions)
+    conn.execute(sql.SQL("UPDATE {} SET store_id = gen_random_uuid()::text WHERE table_name = %s"
+                         " AND store_id IS NULL").format(sql.Identifier(STATE_TABLE)), (table,))
     if settings.dimensions is not None and not table_exists(conn, table):
         create_store_tables(conn, table, settings)
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(table, "__staging")))

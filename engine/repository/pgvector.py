@@ -80,6 +80,10 @@ class PgVectorRepository:
     # --- settings --------------------------------------------------------------------------------
 
     @property
+    def store_id(self) -> str:
+        return str(self._read(pg_schema.state_value, self.table, "store_id"))
+
+    @property
     def dimensions(self) -> int | None:
         return self._refresh().dimensions
 
@@ -287,7 +291,8 @@ class PgVectorRepository:
         settings = self._refresh()
         return {"backend": self.backend, "count": self.count(), "dimensions": settings.dimensions,
                 "metric": settings.metric, "index": settings.index, "paused": self.is_paused(),
-                "sequence": self.sequence(), "index_params": dict(settings.index_params)}
+                "sequence": self.sequence(), "index_params": dict(settings.index_params),
+                "store_id": self.store_id}
 
     def export_snapshot(self, dest: str) -> Any:
         from engine.snapshot import export_snapshot

@@ -60,6 +60,11 @@ def base_of(base: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _check_store(repo: VectorRepository, doc: dict[str, Any], base: str) -> None:
+    if doc.get("store_id") and doc["store_id"] != repo.store_id:
+        raise LineageError(f"{base} was exported from another store (store_id {doc['store_id']}), not from "
+                           f"{repo.uri} (store_id {repo.store_id}); its change sequence means nothing here",
+                           hint="build deltas from the store the base was exported from, or export a new "
+                                "full bundle of this store as the base")
     if repo.backend != doc["vector_backend"]:
         raise LineageError(f"{base} was exported from a {doc['vector_backend']} store, {repo.uri} is "
                            f"{repo.backend}", hint="build deltas from the store the base was exported from")
@@ -156,7 +161,7 @@ def export_delta(repo: VectorRepository, base: str | os.PathLike[str], out_dir: 
         arts = write_delta_artifacts(repo, staging, doc["artifacts_state"], artifacts_dir)
         parent = {"snapshot_id": doc["snapshot_id"], "content_hash": doc["content_hash"]}
         read_state(staging)
-        update_state(staging, sequence=records["sequence"], delta={
+        update_state(staging, sequence=records["sequence"], store_id=repo.store_id, delta={
             "parent": parent, "base_sequence": int(doc["sequence"]),
             "changes": {k: records[k] for k in ("sha256", "upserts", "deletes")},
             "removed_artifacts": arts["removed"], "artifacts_state": arts["state"]})

@@ -84,6 +84,9 @@ def check_chain(docs: list[tuple[str, dict[str, Any]]]) -> None:
         if prev.get("sequence") != doc["base_sequence"]:
             raise LineageError(f"{name} holds changes after sequence {doc['base_sequence']}, but {prev_name} "
                                f"is at sequence {prev.get('sequence')}")
+        if doc.get("store_id") and first.get("store_id") and doc["store_id"] != first["store_id"]:
+            raise LineageError(f"{name} comes from another store (store_id {doc['store_id']}) than {name0} "
+                               f"(store_id {first['store_id']})", hint="a chain holds one store's bundles only")
         for key in ("metric", "vector_backend"):
             if doc[key] != first[key]:
                 raise LineageError(f"{name} has {key} {doc[key]!r}, {name0} has {first[key]!r}")

@@ -103,7 +103,7 @@ def lineage_fields(state: dict[str, Any], artifact_files: dict[str, str]) -> dic
 
     Every bundle gets ``kind`` and ``artifacts_state`` (``{path: sha256}`` of the store's whole
     artifact set after this bundle), plus ``sequence`` when the export recorded the store's change
-    sequence. A delta also gets ``parent``, ``base_sequence``, ``changes`` and ``removed_artifacts``.
+    sequence, and ``store_id`` (the source store's id). A delta also gets ``parent``, ``base_sequence``, ``changes`` and ``removed_artifacts``.
     """
     delta = state.get("delta")
     artifacts_state = delta["artifacts_state"] if delta else artifact_files
@@ -111,6 +111,8 @@ def lineage_fields(state: dict[str, Any], artifact_files: dict[str, str]) -> dic
                            "artifacts_state": {p: artifacts_state[p] for p in sorted(artifacts_state)}}
     if state.get("sequence") is not None:
         out["sequence"] = int(state["sequence"])
+    if state.get("store_id"):
+        out["store_id"] = str(state["store_id"])
     if delta:
         out.update(parent=dict(delta["parent"]), base_sequence=int(delta["base_sequence"]),
                    changes={"file": layout.CHANGES, "upserts": int(delta["changes"]["upserts"]),

@@ -76,7 +76,7 @@ def dump_embeddings(repo: VectorRepository, staging_dir: str | os.PathLike[str],
     result = write_embeddings(staging_dir, repo.iter_batches(batch_size), settings=repo.settings,
                               backend=repo.backend, uri=repo.uri, compression_level=compression_level,
                               shard_rows=shard_rows)
-    update_state(Path(staging_dir), sequence=sequence)
+    update_state(Path(staging_dir), sequence=sequence, store_id=repo.store_id)
     return result
 
 
