@@ -9,6 +9,8 @@ in and out as ``COPY ... (FORMAT BINARY)`` encoded with NumPy (see :mod:`.pgcopy
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -96,9 +98,17 @@ class PgVectorRepository:
         return self._refresh()
 
     def _connection(self) -> Connection:
-        if self._conn is None or self._conn.closed:
+        if self._conn is None:
             raise StoreError(f"store {self.uri} is closed", hint="open it again with open_repository()")
+        if self._conn.closed or self._conn.broken:  # lost (server restarted, connection killed): reconnect
+            self._conn = connect(self._dsn, self.uri)
         return self._conn
+
+    def _lost(self, exc: Exception) -> StoreError:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return StoreError(f"the PostgreSQL connection of {self.uri} failed: {first}",
+                          hint="check that the server is running and reachable; the operation was rolled back, "
+                               "run it again (the store reconnects)")
 
     def _refresh(self) -> StoreSettings:
         """Pick up the dimensions another process set since we opened a store that had none."""
@@ -318,5 +328,31 @@ class PgVectorRepository:
     def __repr__(self) -> str:
         return f"PgVectorRepository({self.uri!r})"
 
+
+def _translate_connection_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a lost connection inside ``method`` into a StoreError with a hint (generators too)."""
+    lost = (psycopg.OperationalError, psycopg.InterfaceError)
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def stream(self: PgVectorRepository, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from method(self, *args, **kwargs)
+            except lost as exc:
+                raise self._lost(exc) from exc
+        return stream
+
+    @functools.wraps(method)
+    def call(self: PgVectorRepository, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except lost as exc:
+            raise self._lost(exc) from exc
+    return call
+
+
+for _name in ("upsert", "write_batch", "bulk_load", "replace_all", "query", "fetch", "delete", "count",
+              "iter_batches", "iter_records", "sequence", "changes_since", "pause_ingestion", "resume_ingestion",
+              "is_paused", "stats", "compact"):
+    setattr(PgVectorRepository, _name, _translate_connection_errors(getattr(PgVectorRepository, _name)))
 
 __all__ = ["PgVectorRepository", "connect"]
