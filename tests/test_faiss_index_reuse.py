@@ -80,7 +80,7 @@ def test_index_with_other_parameters_or_garbage_is_not_adopted(tmp_path: Path):
 def test_import_of_a_faiss_bundle_into_a_faiss_store_reuses_its_index(mode: str, tmp_path: Path, monkeypatch):
     from engine import api
 
-    source = f"faiss:{tmp_path / 'src'}?index=hnsw"
+    source = f"faiss:{tmp_path / 'src'}?index=flat"
     api.seed_store(source, 400, 16)
     bundle = api.export_snapshot(source, tmp_path / "snaps")["path"]
     adopted = []
@@ -91,3 +91,18 @@ def test_import_of_a_faiss_bundle_into_a_faiss_store_reuses_its_index(mode: str,
     assert len(adopted) == 1 and adopted[0] is not None
     check = api.validate(source, f"faiss:{tmp_path / 'dst'}", queries=10, k=5)
     assert check["passed"], check["failures"]
+
+
+def test_an_hnsw_store_exports_the_exact_index_and_its_importer_builds_its_own_graph(tmp_path: Path):
+    from engine import api
+
+    source = f"faiss:{tmp_path / 'src'}?index=hnsw&m=12"
+    api.seed_store(source, 300, 16)
+    bundle = Path(api.export_snapshot(source, tmp_path / "snaps")["path"])
+    written = faiss.read_index(str(bundle / "index.faiss"))
+    assert isinstance(written, faiss.IndexFlat) and written.ntotal == 300  # streamed, never a graph in memory
+    api.import_snapshot(str(bundle), f"faiss:{tmp_path / 'dst'}")
+    target = open_repository(f"faiss:{tmp_path / 'dst'}")
+    assert target.settings.index == "hnsw" and target.settings.index_params["m"] == 12
+    target.close()
+    assert api.validate(source, f"faiss:{tmp_path / 'dst'}", queries=10, k=5)["passed"]

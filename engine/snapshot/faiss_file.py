@@ -1,4 +1,4 @@
-"""``index.faiss``: a FAISS index rebuilt from the exported vectors, for bundles of FAISS stores.
+"""``index.faiss``: an exact FAISS index of the exported vectors, for bundles of FAISS stores.
 
 Rows are added in the order of the embeddings shards (ascending id), so label ``i`` is row ``i``.
 Conventions (as the FAISS store uses them): cosine stores index L2-normalized vectors with inner
@@ -6,10 +6,12 @@ product, ``l2`` uses squared L2, ``inner_product`` inner product; ``hnsw`` is ``
 with ``efConstruction``/``efSearch`` from the store's settings, ``flat`` is ``IndexFlat``. The
 build runs single-threaded so the same rows always give the same bytes.
 
-A flat index is streamed, never held in memory: its vectors go to a spill file as they arrive and
-:class:`FlatIndexStream` then writes FAISS's own serialization of ``IndexFlat`` (a 45-byte header,
-then the float32 rows), byte-identical to ``faiss.write_index``. An HNSW graph has to be built in
-memory, so exporting an HNSW FAISS store needs memory in proportion to the store.
+Exports always write the flat index, streamed, never held in memory (:class:`FlatIndexStream`: the
+vectors go to a spill file as they arrive, then FAISS's own serialization of ``IndexFlat`` is
+written, a 45-byte header and the float32 rows, byte-identical to ``faiss.write_index``). An HNSW
+graph would have to be built in memory, single-threaded, at export time; the importing store builds
+its own from the manifest's index settings instead. :class:`FaissIndexBuilder` can still build an
+HNSW file in memory for callers that ask for one.
 """
 
 from __future__ import annotations

@@ -104,8 +104,8 @@ def write_embeddings(staging_dir: str | os.PathLike[str], batches: Iterable[Reco
     builder = None
     if backend == "faiss" and build_index:
         layout.faiss_index_path(staging).unlink(missing_ok=True)
-        builder = FaissIndexBuilder(layout.faiss_index_path(staging), dims, settings.metric,
-                                    settings.index, dict(settings.index_params))
+        # always the exact index, streamed (bounded memory); the store's own index type is in the manifest
+        builder = FaissIndexBuilder(layout.faiss_index_path(staging), dims, settings.metric, "flat", {})
     try:
         for batch, arrow_batch in prefetch(checked(batches, dims, uri)):
             writer.write_arrow(arrow_batch)
