@@ -13,6 +13,23 @@ SHARD_ROWS_OPT = click.option("--shard-rows", type=click.IntRange(min=1), defaul
                               help="Rows per embeddings/part-NNNNN.parquet shard [default: 100000].")
 
 
+def bundle_writing_options(command):
+    """The options every command that writes a bundle (export, delta) takes, in one place."""
+    for option in reversed([
+        click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+                     help="Snapshots folder; the bundle is created inside it as knowledge_snapshot_YYYYMMDD_HHMMSS."),
+        click.option("--artifacts", "artifacts_dir", type=click.Path(exists=True, file_okay=False),
+                     help="A folder of artifacts (bpmn/, prompts/, ...) that adds to or overrides the store's own."),
+        click.option("--pack", is_flag=True, help="Also write <bundle>.tar.zst next to the bundle."),
+        click.option("--compression-level", type=click.IntRange(1, 22), default=6, show_default=True,
+                     help="zstd level for the embeddings shards (and the pack)."),
+        click.option("--source-env", help="Environment name recorded in the manifest (default: $PROCOS_ENV)."),
+        SHARD_ROWS_OPT,
+    ]):
+        command = option(command)
+    return command
+
+
 @click.group()
 def snapshot() -> None:
     """Snapshot bundles: a store's records and knowledge artifacts, with checksums that prove them.
@@ -24,16 +41,8 @@ def snapshot() -> None:
 
 @snapshot.command()
 @click.argument("uri", required=False, metavar="[URI]")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Snapshots folder; the bundle is created inside it as knowledge_snapshot_YYYYMMDD_HHMMSS.")
-@click.option("--artifacts", "artifacts_dir", type=click.Path(exists=True, file_okay=False),
-              help="A folder of artifacts (bpmn/, prompts/, ...) that adds to or overrides the store's own.")
-@click.option("--pack", is_flag=True, help="Also write <bundle>.tar.zst next to the bundle.")
-@click.option("--compression-level", type=click.IntRange(1, 22), default=6, show_default=True,
-              help="zstd level for the embeddings shards (and the pack).")
+@bundle_writing_options
 @click.option("--freeze", is_flag=True, help="Pause ingestion for the duration (cleared on every exit path).")
-@click.option("--source-env", help="Environment name recorded in the manifest (default: $PROCOS_ENV).")
-@SHARD_ROWS_OPT
 @JSON_OPT
 def export(uri: str | None, out_dir: str, artifacts_dir: str | None, pack: bool, compression_level: int,
            freeze: bool, source_env: str | None, shard_rows: int | None, as_json: bool) -> None:
@@ -93,15 +102,7 @@ def inspect(path: str) -> None:
 @click.argument("uri", metavar="URI")
 @click.option("--base", required=True, type=click.Path(exists=True),
               help="The bundle (full or delta, folder or .tar.zst) the delta builds on.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Snapshots folder; the delta bundle is created inside it.")
-@click.option("--artifacts", "artifacts_dir", type=click.Path(exists=True, file_okay=False),
-              help="A folder of artifacts that adds to or overrides the store's own (as for export).")
-@click.option("--pack", is_flag=True, help="Also write <bundle>.tar.zst next to the bundle.")
-@click.option("--compression-level", type=click.IntRange(1, 22), default=6, show_default=True,
-              help="zstd level for the embeddings shards (and the pack).")
-@click.option("--source-env", help="Environment name recorded in the manifest (default: $PROCOS_ENV).")
-@SHARD_ROWS_OPT
+@bundle_writing_options
 @JSON_OPT
 def delta(uri: str, base: str, out_dir: str, artifacts_dir: str | None, pack: bool, compression_level: int,
           source_env: str | None, shard_rows: int | None, as_json: bool) -> None:
