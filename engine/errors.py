@@ -22,6 +22,12 @@ class ProcosError(Exception):
         return self.message
 
 
+class ConfigError(ProcosError):
+    """The configuration (environment variables, config.yaml) is invalid."""
+
+    exit_code = 2
+
+
 # --- records and queries -------------------------------------------------------------------------
 
 

@@ -21,7 +21,7 @@ from engine.repository import open_repository
 
 COUNT, DIM = 120, 16
 EXPORT_KEYS = {"path", "snapshot_id", "content_hash", "record_count"}
-IMPORT_KEYS = {"imported", "skipped", "target", "snapshot_id", "content_hash"}
+IMPORT_KEYS = {"imported", "skipped", "target", "snapshot_id", "content_hash", "artifacts"}
 NAME_RE = re.compile(r"^knowledge_snapshot_(\d{8}_\d{6})$")
 
 

@@ -148,21 +148,31 @@ def import_snapshot(path: str | Path | list[str | Path], uri: str | None, *, mod
     Returns ``{"imported","skipped","target","snapshot_id","content_hash"}`` (the plan with ``dry_run``).
     A list of bundles is a chain (full, then deltas) and goes to :func:`import_chain`.
     """
-    from engine import snapshot
 
     if isinstance(path, list | tuple):
         return import_chain(list(path), uri, mode=mode, on_conflict=on_conflict, dry_run=dry_run)
     _mode(mode)
     _on_conflict(on_conflict)
-    if dry_run and not _store_exists(_target(uri)):  # plan without creating the store
+    if dry_run:
+        return _plan(path, uri, mode, on_conflict)
+    from engine.snapshot.importer import import_into
+
+    return import_into(_target(uri), path, mode, on_conflict)
+
+
+def _plan(path: str | Path | list[str | Path], uri: str | None, mode: str, on_conflict: str) -> dict[str, Any]:
+    """The dry run: verify, and plan against the target when it exists (never creating it)."""
+    from engine import snapshot
+
+    chain = isinstance(path, list | tuple)
+    if not _store_exists(_target(uri)):
+        if chain:
+            return snapshot.plan_chain(None, list(path), mode, on_conflict, target=_target(uri))
         return snapshot.plan_import(None, path, mode, on_conflict, target=_target(uri))
-    repo = snapshot.open_target(_target(uri), path)
-    try:
-        if dry_run:
-            return snapshot.plan_import(repo, path, mode, on_conflict)
-        return snapshot.import_snapshot(repo, path, mode, on_conflict)
-    finally:
-        repo.close()
+    with opened(_target(uri)) as repo:
+        if chain:
+            return snapshot.plan_chain(repo, list(path), mode, on_conflict)
+        return snapshot.plan_import(repo, path, mode, on_conflict)
 
 
 def import_chain(paths: list[str | Path], uri: str | None, *, mode: str = "append", on_conflict: str = "version",
@@ -172,21 +182,15 @@ def import_chain(paths: list[str | Path], uri: str | None, *, mode: str = "appen
     Returns ``{"imported","skipped","deleted","artifacts","target","snapshot_id","content_hash","chain"}``
     (the plan with ``dry_run``). A gap, fork or wrong order raises LineageError with nothing written.
     """
-    from engine import snapshot
-
     _mode(mode)
     _on_conflict(on_conflict)
     if not paths:
         raise InvalidInput("no bundles given", hint="give the full bundle, then its deltas, then the target URI")
-    if dry_run and not _store_exists(_target(uri)):  # plan without creating the store
-        return snapshot.plan_chain(None, paths, mode, on_conflict, target=_target(uri))
-    repo = snapshot.open_target(_target(uri), paths[-1])
-    try:
-        if dry_run:
-            return snapshot.plan_chain(repo, paths, mode, on_conflict)
-        return snapshot.import_chain(repo, paths, mode, on_conflict)
-    finally:
-        repo.close()
+    if dry_run:
+        return _plan(list(paths), uri, mode, on_conflict)
+    from engine.snapshot.delta_import import import_chain_into
+
+    return import_chain_into(_target(uri), paths, mode, on_conflict)
 
 
 def export_delta(uri: str | None, base: str | Path, out_dir: str | Path, *, artifacts_dir: str | Path | None = None,
@@ -216,15 +220,11 @@ def snapshot_catalog(folder: str | Path, *, quick: bool = False) -> dict[str, An
 def load_vectors(path: str | Path, uri: str | None, mode: str = "append", on_conflict: str = "version"
                  ) -> dict[str, Any]:
     """Import step: verify the bundle again and load its records only (an older bundle is migrated first)."""
-    from engine import snapshot
+    from engine.snapshot.importer import import_into
 
     _mode(mode)
     _on_conflict(on_conflict)
-    repo = snapshot.open_target(_target(uri), path)
-    try:
-        return snapshot.import_records(repo, path, mode, on_conflict)
-    finally:
-        repo.close()
+    return import_into(_target(uri), path, mode, on_conflict, artifacts=False)
 
 
 def register_artifacts(path: str | Path, uri: str | None, mode: str = "append") -> dict[str, Any]:

@@ -37,8 +37,14 @@ def connect(dsn: str, where: str, *, autocommit: bool = False) -> Connection:
     try:
         return psycopg.connect(dsn, autocommit=autocommit, client_encoding="utf8", application_name="procos")
     except psycopg.OperationalError as exc:
-        raise StoreError(f"cannot connect to {where}: {str(exc).strip()}",
-                         hint="check that the server is running and the URI's user, host, port and database") from exc
+        from engine.secrets import redact_text
+
+        detail = redact_text(" ".join(str(exc).split()))  # libpq's message, on one line
+        hint = "check that the server is running and the URI's user, host, port and database"
+        if "password" in detail.lower():
+            hint = ("stored URIs carry no password: give it to the process that opens the store with "
+                    "PGPASSWORD, ~/.pgpass, or ?password_env=NAME in the URI")
+        raise StoreError(f"cannot connect to {where}: {detail}", hint=hint) from exc
 
 
 class PgVectorRepository:

@@ -9,6 +9,11 @@ Forms::
 Store options (``table``, ``metric``, ``index``, ``dimensions``/``dim``, ``m``, ``ef_construction``,
 ``ef_search``) are removed from the query string; what remains of a ``postgresql://`` URI is
 handed to libpq untouched (``sslmode``, ``host=/socket/dir``, ...).
+
+Passwords (see :mod:`engine.secrets`): ``StoreURI.text`` is always redacted. A redacted password
+(``***``) is dropped, so libpq takes the password from ``PGPASSWORD`` or ``~/.pgpass``;
+``password_env=NAME`` takes it from the environment variable ``NAME`` of the process that opens the
+store (a process waiting for approval gets it from its runner, never from stored data).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from engine.errors import InvalidURI
 from engine.records import METRICS
+from engine.secrets import MASK, redact_text
 
 from .base import INDEX_TYPES
 
@@ -60,8 +66,19 @@ def parse_uri(uri: str | None) -> StoreURI:
         parts = urlsplit(uri)
         pairs = parse_qsl(parts.query, keep_blank_values=True)
         options = {k: v for k, v in pairs if k in STORE_OPTIONS}
-        libpq = [(k, v) for k, v in pairs if k not in STORE_OPTIONS]
-        location = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(libpq), ""))
+        libpq = [(k, v) for k, v in pairs
+                 if k not in STORE_OPTIONS and k != "password_env" and not (k == "password" and v == MASK)]
+        netloc = parts.netloc
+        if parts.password == MASK:  # a redacted URI: the password comes from the runner's environment
+            netloc = f"{parts.username or ''}@{netloc.rsplit('@', 1)[1]}"
+        env_name = dict(pairs).get("password_env")
+        if env_name:
+            secret = os.environ.get(env_name)
+            if not secret:
+                raise InvalidURI(f"store URI {redact(uri)!r} takes its password from ${env_name}, which is not set",
+                                 hint=f"export {env_name}=... in the environment of the process that opens it")
+            libpq = [(k, v) for k, v in libpq if k != "password"] + [("password", secret)]
+        location = urlunsplit((parts.scheme, netloc, parts.path, urlencode(libpq), ""))
         scheme = "postgresql"
     else:
         path, _, query = rest.partition("?")
@@ -98,11 +115,4 @@ def _check_options(options: dict[str, str], uri: str) -> None:
 
 def redact(uri: str) -> str:
     """The URI with any password replaced by ``***`` (safe for manifests, logs, events, UI)."""
-    if "://" not in uri:
-        return uri
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = parts.netloc.rsplit("@", 1)
-    user = (parts.username or "")
-    return urlunsplit((parts.scheme, f"{user}:***@{netloc[1]}", parts.path, parts.query, parts.fragment))
+    return redact_text(uri)

@@ -205,6 +205,22 @@ def plan_chain(repo: VectorRepository | None, paths: Sequence[str | os.PathLike[
                 "settings_problem": _settings_problem(repo, last) if repo is not None else None}
 
 
+def import_chain_into(uri: str, paths: Sequence[str | os.PathLike[str]], mode: str = "append",
+                      on_conflict: str = "version", *, batch_size: int = 10_000) -> dict[str, Any]:
+    """Verify every bundle of the chain and its lineage first, then open (creating when new) ``uri`` and apply it.
+
+    A chain that fails leaves no store behind. Returns what :func:`import_chain` returns.
+    """
+    from .importer import open_target
+
+    with open_chain(paths) as chain:
+        repo = open_target(uri, chain[-1][2])
+        try:
+            return _apply(repo, chain, mode, on_conflict, batch_size)
+        finally:
+            repo.close()
+
+
 def import_chain(repo: VectorRepository, paths: Sequence[str | os.PathLike[str]], mode: str = "append",
                  on_conflict: str = "version", *, batch_size: int = 10_000) -> dict[str, Any]:
     """Verify ``paths`` (full bundle, then its deltas in order) and apply their final state to ``repo``.
@@ -213,29 +229,33 @@ def import_chain(repo: VectorRepository, paths: Sequence[str | os.PathLike[str]]
     "content_hash", "chain"}`` (the ids and hash of the last bundle). Raises BundleInvalid,
     LineageError or SettingsMismatch before writing anything.
     """
+    with open_chain(paths) as chain:
+        return _apply(repo, chain, mode, on_conflict, batch_size)
+
+
+def _apply(repo: VectorRepository, chain: Chain, mode: str, on_conflict: str, batch_size: int) -> dict[str, Any]:
     if mode not in MODES:
         raise InvalidInput(f"import mode must be append or replace, got {mode!r}")
     rule = _rule(on_conflict)
-    with open_chain(paths) as chain:
-        final, removed = artifact_plan(chain)
-        last = chain[-1][2]
-        problem = _settings_problem(repo, last)
-        if problem:
-            raise SettingsMismatch(problem, hint="import into a new store opened with open_target(uri, manifest)")
-        files = {rel: layout.member(chain[i][1], rel).read_bytes() for rel, i in sorted(final.items())}
-        deleted: list[str] = []
-        records = merged_records(chain, deleted, batch_size)
-        if mode == "replace":
-            result = repo.replace_all(records)
-            repo.artifacts.replace_all(files)
-            gone = 0
-        else:
-            result = repo.bulk_load(records, rule)
-            gone = repo.delete(deleted) if deleted else 0
-            for rel, data in files.items():
-                repo.artifacts.write(rel, data)
-            for rel in removed:
-                repo.artifacts.delete(rel)
+    final, removed = artifact_plan(chain)
+    last = chain[-1][2]
+    problem = _settings_problem(repo, last)
+    if problem:
+        raise SettingsMismatch(problem, hint="import into a new store opened with open_target(uri, manifest)")
+    files = {rel: layout.member(chain[i][1], rel).read_bytes() for rel, i in sorted(final.items())}
+    deleted: list[str] = []
+    records = merged_records(chain, deleted, batch_size)
+    if mode == "replace":
+        result = repo.replace_all(records)
+        repo.artifacts.replace_all(files)
+        gone = 0
+    else:
+        result = repo.bulk_load(records, rule)
+        gone = repo.delete(deleted) if deleted else 0
+        for rel, data in files.items():
+            repo.artifacts.write(rel, data)
+        for rel in removed:
+            repo.artifacts.delete(rel)
     return {"imported": result.written, "skipped": result.skipped, "deleted": gone, "artifacts": len(files),
             "target": repo.uri, "snapshot_id": last["snapshot_id"], "content_hash": last["content_hash"],
             "chain": [doc["snapshot_id"] for _, _, doc in chain]}

@@ -149,6 +149,31 @@ def import_artifacts(repo: VectorRepository, src: str | os.PathLike[str], mode: 
         return {"artifacts": _register(repo, root, mode)}
 
 
+def import_into(uri: str, src: str | os.PathLike[str], mode: str = "append",
+                on_conflict: str | OnConflict = "version", *, records: bool = True, artifacts: bool = True,
+                batch_size: int = 10_000) -> dict[str, Any]:
+    """Verify bundle ``src`` first, then open (creating when new) the store ``uri`` and load it.
+
+    Nothing exists before the bundle passed verification: a bundle that fails leaves no store behind
+    (no folder, file or table). ``records``/``artifacts`` choose the halves to load (the import
+    process loads them in separate steps). Returns what :func:`import_snapshot` returns, plus
+    ``"artifacts"`` (a count) when artifacts were loaded.
+    """
+    with open_current(src) as (root, doc, old):
+        refuse_delta(doc, src)
+        repo = open_target(uri, doc)
+        try:
+            result: dict[str, Any] = {"target": repo.uri, "snapshot_id": doc["snapshot_id"],
+                                      "content_hash": doc["content_hash"]}
+            if records:
+                result.update(_load_records(repo, root, doc, mode, on_conflict, batch_size))
+            if artifacts:
+                result["artifacts"] = _register(repo, root, mode)
+        finally:
+            repo.close()
+    return _note(result, old)
+
+
 def _load_records(repo: VectorRepository, root: Path, doc: dict[str, Any], mode: str,
                   on_conflict: str | OnConflict, batch_size: int) -> dict[str, Any]:
     if mode not in MODES:

@@ -41,6 +41,13 @@ DEFAULT_BATCH = 4_096
 log = logging.getLogger(__name__)
 
 
+def _deployment_env() -> str:
+    """The environment recorded in a manifest when the caller names none: the deployment's."""
+    from engine.config import environment
+
+    return environment()
+
+
 @dataclass(frozen=True)
 class ExportResult:
     """A finished bundle: where it is, its ids, and (when packed) the archive next to it."""
@@ -209,7 +216,7 @@ def finish_bundle(staging_dir: str | os.PathLike[str], *, source_env: str | None
                           f"{sorted(set(on_disk) ^ expected) + odd}", hint="abort this export and start again")
     doc = manifest.build(
         snapshot_id=state["snapshot_id"], created_utc=state["created_utc"],
-        source_env=source_env if source_env is not None else os.environ.get("PROCOS_ENV", "unknown"),
+        source_env=source_env if source_env is not None else _deployment_env(),
         source_uri=emb["uri"], backend=emb["backend"], record_count=emb["records"],
         dimensions=emb["dimensions"], metric=emb["metric"], index_type=emb["index"],
         index_params=emb["index_params"], content_hash=checksums.content_hash(entries),
