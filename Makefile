@@ -6,16 +6,19 @@ BIN := $(VENV)/bin
 .PHONY: install test lint bench demo clean
 
 ## install: virtualenv + the package with its test tools (embedded PostgreSQL+pgvector comes with the
-##          pgserver wheel), the system `zstd`/`tar` used to cross-check packs, and bpmnlint 11.
+##          pgserver wheel), the system `zstd`/`tar` used to cross-check packs, `gpg` and `age` (signed and
+##          encrypted bundles, checked against the stock tools), and bpmnlint 11.
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
-	@command -v zstd >/dev/null 2>&1 || { \
+	@missing=""; for tool in zstd gpg age; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	pkgs=$$(echo "$$missing" | sed 's/gpg/gnupg/'); \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    { apt-get update -qq && apt-get install -y -qq zstd >/dev/null; } \
-	      || echo "note: apt-get could not install zstd; the pack cross-check test will be skipped"; \
-	  else echo "note: install zstd (e.g. sudo apt-get install zstd) to run the pack cross-check tests"; fi; }
+	    { apt-get update -qq && apt-get install -y -qq $$pkgs >/dev/null; } \
+	      || echo "note: apt-get could not install$$pkgs; the tests that need them will be skipped"; \
+	  else echo "note: install$$pkgs (e.g. sudo apt-get install$$pkgs) to run the tests that need them"; fi; fi
 	@if command -v npm >/dev/null 2>&1; then \
 	  npm install --silent --no-audit --no-fund --no-save bpmnlint@11 >/dev/null 2>&1 \
 	    || echo "note: npm install bpmnlint@11 failed; the BPMN lint test will be skipped"; \

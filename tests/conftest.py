@@ -24,6 +24,17 @@ from reference import build_records, with_options
 
 PG_DSN_ENV = "PROCOS_TEST_PG_DSN"
 
+# The suite never touches the developer's own state: the per-user default PROCOS_HOME
+# ($XDG_DATA_HOME/procos) points into a temporary folder, and the deployment environment is dev
+# unless a test sets PROCOS_ENV=prod itself (unset means prod: fail closed). Set on os.environ so that
+# every `procos` subprocess a test starts inherits it.
+_SUITE_DATA = tempfile.mkdtemp(prefix="procos-test-xdg-")
+os.environ["XDG_DATA_HOME"] = _SUITE_DATA
+os.environ["PROCOS_ENV"] = "dev"
+for _name in ("PROCOS_HOME", "PROCOS_CONFIG", "PROCOS_TOKEN", "PROCOS_TRUSTED_KEYS", "PROCOS_SIGNING_KEY",
+              "PROCOS_AGE_IDENTITY", "PROCOS_PROCESSES", "PROCOS_STATE_DSN", "PROCOS_WEBHOOK_URL"):
+    os.environ.pop(_name, None)
+
 
 @dataclass(frozen=True)
 class PgServer:
