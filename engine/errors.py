@@ -129,6 +129,12 @@ class WorkflowError(ProcosError):
     """A process definition or instance cannot be loaded, started or advanced."""
 
 
+class InvalidVariables(WorkflowError):
+    """A process was started (or retried) with missing, unknown or wrong variables; nothing was created."""
+
+    exit_code = 2
+
+
 class ProcessNotFound(WorkflowError):
     """No deployed process has the given name."""
 

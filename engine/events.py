@@ -2,7 +2,7 @@
 
 The library (drift checks run from the CLI or a scheduler) emits events without the workflow
 package: :func:`emit_event` appends ``{"event", "instance_id", "time", ...}`` to
-``$PROCOS_HOME/events.jsonl`` (default ``./.procos``) and, when ``PROCOS_WEBHOOK_URL`` is set,
+``$PROCOS_HOME/events.jsonl`` and, when ``PROCOS_WEBHOOK_URL`` is set,
 POSTs it as JSON with a few retries. Emitting never raises: a problem is logged and returned, so
 a failed delivery never hides the result that caused the event. The workflow engine uses
 :func:`append_line` for its own events.jsonl writes (and adds the state DB and its history).
@@ -39,9 +39,10 @@ def now_iso() -> str:
 
 
 def events_path(env: Mapping[str, str] | None = None) -> Path:
-    """``$PROCOS_HOME/events.jsonl`` (``./.procos/events.jsonl`` when PROCOS_HOME is unset)."""
-    env = os.environ if env is None else env
-    return Path(env.get("PROCOS_HOME") or ".procos").expanduser().resolve() / "events.jsonl"
+    """``$PROCOS_HOME/events.jsonl`` (the per-user default home when PROCOS_HOME is unset)."""
+    from engine.config import home_dir
+
+    return home_dir(env) / "events.jsonl"
 
 
 def make_event(name: str, instance_id: str | None = None, fields: Mapping[str, Any] | None = None) -> dict:
@@ -51,14 +52,19 @@ def make_event(name: str, instance_id: str | None = None, fields: Mapping[str, A
     reserved = RESERVED & set(fields or {})
     if reserved:
         raise InvalidInput(f"event {name!r}: fields {sorted(reserved)} are set by the engine")
-    return {"event": name, "instance_id": instance_id, "time": now_iso(), **(fields or {})}
+    from engine.secrets import redact_value
+
+    return {"event": name, "instance_id": instance_id, "time": now_iso(), **redact_value(dict(fields or {}))}
 
 
 def append_line(path: Path, event: Mapping[str, Any]) -> None:
     """Append ``event`` as one JSON line with a single write (concurrent appenders do not interleave)."""
-    line = json.dumps(event, sort_keys=True, default=str) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    from engine.files import private_dir
+    from engine.secrets import redact_value
+
+    line = json.dumps(redact_value(dict(event)), sort_keys=True, default=str) + "\n"
+    private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, line.encode("utf-8"))
     finally:
@@ -70,11 +76,13 @@ def post_webhook(url: str, event: Mapping[str, Any], attempts: int = WEBHOOK_ATT
     import requests
 
     from engine.repository.uri import redact
+    from engine.secrets import redact_value
 
+    body = redact_value(dict(event))
     problem = None
     for attempt in range(max(1, attempts)):
         try:
-            response = requests.post(url, json=dict(event), timeout=WEBHOOK_TIMEOUT)
+            response = requests.post(url, json=body, timeout=WEBHOOK_TIMEOUT)
             if response.status_code < 300:
                 return None
             problem = f"HTTP {response.status_code}"
@@ -101,7 +109,9 @@ def emit_event(name: str, instance_id: str | None = None, fields: Mapping[str, A
         append_line(path, event)
     except OSError as exc:
         problems.append(f"cannot append event {name!r} to {path}: {exc}")
-    url = env.get("PROCOS_WEBHOOK_URL")
+    from engine.config import load_config
+
+    url = load_config(env).get("webhook_url")
     if url:
         problem = post_webhook(url, event)
         if problem:

@@ -1,4 +1,4 @@
-"""Imports go one way: records/errors <- repository <- snapshot <- api <- workflow/cli/ui.
+"""Imports go one way: records/errors <- repository <- snapshot <- api <- workflow <- api.processes <- cli/ui.
 
 A module may import from its own layer and the layers below it, never above. The only upward
 reference allowed is the repository's ``export_snapshot``/``import_snapshot`` methods delegating to
@@ -13,11 +13,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1] / "engine"
 
 LAYERS = {
-    "engine.errors": 0, "engine.records": 0,
+    "engine.errors": 0, "engine.records": 0, "engine.config": 0, "engine.secrets": 0, "engine.files": 0,
     "engine.repository": 1, "engine.synthetic": 1, "engine.events": 1,
     "engine.snapshot": 2, "engine.validation": 2, "engine.drift": 2,
     "engine.api": 3,
-    "engine.workflow": 4, "engine.cli": 5, "engine.ui": 5,
+    "engine.workflow": 4,
+    "engine.api.processes": 4.5,  # the front door for processes, tasks and users: above the engine it drives
+    "engine.cli": 5, "engine.ui": 5,
 }
 DELEGATING_METHODS = {"export_snapshot", "import_snapshot"}
 

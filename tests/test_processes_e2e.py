@@ -1,7 +1,8 @@
 """The four product processes end to end, through the ``procos`` CLI as a user runs them.
 
 Each CLI call is a fresh ``python -m engine.cli`` process with ``PROCOS_HOME`` in a temporary folder
-and a ``roles.yaml`` written here: carol may own and approve, alice only owns, bob only approves.
+whose user store holds: carol may own and approve, alice only owns, bob only approves. A command run
+with ``--as NAME`` runs with NAME's own token in ``PROCOS_TOKEN`` (NAME at their own terminal).
 Stores are small FAISS stores (200 x 16) except where pgvector is the point; embedded PostgreSQL data
 folders live outside pytest's tree (pgserver runs postgres as another system user).
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ROLES = "users:\n  carol: [Owner, Approver]\n  alice: [Owner]\n  bob: [Approver]\n"
+USERS = {"carol": ["Owner", "Approver"], "alice": ["Owner"], "bob": ["Approver"], "scheduler": []}
 COUNT, DIM = 200, 16
 
 
@@ -30,28 +31,43 @@ class Procos:
     """Runs ``procos`` commands with one PROCOS_HOME, and reads what they leave behind."""
 
     def __init__(self, home: Path) -> None:
+        from workflow_support import seed_users
+
         self.home = home
         home.mkdir(parents=True, exist_ok=True)
-        (home / "roles.yaml").write_text(ROLES)
         self.env = {k: v for k, v in os.environ.items()
-                    if k not in ("PROCOS_PROCESSES", "PROCOS_STATE_DSN", "PROCOS_WEBHOOK_URL", "VECTOR_ENDPOINT")}
+                    if k not in ("PROCOS_PROCESSES", "PROCOS_STATE_DSN", "PROCOS_WEBHOOK_URL", "VECTOR_ENDPOINT",
+                                 "PROCOS_TOKEN")}
         self.env["PROCOS_HOME"] = str(home)
+        self.tokens = seed_users(USERS, home=home)
 
     def argv(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "engine.cli", *args]
 
-    def run(self, *args: str, code: int = 0) -> subprocess.CompletedProcess:
-        done = subprocess.run(self.argv(*args), env=self.env, cwd=ROOT, capture_output=True, text=True,
-                              timeout=120)
+    def env_for(self, args: tuple[str, ...], environment: str | None = None) -> dict[str, str]:
+        """The environment of one call: ``--as NAME`` runs with NAME's token; ``environment`` sets PROCOS_ENV."""
+        env = dict(self.env)
+        if "--as" in args:
+            who = args[args.index("--as") + 1]
+            if who in self.tokens:
+                env["PROCOS_TOKEN"] = self.tokens[who]
+        if environment:
+            env["PROCOS_ENV"] = environment
+        return env
+
+    def run(self, *args: str, code: int = 0, environment: str | None = None) -> subprocess.CompletedProcess:
+        done = subprocess.run(self.argv(*args), env=self.env_for(args, environment), cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
         assert done.returncode == code, f"procos {' '.join(args)} -> {done.returncode}\n{done.stdout}\n{done.stderr}"
         return done
 
-    def json(self, *args: str, code: int = 0):
-        return json.loads(self.run(*args, "--json", code=code).stdout)
+    def json(self, *args: str, code: int = 0, environment: str | None = None):
+        return json.loads(self.run(*args, "--json", code=code, environment=environment).stdout)
 
-    def start(self, process: str, user: str, code: int = 0, **variables) -> dict:
+    def start(self, process: str, user: str, code: int = 0, environment: str | None = None, **variables) -> dict:
+        """Start ``process`` as ``user`` in a deployment whose environment is ``environment`` (default dev)."""
         pairs = [x for k, v in variables.items() for x in ("--var", f"{k}={v}")]
-        return self.json("process", "start", process, *pairs, "--as", user, code=code)
+        return self.json("process", "start", process, *pairs, "--as", user, code=code, environment=environment)
 
     def show(self, instance_id: str) -> dict:
         return self.json("instance", "show", instance_id)
@@ -199,7 +215,7 @@ def test_failed_export_clears_the_freeze_flag_and_retry_restarts_the_frozen_phas
     assert [e["event"] for e in procos.events()] == ["process_failed"]
 
     out.unlink()  # the operator fixes the cause, then retries
-    again = procos.json("instance", "retry", iid, "--as", "bob")
+    again = procos.json("instance", "retry", iid, "--as", "alice")
     assert again["state"] == "completed" and again["data"]["attempt"] == 2
     verified(again["data"]["bundle"])
     assert not paused(source) and leftovers(out) == []
@@ -217,7 +233,7 @@ def test_failure_mid_export_removes_the_staging_folder_and_retry_exports_afresh(
     assert scripts_run(shown)[-4:] == ["Task_stage", "Task_dump", "Task_abort", "Task_clear_after_failure"]
     assert not paused(source) and leftovers(out) == []
     (tmp_path / "missing").mkdir()  # fixed; the retried step finds its staging folder gone and restarts
-    again = procos.json("instance", "retry", failed["instance_id"], "--as", "bob")
+    again = procos.json("instance", "retry", failed["instance_id"], "--as", "alice")
     assert again["state"] == "completed" and again["data"]["attempt"] == 2
     verified(again["data"]["bundle"])
     assert not paused(source) and leftovers(out) == []
@@ -231,10 +247,10 @@ def test_killed_export_runner_resumes_without_repeating_completed_scripts(procos
     """The test holds the source's SQLite write lock, so "Set the freeze flag" blocks until the kill."""
     out = tmp_path / "out"
     argv = procos.argv("process", "start", "export_snapshot", "--as", "alice", "--var", f"source={source}",
-                       "--var", f"out_dir={out}", "--var", "environment=dev")
+                       "--var", f"out_dir={out}")
     lock = sqlite3.connect(Path(source.removeprefix("faiss:")) / "store.sqlite", isolation_level=None)
     lock.execute("BEGIN IMMEDIATE")  # WAL: readers go on, the runner's pause_ingestion() waits
-    runner = subprocess.Popen(argv, env=procos.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runner = subprocess.Popen(argv, env=procos.env_for(tuple(argv)), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         iid = wait_for_script_start(procos.home, "Task_freeze")
         time.sleep(0.2)
@@ -249,7 +265,7 @@ def test_killed_export_runner_resumes_without_repeating_completed_scripts(procos
     [row] = procos.json("instance", "list")
     assert row["state"] == "interrupted"
     assert scripts_run(procos.show(iid)) == ["Task_check_request", "Task_auto_approve"]
-    again = procos.json("instance", "retry", iid, "--as", "bob")
+    again = procos.json("instance", "retry", iid, "--as", "alice")
     assert again["state"] == "completed" and again["data"]["attempt"] == 1
     verified(again["data"]["bundle"])
     assert not paused(source) and leftovers(out) == []

@@ -347,12 +347,14 @@ def test_a_newer_schema_version_is_refused_with_a_clear_message(bundle: Path, tm
 
 
 def test_the_import_process_migrates_and_loads_the_v1_fixture(v1_copy: Path, tmp_path: Path):
+    from workflow_support import seed_users
+
     home = tmp_path / "home"
     home.mkdir()
-    (home / "roles.yaml").write_text("users:\n  u: [Owner, Approver]\n")
     env = {k: v for k, v in os.environ.items()
            if k not in ("PROCOS_PROCESSES", "PROCOS_STATE_DSN", "PROCOS_WEBHOOK_URL", "VECTOR_ENDPOINT")}
     env["PROCOS_HOME"] = str(home)
+    env["PROCOS_TOKEN"] = seed_users({"u": ["Owner", "Approver"]}, home=home)["u"]
     target = f"faiss:{tmp_path / 'target'}?index=flat"
     done = subprocess.run([sys.executable, "-m", "engine.cli", "process", "start", "import_snapshot",
                            "--var", f"bundle={v1_copy}", "--var", f"target={target}", "--var", "environment=dev",

@@ -25,11 +25,18 @@ for group in (process_group, instance_group, task_group):
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    return make_env(tmp_path, monkeypatch)
+    made = make_env(tmp_path, monkeypatch)
+    TOKENS.clear()
+    TOKENS.update(made.tokens)
+    return made
 
 
-def run(*args, code=0):
-    result = CliRunner().invoke(cli, list(args))
+TOKENS: dict = {}
+
+
+def run(*args, code=0, user=None):
+    """Invoke the CLI as ``user`` (their token in PROCOS_TOKEN), or as the login user."""
+    result = CliRunner().invoke(cli, list(args), env={"PROCOS_TOKEN": TOKENS[user] if user else None})
     assert result.exit_code == code, result.output
     return result
 
@@ -42,17 +49,20 @@ def test_vars_are_json_when_they_parse_else_strings():
 def test_approval_round_trip_through_the_cli(env):
     listed = json.loads(run("process", "list", "--json").output)
     assert "fx_approval" in {p["name"] for p in listed}
+    env.prod()
     started = json.loads(run("process", "start", "fx_approval", "--var", f"counter={env.counter}",
-                             "--var", "environment=prod", "--as", "carol", "--json").output)
+                             "--as", "carol", "--json", user="carol").output)
     assert set(started) == {"instance_id", "state", "data"} and started["state"] == "waiting"
     iid = started["instance_id"]
-    [task] = json.loads(run("task", "list", "--as", "bob", "--json").output)
+    [task] = json.loads(run("task", "list", "--json", user="bob").output)
     assert set(task) == {"task_id", "instance_id", "process", "name", "lane"}
-    refused = run("task", "complete", task["task_id"], "--as", "carol", "--approve", code=77)
+    refused = run("task", "complete", task["task_id"], "--approve", code=77, user="carol")
     assert "lacks role" in refused.output
-    run("task", "complete", task["task_id"], "--as", "bob", code=2)  # no decision given
+    impersonated = run("task", "complete", task["task_id"], "--as", "bob", "--approve", code=77, user="carol")
+    assert "authenticated as 'carol'" in impersonated.output
+    run("task", "complete", task["task_id"], "--as", "bob", code=2, user="bob")  # no decision given
     done = json.loads(run("task", "complete", task["task_id"], "--as", "bob", "--approve",
-                          "--comment", "ok", "--json").output)
+                          "--comment", "ok", "--json", user="bob").output)
     assert done["state"] == "completed" and done["data"]["comment"] == "ok"
     [inst] = json.loads(run("instance", "list", "--json").output)
     assert inst == {"instance_id": iid, "process": "fx_approval", "state": "completed", "started_by": "carol",

@@ -112,8 +112,9 @@ def test_literal_script_src_form_is_rewritten_and_runs(tmp_path, monkeypatch):
 def test_running_instance_keeps_the_definition_and_script_it_started_with(tmp_path, monkeypatch):
     processes = copy_project(tmp_path, ["fx_approval"])
     env = make_env(tmp_path, monkeypatch, processes)
+    env.prod()
     svc = env.service()
-    old = svc.start_process("fx_approval", {"counter": str(env.counter), "environment": "prod"}, user="carol")
+    old = svc.start_process("fx_approval", {"counter": str(env.counter)}, user="carol")
     assert old["state"] == "waiting"
     # v2 of the Apply script: writes a different line; the BPMN is re-pinned, so its version changes
     script = processes.parent / "scripts" / "test" / "count.py"
@@ -125,7 +126,9 @@ def test_running_instance_keeps_the_definition_and_script_it_started_with(tmp_pa
     [task] = svc.list_tasks("bob")
     assert svc.complete_task(task["task_id"], "bob", approve=True)["state"] == "completed"
     assert env.counts() == ["Freeze", "Apply"]  # the v1 code ran for the v1 instance
-    new = svc.start_process("fx_approval", {"counter": str(env.counter), "environment": "dev"}, user="carol")
+    env.monkeypatch.setenv("PROCOS_ENV", "dev")
+    svc = env.service()
+    new = svc.start_process("fx_approval", {"counter": str(env.counter)}, user="carol")
     assert new["state"] == "completed" and env.counts()[-1] == "v2:Apply"
     versions = {i["instance_id"]: svc.show_instance(i["instance_id"])["version"] for i in svc.list_instances()}
     assert versions[old["instance_id"]] != versions[new["instance_id"]]

@@ -14,8 +14,9 @@ def env(tmp_path, monkeypatch):
 
 
 def start_prod(env, user="carol"):
+    env.prod()
     svc = env.service()
-    result = svc.start_process("fx_approval", {"counter": str(env.counter), "environment": "prod"}, user=user)
+    result = svc.start_process("fx_approval", {"counter": str(env.counter)}, user=user)
     assert result["state"] == "waiting"
     return svc, result["instance_id"]
 
@@ -33,7 +34,7 @@ def test_task_list_shows_only_tasks_the_user_may_complete(env):
                     "name": "Approve the change", "lane": "Approver"}
     assert svc.list_tasks("carol") == []  # Owner only
     assert svc.list_tasks("alice") == []  # has Approver, but started it (prod)
-    assert svc.list_tasks("mallory") == []  # not in roles.yaml
+    assert svc.list_tasks("mallory") == []  # not a user of the store
 
 
 def test_user_without_the_role_cannot_complete_and_the_refusal_is_audited(env):
@@ -79,8 +80,18 @@ def test_a_task_cannot_be_completed_twice(env):
         env.service().complete_task(task["task_id"], "alice", approve=True)
 
 
-def test_missing_roles_file_is_a_clear_error(tmp_path, monkeypatch):
-    env = make_env(tmp_path, monkeypatch, roles=False)
-    with pytest.raises(WorkflowError, match="roles file .* not found") as info:
+def test_roles_yaml_adds_roles_to_store_users_but_grants_no_identity(env):
+    (env.home / "roles.yaml").write_text("users:\n  carol: [Approver]\n  mallory: [Approver]\n")
+    svc, iid = start_prod(env, user="alice")
+    assert [t["instance_id"] for t in svc.list_tasks("carol")] == [iid]  # store Owner + roles.yaml Approver
+    assert svc.list_tasks("mallory") == []  # listed in roles.yaml, but not a user of the store
+    [task] = svc.list_tasks("bob")
+    with pytest.raises(NotAuthorized, match="not a user of the store"):
+        svc.complete_task(task["task_id"], "mallory", approve=True)
+
+
+def test_malformed_roles_file_is_a_clear_error(env):
+    (env.home / "roles.yaml").write_text("users: [alice]\n")
+    with pytest.raises(WorkflowError, match="must map users to lists of roles") as info:
         env.service().list_tasks("bob")
     assert "alice: [Owner, Approver]" in info.value.hint

@@ -75,12 +75,18 @@ def test_missing_instance_events_and_deployments(store):
 
 
 def test_service_runs_on_postgres(tmp_path, monkeypatch, pg_dsn):
-    from workflow_support import make_env
+    from workflow_support import make_env, seed_users
 
-    env = make_env(tmp_path, monkeypatch)
+    env = make_env(tmp_path, monkeypatch, users=False)
     monkeypatch.setenv("PROCOS_STATE_DSN", pg_dsn)
     svc = env.service()
-    result = svc.start_process("fx_approval", {"counter": str(env.counter), "environment": "prod"}, user="carol")
+    with svc.store._tx() as cur:  # this file owns the schema's rows (see the store fixture)
+        cur.execute("DELETE FROM users")
+    seed_users()
+    assert {u.name for u in svc.store.list_users()} >= {"alice", "bob", "carol"}  # users live in the state DB
+    env.prod()
+    svc = env.service()
+    result = svc.start_process("fx_approval", {"counter": str(env.counter)}, user="carol")
     [t] = [t for t in svc.list_tasks("bob") if t["instance_id"] == result["instance_id"]]
     assert svc.complete_task(t["task_id"], "bob", approve=True)["state"] == "completed"
     assert type(svc.store).__name__ == "PostgresStore"

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-ROLES = "users:\n  alice: [Owner, Approver]\n  bob: [Approver]\n  carol: [Owner]\n"
+# The users every workflow test starts with (the login name running the tests is an Admin and Owner).
+USERS = {"alice": ["Owner", "Approver"], "bob": ["Approver"], "carol": ["Owner"]}
 
 
 @dataclass
@@ -17,27 +18,53 @@ class WfEnv:
     home: Path
     counter: Path
     processes: Path
+    monkeypatch: object = None
+    tokens: dict = field(default_factory=dict)
 
     def service(self):
         from engine.workflow import WorkflowService
 
         return WorkflowService()
 
+    def prod(self) -> None:
+        """Make the deployment prod for the rest of the test (exports and imports need an approver)."""
+        self.monkeypatch.setenv("PROCOS_ENV", "prod")
+
     def counts(self) -> list[str]:
         return self.counter.read_text().split() if self.counter.exists() else []
 
 
-def make_env(tmp_path: Path, monkeypatch, processes: Path | None = None, roles: bool = True) -> WfEnv:
+def seed_users(users: dict[str, list[str]] | None = None, home: Path | None = None) -> dict[str, str]:
+    """Create the login user (Admin, Owner) and ``users`` in PROCOS_HOME (or ``home``); return their tokens."""
+    from engine.workflow import WorkflowService
+    from engine.workflow.identity import login_name
+    from engine.workflow.settings import load_settings
+
+    svc = WorkflowService(load_settings({"PROCOS_HOME": str(home)}) if home else None)
+    try:
+        me = login_name()
+        tokens = {me: svc.directory.add(svc.directory.identity(me), me, ["Admin", "Owner"])["token"]}
+        admin = svc.directory.identity(me)
+        for name, roles in (USERS if users is None else users).items():
+            tokens[name] = svc.directory.add(admin, name, roles)["token"]
+        return tokens
+    finally:
+        svc.close()
+
+
+def make_env(tmp_path: Path, monkeypatch, processes: Path | None = None, users: bool = True) -> WfEnv:
     home = tmp_path / "home"
     home.mkdir()
-    if roles:
-        (home / "roles.yaml").write_text(ROLES)
     processes = processes or FIXTURES / "processes"
     monkeypatch.setenv("PROCOS_HOME", str(home))
     monkeypatch.setenv("PROCOS_PROCESSES", str(processes))
     monkeypatch.delenv("PROCOS_STATE_DSN", raising=False)
     monkeypatch.delenv("PROCOS_WEBHOOK_URL", raising=False)
-    return WfEnv(home=home, counter=tmp_path / "counter.txt", processes=processes)
+    monkeypatch.delenv("PROCOS_TOKEN", raising=False)
+    env = WfEnv(home=home, counter=tmp_path / "counter.txt", processes=processes, monkeypatch=monkeypatch)
+    if users:
+        env.tokens = seed_users()
+    return env
 
 
 def copy_project(tmp_path: Path, names: list[str]) -> Path:

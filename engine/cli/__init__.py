@@ -30,6 +30,8 @@ GROUPS: dict[str, str] = {
     "process": "engine.cli.workflow:process_group",
     "instance": "engine.cli.workflow:instance_group",
     "task": "engine.cli.workflow:task_group",
+    "user": "engine.cli.users:user_group",
+    "audit": "engine.cli.users:audit",
 }
 
 EXIT_CODES_HELP = """\b
@@ -67,20 +69,24 @@ def report_error(err: BaseException, *, debug: bool) -> None:
     """Print an error for a person: one ``Error:`` line, a ``Try:`` line, the traceback with debug."""
     if debug:
         traceback.print_exception(err, file=sys.stderr)
+    from engine.secrets import redact_text
+
     if isinstance(err, ProcosError):
-        click.echo(f"Error: {err.message}", err=True)
+        click.echo(f"Error: {redact_text(err.message)}", err=True)
         if err.hint:
-            click.echo(f"Try: {err.hint}", err=True)
+            click.echo(f"Try: {redact_text(err.hint)}", err=True)
     else:
         suffix = "" if debug else " (run with --debug for the traceback)"
-        click.echo(f"Error: unexpected {type(err).__name__}: {err}{suffix}", err=True)
+        click.echo(f"Error: unexpected {type(err).__name__}: {redact_text(str(err))}{suffix}", err=True)
 
 
 @click.group(cls=LazyGroup, epilog=EXIT_CODES_HELP)
 @click.option("--debug", is_flag=True, help="Show the full traceback when a command fails.")
+@click.option("--token-file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Your personal token, read from FILE (mode 600), for every command that acts.")
 @click.version_option(package_name="procos-knowledge", prog_name="procos")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, token_file: str | None) -> None:
     """ProcOS Knowledge Engine: move a vector knowledge layer between stores with proof.
 
     A store is named by a URI: faiss:PATH, postgresql://user@host/db or postgresql+embedded:PATH
@@ -89,6 +95,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    ctx.obj["token_file"] = token_file
 
 
 def main(argv: list[str] | None = None) -> None:

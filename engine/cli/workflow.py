@@ -1,4 +1,4 @@
-"""``procos process|instance|task``: thin shells over :class:`engine.workflow.WorkflowService`.
+"""``procos process|instance|task``: thin shells over :mod:`engine.api.processes`.
 
 Commands that run an instance (``process start``, ``instance retry``, ``task complete``) run it until
 it completes, fails or waits on a user task, print ``{"instance_id", "state", "data"}`` with
@@ -12,11 +12,13 @@ from typing import Any
 
 import click
 
+from .actor import actor_options
 
-def _service() -> Any:
-    from engine.workflow import WorkflowService
 
-    return WorkflowService()
+def _api() -> Any:
+    from engine.api import processes
+
+    return processes
 
 
 def _print(value: Any, as_json: bool, human: str) -> None:
@@ -43,7 +45,6 @@ def parse_vars(pairs: tuple[str, ...]) -> dict:
     return out
 
 
-as_user = click.option("--as", "user", metavar="USER", help="Act as USER (default: the login name).")
 json_flag = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
@@ -56,7 +57,7 @@ def process_group() -> None:
 @json_flag
 def process_list(as_json: bool) -> None:
     """List the processes found, with their content-hash versions."""
-    found = _service().list_processes()
+    found = _api().list_processes()
     lines = [f"{p['name']}\t{p['version'] or '-'}\t{p['file']}" + (f"\tERROR: {p['error']}" if "error" in p else "")
              for p in found]
     _print(found, as_json, "\n".join(lines) or "no processes found")
@@ -65,11 +66,11 @@ def process_list(as_json: bool) -> None:
 @process_group.command("start")
 @click.argument("name")
 @click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="A process variable (repeatable).")
-@as_user
+@actor_options
 @json_flag
-def process_start(name: str, variables: tuple[str, ...], user: str | None, as_json: bool) -> None:
+def process_start(name: str, variables: tuple[str, ...], actor: dict, as_json: bool) -> None:
     """Start process NAME and run it until it completes, fails or waits on a user task."""
-    _finish(_service().start_process(name, parse_vars(variables), user), as_json)
+    _finish(_api().start_process(name, parse_vars(variables), **actor), as_json)
 
 
 @click.group("instance")
@@ -81,7 +82,7 @@ def instance_group() -> None:
 @json_flag
 def instance_list(as_json: bool) -> None:
     """List instances with their state."""
-    found = _service().list_instances()
+    found = _api().list_instances()
     lines = [f"{i['instance_id']}\t{i['process']}\t{i['state']}\t{i['started_by']}\t{i['started_at']}"
              for i in found]
     _print(found, as_json, "\n".join(lines) or "no instances")
@@ -92,7 +93,7 @@ def instance_list(as_json: bool) -> None:
 @json_flag
 def instance_show(instance_id: str, as_json: bool) -> None:
     """Show an instance's state, data and full history/audit."""
-    shown = _service().show_instance(instance_id)
+    shown = _api().show_instance(instance_id)
     lines = [f"instance {shown['instance_id']} ({shown['process']} {shown['version']}): {shown['state']}"]
     if shown.get("error"):
         lines.append(f"error: {shown['error']}")
@@ -104,20 +105,20 @@ def instance_show(instance_id: str, as_json: bool) -> None:
 
 @instance_group.command("retry")
 @click.argument("instance_id")
-@as_user
+@actor_options
 @json_flag
-def instance_retry(instance_id: str, user: str | None, as_json: bool) -> None:
+def instance_retry(instance_id: str, actor: dict, as_json: bool) -> None:
     """Continue an instance in error or interrupted from its last completed step."""
-    _finish(_service().retry_instance(instance_id, user), as_json)
+    _finish(_api().retry_instance(instance_id, **actor), as_json)
 
 
 @instance_group.command("cancel")
 @click.argument("instance_id")
-@as_user
+@actor_options
 @json_flag
-def instance_cancel(instance_id: str, user: str | None, as_json: bool) -> None:
+def instance_cancel(instance_id: str, actor: dict, as_json: bool) -> None:
     """Cancel an instance that is not running."""
-    _finish(_service().cancel_instance(instance_id, user), as_json)
+    _finish(_api().cancel_instance(instance_id, **actor), as_json)
 
 
 @click.group("task")
@@ -126,23 +127,23 @@ def task_group() -> None:
 
 
 @task_group.command("list")
-@click.option("--as", "user", required=True, metavar="USER", help="Show only the tasks USER may complete.")
+@actor_options
 @json_flag
-def task_list(user: str, as_json: bool) -> None:
-    """List the waiting tasks USER may complete."""
-    found = _service().list_tasks(user)
+def task_list(actor: dict, as_json: bool) -> None:
+    """List the waiting tasks you may complete."""
+    found = _api().list_tasks(**actor)
     lines = [f"{t['task_id']}\t{t['instance_id']}\t{t['process']}\t{t['name']}\t{t['lane'] or '-'}" for t in found]
-    _print(found, as_json, "\n".join(lines) or f"no tasks for {user}")
+    _print(found, as_json, "\n".join(lines) or "no tasks you may complete")
 
 
 @task_group.command("complete")
 @click.argument("task_id")
-@click.option("--as", "user", required=True, metavar="USER", help="The user deciding.")
 @click.option("--approve/--reject", "approve", default=None, help="The decision (required).")
 @click.option("--comment", default=None, help="A comment for the audit log.")
+@actor_options
 @json_flag
-def task_complete(task_id: str, user: str, approve: bool | None, comment: str | None, as_json: bool) -> None:
+def task_complete(task_id: str, approve: bool | None, comment: str | None, actor: dict, as_json: bool) -> None:
     """Approve or reject a waiting task and run the instance on."""
     if approve is None:
         raise click.UsageError("give a decision: --approve or --reject")
-    _finish(_service().complete_task(task_id, user, approve, comment), as_json)
+    _finish(_api().complete_task(task_id, approve, comment, **actor), as_json)

@@ -1,49 +1,40 @@
-"""Lanes, roles and approvals: who may complete which user task.
+"""Lanes, roles and approvals: who may start a process and who may complete which user task.
 
-``PROCOS_HOME/roles.yaml`` maps users to roles::
+A lane's name is the role that may act in it (lane ``Approver`` -> role ``Approver``); a task outside any
+lane may be completed by any user of the store. A process whose start event lies in a lane may be started
+only by a user holding that lane's role (the shipped export and import start in ``Owner``).
+Separation of duties: in ``prod`` the user who started an instance may not complete its tasks (every
+user task records a decision, so this is "the starter cannot approve"). The runner checks
+:func:`refusal` inside the same revision-checked save that records the completion, and audits every
+refusal.
+
+Roles come from the user store (:mod:`.identity`); ``PROCOS_HOME/roles.yaml`` may add roles to users of
+the store, shaped like::
 
     users:
       alice: [Owner, Approver]
       bob: [Approver]
-
-A lane's name is the role that may act in it (lane ``Approver`` -> role ``Approver``); a task outside
-any lane may be completed by any user listed in the file. Separation of duties: when the instance's
-``environment`` is ``prod``, the user who started it may not complete its tasks (every user task
-records a decision, so this is "the starter cannot approve"). The runner calls :func:`refusal` inside
-the same revision-checked save that records the completion, and audits every refusal.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.errors import WorkflowError
+
+if TYPE_CHECKING:
+    from .identity import Identity
 
 EXPECTED_SHAPE = "users:\n  alice: [Owner, Approver]\n  bob: [Approver]"
 
 
-@dataclass(frozen=True)
-class Roles:
-    users: dict[str, frozenset[str]]
-
-    def roles_of(self, user: str) -> frozenset[str]:
-        return self.users.get(user, frozenset())
-
-    def can_act(self, user: str, lane: str | None) -> bool:
-        """True when ``user`` holds the role named by ``lane`` (any listed user when there is no lane)."""
-        if lane is None:
-            return user in self.users
-        return lane in self.roles_of(user)
-
-
-def load_roles(path: Path) -> Roles:
-    """Read and check the roles file; a missing or malformed file is an error showing the shape."""
+def read_roles_file(path: Path) -> dict[str, frozenset[str]]:
+    """The roles ``roles.yaml`` adds per user name ({} when there is no file); malformed is an error."""
     import yaml
 
     if not path.is_file():
-        raise WorkflowError(f"roles file {path} not found; user tasks need it to know who may act",
-                            hint=f"create {path} shaped like:\n{EXPECTED_SHAPE}")
+        return {}
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -54,16 +45,26 @@ def load_roles(path: Path) -> Roles:
     ):
         raise WorkflowError(f"roles file {path} must map users to lists of roles",
                             hint=f"shape it like:\n{EXPECTED_SHAPE}")
-    return Roles({u: frozenset(r) for u, r in users.items()})
+    return {u: frozenset(r) for u, r in users.items()}
 
 
-def refusal(roles: Roles, user: str, lane: str | None, *, started_by: str, environment: str) -> str | None:
-    """Why ``user`` may not complete a task in ``lane`` of this instance, or None when they may."""
-    if user not in roles.users:
-        return f"user {user!r} is not in the roles file"
-    if not roles.can_act(user, lane):
-        held = ", ".join(sorted(roles.roles_of(user))) or "none"
-        return f"user {user!r} lacks role {lane!r} required by lane {lane!r} (has: {held})"
-    if environment == "prod" and user == started_by:
-        return f"separation of duties: {user!r} started this instance and cannot approve it in prod"
+def refusal(actor: Identity, lane: str | None, *, started_by: str, environment: str) -> str | None:
+    """Why ``actor`` may not complete a task in ``lane`` of this instance, or None when they may."""
+    if not actor.known:
+        return f"{actor.name!r} is not a user of the store (authenticate with PROCOS_TOKEN)"
+    if lane is not None and lane not in actor.roles:
+        held = ", ".join(sorted(actor.roles)) or "none"
+        return f"user {actor.name!r} lacks role {lane!r} required by lane {lane!r} (has: {held})"
+    if environment != "dev" and actor.name == started_by:
+        return f"separation of duties: {actor.name!r} started this instance and cannot approve it in {environment}"
+    return None
+
+
+def start_refusal(actor: Identity, lane: str | None) -> str | None:
+    """Why ``actor`` may not start a process whose start event is in ``lane``, or None."""
+    if not actor.known:
+        return f"{actor.name!r} is not a user of the store (authenticate with PROCOS_TOKEN)"
+    if lane is not None and lane not in actor.roles:
+        held = ", ".join(sorted(actor.roles)) or "none"
+        return f"starting needs the {lane!r} role of the start event's lane (user {actor.name!r} has: {held})"
     return None

@@ -2,7 +2,9 @@
 
 Seed a FAISS source store with synthetic records and artifacts, run ``export_snapshot`` (dev:
 auto-approved), ``import_snapshot`` into an embedded pgvector target, ``validate_snapshot`` and a
-drift check, and write a short report. Everything it makes stays under one folder.
+drift check, and write a short report. Everything it makes stays under one folder, which has its own
+``PROCOS_HOME`` (``<folder>/.procos``): its config says ``environment: dev`` for that folder only, and its
+user store holds one user, ``demo`` (Admin, Owner), whose token is never printed.
 """
 
 from __future__ import annotations
@@ -49,8 +51,15 @@ def run_demo(folder: str | Path | None = None, *, count: int = 2_000, dim: int =
     if root.exists() and any(root.iterdir()):
         raise ProcosError(f"{root} already exists and is not empty", hint="give a new folder with --dir")
     root.mkdir(parents=True, exist_ok=True)
-    os.environ["PROCOS_HOME"] = str(root / ".procos")  # instances, events and roles stay in the folder
-    service = WorkflowService(load_settings())
+    home = root / ".procos"
+    os.environ["PROCOS_HOME"] = str(home)  # instances, events and users stay in the folder
+    os.environ.pop("PROCOS_CONFIG", None)
+    os.environ["PROCOS_ENV"] = "dev"  # dev for this folder only (this process ends with the demo)
+    home.mkdir(mode=0o700)
+    (home / "config.yaml").write_text("# the demo folder's own deployment: no approvals\nenvironment: dev\n",
+                                      encoding="utf-8")
+    service = WorkflowService(load_settings(environment="dev"))
+    service.directory.add(service.directory.identity(DEMO_USER), DEMO_USER, ["Admin", "Owner"])
     source = f"faiss:{root / 'source'}?index=flat"
     target = f"postgresql+embedded:{root / 'target-pg'}"
     timings: dict[str, float] = {}
@@ -65,11 +74,11 @@ def run_demo(folder: str | Path | None = None, *, count: int = 2_000, dim: int =
     try:
         seeded = timed("seed", api.seed_store, source, count, dim, seed)
         exported = timed("export_snapshot", _run, service, "export_snapshot",
-                         {"source": source, "out_dir": str(root / "snapshots"), "environment": "dev"})
+                         {"source": source, "out_dir": str(root / "snapshots")})
         bundle = exported["data"]["bundle"]
         verified = timed("verify", api.verify_snapshot, bundle)
         imported = timed("import_snapshot", _run, service, "import_snapshot",
-                         {"bundle": bundle, "target": target, "mode": "replace", "environment": "dev"})
+                         {"bundle": bundle, "target": target, "mode": "replace"})
         validated = timed("validate_snapshot", _run, service, "validate_snapshot",
                           {"source": source, "target": target, "queries": 20, "k": 10})
         drift = timed("drift_check", api.drift_check, target, bundle)

@@ -3,20 +3,29 @@
 Every method returns plain JSON-ready values. Results of ``start_process``, ``complete_task`` and
 ``retry_instance`` are ``{"instance_id", "state", "data"}`` where ``state`` is one of running |
 waiting | completed | error | interrupted | cancelled.
+
+Who acts is an :class:`~.identity.Identity`. Methods take ``user`` as an Identity (the CLI and the panel
+authenticate first, see :meth:`WorkflowService.authenticate`), as a user name (a trusted in-process caller
+such as the demo), or None (authenticate from ``PROCOS_TOKEN`` or the login name).
+
+The environment is the deployment's (``PROCOS_ENV`` / config, unset: prod), never the request's: a
+``environment`` variable that differs is refused at start, and every instance carries the deployment's.
+Passwords in variables (store URIs) are removed before anything is stored (see :mod:`engine.secrets`).
 """
 
 from __future__ import annotations
 
-import getpass
 import uuid
 from functools import cache
 from typing import Any
 
-from engine.errors import NotAuthorized, ProcosError, TaskNotFound, WorkflowError
+from engine.errors import InvalidVariables, NotAuthorized, ProcosError, TaskNotFound, WorkflowError
+from engine.secrets import redact_value, secret_paths
 
 from . import history
 from .context import non_json_paths
-from .lanes import load_roles, refusal
+from .identity import ADMIN, Directory, Identity
+from .lanes import refusal, start_refusal
 from .loader import Catalog
 from .runner import InstanceRun, current_data, effective_state, runner_alive
 from .settings import Settings, load_settings
@@ -50,8 +59,12 @@ def run_cancel_actions(data: dict) -> list[dict]:
     return done
 
 
-def default_user() -> str:
-    return getpass.getuser()
+def start_lane(spec: Any) -> str | None:
+    """The lane of the process's start event (None when it has no lane)."""
+    for ts in spec.task_specs.values():
+        if type(ts).__name__ == "StartEvent" and getattr(ts, "bpmn_id", None):
+            return ts.lane
+    return None
 
 
 class WorkflowService:
@@ -61,9 +74,31 @@ class WorkflowService:
         self.settings = settings or load_settings()
         self.store = store or open_store(self.settings)
         self.catalog = Catalog(self.settings)
+        self.directory = Directory(self.store, self.settings.roles_path)
 
     def close(self) -> None:
         self.store.close()
+
+    # --- identities -----------------------------------------------------------------------------
+
+    def authenticate(self, *, token: str | None = None, as_user: str | None = None, action: str = "act"
+                     ) -> Identity:
+        """The acting user from ``token`` (else ``PROCOS_TOKEN``, else the login name); ``as_user`` must match."""
+        return self.directory.authenticate(token=token, as_user=as_user, action=action)
+
+    def _actor(self, user: Identity | str | None, action: str) -> Identity:
+        if isinstance(user, Identity):
+            return user
+        if isinstance(user, str):
+            return self.directory.identity(user)
+        return self.authenticate(action=action)
+
+    def _refuse(self, actor: Identity, action: str, why: str, instance_id: str | None = None, **fields: Any) -> None:
+        entry = history.entry("refused", by=actor.name, action=action, why=why, **fields)
+        if instance_id is not None:
+            self.store.add_history(instance_id, [entry])
+            entry = {**entry, "instance_id": instance_id}
+        self.store.add_audit(entry)
 
     # --- processes ------------------------------------------------------------------------------
 
@@ -82,31 +117,56 @@ class WorkflowService:
                        for name in pf.processes)
         return out
 
-    def start_process(self, name: str, variables: dict | None = None, user: str | None = None) -> dict:
+    def start_process(self, name: str, variables: dict | None = None, user: Identity | str | None = None) -> dict:
         """Deploy ``name`` (pin-checking its scripts), start an instance and run it until it waits,
-        completes or fails. Raises ScriptRefused (nothing started) when a script's pin does not match."""
+        completes or fails. Raises ScriptRefused (nothing started) when a script's pin does not match,
+        NotAuthorized when ``user`` may not start it, InvalidVariables for a bad request."""
         from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
         from SpiffWorkflow.util.task import TaskState
 
+        actor = self._actor(user, f"start {name}")
         variables = dict(variables or {})
         bad = non_json_paths(variables, "variables")
         if bad:
-            raise WorkflowError(f"process variables must be JSON values: {', '.join(bad)}")
-        user = user or default_user()
+            raise InvalidVariables(f"process variables must be JSON values: {', '.join(bad)}")
+        variables = self._deployment_environment(variables)
+        removed = secret_paths(variables)
+        variables = redact_value(variables)
         dep = self.catalog.deploy(name)
+        why = start_refusal(actor, start_lane(dep.spec))
+        if why:
+            self._refuse(actor, f"start {dep.name}", why)
+            raise NotAuthorized(f"process {dep.name}: {why}", hint="ask a user holding that role to start it")
         self.store.record_deployment(dep.name, dep.version, str(dep.path))
         wf = BpmnWorkflow(dep.spec, dep.subprocess_specs)
         for task in wf.get_tasks(state=TaskState.READY):
             task.set_data(**variables)
         row = InstanceRow(instance_id=uuid.uuid4().hex[:12], process=dep.name, version=dep.version,
-                          status="running", started_by=user, started_at=now_iso(), updated_at=now_iso())
+                          status="running", started_by=actor.name, started_at=now_iso(), updated_at=now_iso())
         run = InstanceRun(self.settings, self.store, row, wf, _serializer())
         row.state_json = _serializer().serialize_json(wf)
-        self.store.insert_instance(row, [], [history.entry(
-            "started", by=user, process=dep.name, version=dep.version, file=str(dep.path), variables=variables,
-            scripts=[{"task": s.task, "script": s.source, "sha256": s.sha256} for s in dep.scripts])])
+        entries = [history.entry(
+            "started", by=actor.name, via=actor.via, process=dep.name, version=dep.version, file=str(dep.path),
+            variables=variables, environment=variables["environment"],
+            scripts=[{"task": s.task, "script": s.source, "sha256": s.sha256} for s in dep.scripts])]
+        if removed:
+            entries.append(history.entry("secrets_removed", variables=removed,
+                                         message="passwords in these variables were not stored; the runner "
+                                                 "takes them from PGPASSWORD, ~/.pgpass or ?password_env=NAME"))
+        self.store.insert_instance(row, [], entries)
         run.claim([])
         return self._result(run, run.advance())
+
+    def _deployment_environment(self, variables: dict) -> dict:
+        """``variables`` with the deployment's environment; a different one asked for is refused."""
+        env = self.settings.environment
+        asked = variables.get("environment")
+        if asked is not None and asked != env:
+            raise InvalidVariables(
+                f"environment={asked!r} was asked for, but this deployment's environment is {env!r}; "
+                "the environment is the deployment's, not the request's",
+                hint="drop --var environment=...; the deployment sets it (PROCOS_ENV or environment: in config.yaml)")
+        return {**variables, "environment": env}
 
     # --- instances ------------------------------------------------------------------------------
 
@@ -122,13 +182,14 @@ class WorkflowService:
                 "started_by": row.started_by, "started_at": row.started_at, "error": row.error,
                 "tasks": [t.__dict__ for t in self.store.list_tasks() if t.instance_id == instance_id]}
 
-    def retry_instance(self, instance_id: str, user: str | None = None) -> dict:
+    def retry_instance(self, instance_id: str, user: Identity | str | None = None) -> dict:
         """Continue an instance in error (re-running the failed task) or interrupted (from its last
         saved step; completed script tasks do not run again)."""
         from SpiffWorkflow.util.task import TaskState
 
-        user = user or default_user()
         run = self._open(instance_id)
+        actor = self._may_operate(user, run, "retry")
+        user = actor.name
         state = effective_state(run.row)
         if state not in ("error", "interrupted"):
             raise WorkflowError(f"instance {instance_id} is {state}; only error or interrupted instances retry",
@@ -141,9 +202,9 @@ class WorkflowService:
         run.claim(entries)
         return self._result(run, run.advance())
 
-    def cancel_instance(self, instance_id: str, user: str | None = None) -> dict:
-        user = user or default_user()
+    def cancel_instance(self, instance_id: str, user: Identity | str | None = None) -> dict:
         run = self._open(instance_id)
+        user = self._may_operate(user, run, "cancel").name
         state = effective_state(run.row)
         if state in ("completed", "cancelled", "running"):
             raise WorkflowError(f"instance {instance_id} is {state} and cannot be cancelled",
@@ -162,48 +223,59 @@ class WorkflowService:
 
     # --- user tasks -----------------------------------------------------------------------------
 
-    def list_tasks(self, user: str) -> list[dict]:
+    def list_tasks(self, user: Identity | str | None = None) -> list[dict]:
         """The waiting user tasks ``user`` may complete (lane role held, separation of duties)."""
-        roles = load_roles(self.settings.roles_path)
+        actor = self._actor(user, "list tasks")
         starters = {r.instance_id: r.started_by for r in self.store.list_instances()}
         return [{"task_id": t.task_id, "instance_id": t.instance_id, "process": t.process, "name": t.name,
                  "lane": t.lane} for t in self.store.list_tasks()
-                if refusal(roles, user, t.lane, started_by=starters.get(t.instance_id, ""),
+                if refusal(actor, t.lane, started_by=starters.get(t.instance_id, ""),
                            environment=t.environment) is None]
 
-    def complete_task(self, task_id: str, user: str, approve: bool, comment: str | None = None) -> dict:
+    def complete_task(self, task_id: str, user: Identity | str | None, approve: bool,
+                      comment: str | None = None) -> dict:
         """Record ``user``'s decision on a waiting task and run the instance on. Refusals (role, four
         eyes) raise NotAuthorized and are audited; a task completed meanwhile raises TaskNotFound."""
         from SpiffWorkflow.util.task import TaskState
 
+        actor = self._actor(user, "complete a task")
         found = self.store.find_task(task_id)
         if found is None:
             raise TaskNotFound(f"no waiting task {task_id!r} (already completed, or never existed)",
-                               hint="procos task list --as USER shows the tasks you may complete")
-        roles = load_roles(self.settings.roles_path)
+                               hint="procos task list shows the tasks you may complete")
         run = self._open(found.instance_id)
         task = run.wf.get_task_from_id(uuid.UUID(task_id))
         if task is None or task.state != TaskState.READY or not task.task_spec.manual:
             raise TaskNotFound(f"task {task_id} is no longer waiting")
-        why = refusal(roles, user, task.task_spec.lane, started_by=run.row.started_by,
-                      environment=str(task.data.get("environment", "dev")))
+        why = refusal(actor, task.task_spec.lane, started_by=run.row.started_by,
+                      environment=str(task.data.get("environment", "prod")))
         if why:
-            self.store.add_history(run.row.instance_id, [history.entry(
-                "refused", by=user, action="approve" if approve else "reject", why=why,
-                **history.task_fields(task))])
+            self._refuse(actor, "approve" if approve else "reject", why, run.row.instance_id,
+                         **history.task_fields(task))
             raise NotAuthorized(f"task {task_id}: {why}", hint="ask a user holding the lane's role")
-        task.set_data(approved=bool(approve), approver=user, comment=comment or "")
+        task.set_data(approved=bool(approve), approver=actor.name, comment=comment or "")
         task.run()
-        action = history.entry("user_action", by=user, decision="approve" if approve else "reject",
+        action = history.entry("user_action", by=actor.name, via=actor.via, decision="approve" if approve else "reject",
                                comment=comment or "", lane=task.task_spec.lane, **history.task_fields(task))
         try:
             run.claim([action])
         except ConcurrentUpdate as exc:
-            raise TaskNotFound(f"task {task_id} was completed by someone else meanwhile",
+            raise TaskNotFound(f"task {task_id} was already completed by someone else",
                                hint=f"procos instance show {found.instance_id}") from exc
         return self._result(run, run.advance())
 
     # --- helpers --------------------------------------------------------------------------------
+
+    def _may_operate(self, user: Identity | str | None, run: InstanceRun, action: str) -> Identity:
+        """Retry and cancel: the starter, a user who may start the process, or an Admin."""
+        actor = self._actor(user, f"{action} an instance")
+        if actor.known and (actor.name == run.row.started_by or actor.has(ADMIN)
+                            or start_refusal(actor, start_lane(run.wf.spec)) is None):
+            return actor
+        why = f"{actor.name!r} may not {action} instance {run.row.instance_id}: not its starter, an Admin, " \
+              f"or a user who may start {run.row.process}"
+        self._refuse(actor, action, why, run.row.instance_id)
+        raise NotAuthorized(why, hint="ask the instance's starter or an administrator")
 
     def _open(self, instance_id: str) -> InstanceRun:
         row = self.store.get_instance(instance_id)

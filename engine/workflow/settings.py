@@ -1,6 +1,8 @@
 """Where the workflow engine keeps its state and finds its processes (environment-driven paths).
 
-- ``PROCOS_HOME`` (default ``./.procos``): state DB, events.jsonl, roles.yaml, script cache.
+- ``PROCOS_HOME`` (default: per user, see :mod:`engine.config`): state DB, events.jsonl, roles.yaml,
+  script cache. Every value may also come from ``$PROCOS_HOME/config.yaml``; the variable wins.
+- ``PROCOS_ENV``: the deployment's environment, dev or prod (unset: prod).
 - ``PROCOS_PROCESSES``: extra folders of BPMN files, separated like ``PATH``; searched first.
 - ``PROCOS_STATE_DSN``: a ``postgresql://`` DSN; instances go to PostgreSQL instead of SQLite.
 - ``PROCOS_WEBHOOK_URL``: events are also POSTed there as JSON.
@@ -8,7 +10,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ class Settings:
     state_dsn: str | None = None
     webhook_url: str | None = None
     webhook_attempts: int = 3
+    environment: str = "prod"  # the deployment's: dev | prod
 
     @property
     def events_path(self) -> Path:
@@ -51,18 +53,23 @@ def builtin_process_dirs() -> list[Path]:
     return []
 
 
-def load_settings(env: dict[str, str] | None = None) -> Settings:
-    """Read the settings from ``env`` (default: ``os.environ``); nothing is created on disk."""
-    env = os.environ if env is None else env
-    home = Path(env.get("PROCOS_HOME") or ".procos").expanduser().resolve()
-    extra = [Path(p).expanduser().resolve() for p in env.get("PROCOS_PROCESSES", "").split(os.pathsep) if p]
+def load_settings(env: dict[str, str] | None = None, *, environment: str | None = None) -> Settings:
+    """Read the settings from ``env`` (default: ``os.environ``) and the config file; nothing is created.
+
+    ``environment`` overrides the deployment's (the demo runs in dev in its own folder).
+    """
+    from engine.config import load_config
+
+    config = load_config(env)
+    extra = [Path(p).expanduser().resolve() for p in config.get("processes")]
     dirs: list[Path] = []
     for d in [*extra, *builtin_process_dirs()]:
         if d not in dirs:
             dirs.append(d)
     return Settings(
-        home=home,
+        home=config.home,
         process_dirs=tuple(dirs),
-        state_dsn=env.get("PROCOS_STATE_DSN") or None,
-        webhook_url=env.get("PROCOS_WEBHOOK_URL") or None,
+        state_dsn=config.get("state_dsn"),
+        webhook_url=config.get("webhook_url"),
+        environment=environment or config.environment,
     )

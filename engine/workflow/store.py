@@ -18,8 +18,11 @@ from typing import Any, Protocol
 
 from engine.errors import InstanceNotFound, WorkflowError
 from engine.events import now_iso
+from engine.secrets import redact_value
 
-SCHEMA_VERSION = 1
+from .users import USER_TABLES, UserRecords
+
+SCHEMA_VERSION = 2  # 2: users and audit tables (added to a version 1 store when it is opened)
 
 
 class ConcurrentUpdate(WorkflowError):
@@ -101,7 +104,7 @@ INSTANCE_COLUMNS = [f.name for f in fields(InstanceRow)]
 TASK_COLUMNS = [f.name for f in fields(TaskRow)]
 
 
-class SqlStore:
+class SqlStore(UserRecords):
     """The SQL shared by both implementations; subclasses provide ``_tx`` and the DDL."""
 
     placeholder = "?"
@@ -155,7 +158,7 @@ class SqlStore:
                        list(asdict(t).values()))
 
     def _write_history(self, cur: Any, instance_id: str, entries: list[dict]) -> None:
-        for e in entries:
+        for e in redact_value(entries):
             self._exec(cur, "INSERT INTO history (instance_id, time, kind, entry) VALUES (?, ?, ?, ?)",
                        (instance_id, e["time"], e["kind"], json.dumps(e, sort_keys=True)))
 
@@ -195,6 +198,7 @@ class SqlStore:
         return TaskRow(*r) if r else None
 
     def add_event(self, event: dict) -> None:
+        event = redact_value(event)
         with self._tx() as cur:
             self._exec(cur, "INSERT INTO events (time, event, instance_id, body) VALUES (?, ?, ?, ?)",
                        (event["time"], event["event"], event.get("instance_id"), json.dumps(event, sort_keys=True)))
@@ -223,12 +227,17 @@ CREATE TABLE IF NOT EXISTS history (seq {serial}, instance_id TEXT NOT NULL, tim
     kind TEXT NOT NULL, entry TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS history_instance ON history (instance_id, seq);
 CREATE TABLE IF NOT EXISTS events (seq {serial}, time TEXT NOT NULL, event TEXT NOT NULL, instance_id TEXT,
-    body TEXT NOT NULL)
-"""
+    body TEXT NOT NULL);
+""" + USER_TABLES
+
+
+def upgrade_sql(placeholder: str = "?") -> str:
+    """Record the current schema version once the (additive) DDL of newer versions has run."""
+    return f"UPDATE meta SET value = {placeholder} WHERE key = 'schema_version' AND CAST(value AS INTEGER) < {SCHEMA_VERSION}"
 
 
 def _check_schema(found: str, where: object) -> None:
-    if int(found) != SCHEMA_VERSION:
+    if int(found) > SCHEMA_VERSION:
         raise WorkflowError(f"workflow state in {where} has schema version {found}; this procos knows "
                             f"{SCHEMA_VERSION}", hint="upgrade procos, or point PROCOS_HOME elsewhere")
 

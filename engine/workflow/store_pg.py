@@ -11,7 +11,7 @@ from typing import Any
 
 from engine.errors import WorkflowError
 
-from .store import SCHEMA_VERSION, TABLES, SqlStore, _check_schema
+from .store import SCHEMA_VERSION, TABLES, SqlStore, _check_schema, upgrade_sql
 
 SCHEMA = "procos_workflow"
 
@@ -27,7 +27,8 @@ class PostgresStore(SqlStore):
         except psycopg.Error as exc:
             from engine.repository.uri import redact
 
-            raise WorkflowError(f"cannot open the workflow state DB {redact(dsn)}: {exc}",
+            detail = redact(" ".join(str(exc).split()))
+            raise WorkflowError(f"cannot open the workflow state DB {redact(dsn)}: {detail}",
                                 hint="check PROCOS_STATE_DSN, or unset it to use SQLite") from exc
         with self._tx() as cur:
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
@@ -38,6 +39,7 @@ class PostgresStore(SqlStore):
                         (str(SCHEMA_VERSION),))
             cur.execute("SELECT value FROM meta WHERE key = 'schema_version'")
             _check_schema(cur.fetchone()[0], SCHEMA)
+            cur.execute(upgrade_sql("%s"), (str(SCHEMA_VERSION),))
         self.conn.execute(f"SET search_path TO {SCHEMA}")
 
     @contextmanager

@@ -8,14 +8,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .store import SCHEMA_VERSION, TABLES, SqlStore, _check_schema
+from engine.files import private_dir, private_file
+
+from .store import SCHEMA_VERSION, TABLES, SqlStore, _check_schema, upgrade_sql
 
 
 class SqliteStore(SqlStore):
-    """The store in ``PROCOS_HOME/state.db`` (WAL mode, waits up to 30 s for a writer)."""
+    """The store in ``PROCOS_HOME/state.db`` (WAL mode, waits up to 30 s for a writer).
+
+    The file holds token hashes and the audit history: it is created readable by its owner only
+    (SQLite gives its -wal and -shm files the same mode), in a folder only its owner can enter.
+    """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
+        private_file(path)
         self.path = path
         self.conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
@@ -26,6 +33,7 @@ class SqliteStore(SqlStore):
             cur.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                         (str(SCHEMA_VERSION),))
             _check_schema(cur.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0], path)
+            cur.execute(upgrade_sql(), (str(SCHEMA_VERSION),))
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:

@@ -1,0 +1,168 @@
+"""The front door for processes, instances, tasks and users (the CLI and the panel call only this).
+
+Every function opens the workflow service (state under ``PROCOS_HOME``), does one operation and closes
+it. Who acts is established here, never taken on trust from a name: pass ``actor`` (an
+:class:`~engine.workflow.identity.Identity` the panel got from a login), or let the function
+authenticate from ``token`` (else ``PROCOS_TOKEN``, else the login name); ``as_user`` is an assertion
+that must match (``--as``), refused and audited otherwise.
+
+This module sits above :mod:`engine.workflow` (the scripts of a process call the library functions of
+:mod:`engine.api`, which sit below it); import it as ``from engine.api import processes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from engine.errors import NotAuthorized
+from engine.workflow import WorkflowService
+from engine.workflow.identity import Identity, read_token_file
+
+__all__ = [
+    "Identity", "add_user", "audit_log", "authenticate", "cancel_instance", "complete_task", "issue_token",
+    "list_instances", "list_processes", "list_tasks", "list_users", "login", "remove_user", "retry_instance",
+    "set_password", "show_instance", "start_process", "token_from_file",
+]
+
+
+@contextmanager
+def _service() -> Iterator[WorkflowService]:
+    svc = WorkflowService()
+    try:
+        yield svc
+    finally:
+        svc.close()
+
+
+def token_from_file(path: str | Path) -> str:
+    """The token in a ``--token-file`` (refused when other users may read the file)."""
+    return read_token_file(path)
+
+
+def _who(svc: WorkflowService, actor: Identity | None, token: str | None, as_user: str | None,
+         action: str) -> Identity:
+    if actor is not None:
+        if as_user is not None and as_user != actor.name:
+            why = f"--as {as_user} was given, but the caller is logged in as {actor.name!r}"
+            svc.directory.refuse(actor.name, action, why, asserted=as_user)
+            raise NotAuthorized(why, hint="act as yourself, or log in as that user")
+        return actor
+    return svc.authenticate(token=token, as_user=as_user, action=action)
+
+
+def authenticate(*, token: str | None = None, as_user: str | None = None, action: str = "act") -> Identity:
+    """The identity that acts (token, else login name); ``as_user`` must match it."""
+    with _service() as svc:
+        return svc.authenticate(token=token, as_user=as_user, action=action)
+
+
+def login(name: str, password: str) -> Identity | None:
+    """The identity for a correct user name and panel password, else None (the failure is audited)."""
+    with _service() as svc:
+        return svc.directory.login(name, password)
+
+
+# --- processes and instances ------------------------------------------------------------------------
+
+
+def list_processes() -> list[dict[str, Any]]:
+    """Every process file found: ``[{"name", "version", "file", "warnings"}]`` (``error`` when unusable)."""
+    with _service() as svc:
+        return svc.list_processes()
+
+
+def start_process(name: str, variables: dict[str, Any] | None = None, *, actor: Identity | None = None,
+                  token: str | None = None, as_user: str | None = None) -> dict[str, Any]:
+    """Start process ``name`` and run it until it waits, completes or fails: ``{"instance_id","state","data"}``."""
+    with _service() as svc:
+        who = _who(svc, actor, token, as_user, f"start {name}")
+        return svc.start_process(name, variables, who)
+
+
+def list_instances() -> list[dict[str, Any]]:
+    with _service() as svc:
+        return svc.list_instances()
+
+
+def show_instance(instance_id: str) -> dict[str, Any]:
+    with _service() as svc:
+        return svc.show_instance(instance_id)
+
+
+def retry_instance(instance_id: str, *, actor: Identity | None = None, token: str | None = None,
+                   as_user: str | None = None) -> dict[str, Any]:
+    with _service() as svc:
+        return svc.retry_instance(instance_id, _who(svc, actor, token, as_user, f"retry {instance_id}"))
+
+
+def cancel_instance(instance_id: str, *, actor: Identity | None = None, token: str | None = None,
+                    as_user: str | None = None) -> dict[str, Any]:
+    with _service() as svc:
+        return svc.cancel_instance(instance_id, _who(svc, actor, token, as_user, f"cancel {instance_id}"))
+
+
+# --- tasks ---------------------------------------------------------------------------------------
+
+
+def list_tasks(*, actor: Identity | None = None, token: str | None = None, as_user: str | None = None
+               ) -> list[dict[str, Any]]:
+    """The waiting tasks the acting user may complete."""
+    with _service() as svc:
+        return svc.list_tasks(_who(svc, actor, token, as_user, "list tasks"))
+
+
+def complete_task(task_id: str, approve: bool, comment: str | None = None, *, actor: Identity | None = None,
+                  token: str | None = None, as_user: str | None = None) -> dict[str, Any]:
+    """Approve or reject a waiting task as the acting user, and run the instance on."""
+    with _service() as svc:
+        who = _who(svc, actor, token, as_user, f"complete task {task_id}")
+        return svc.complete_task(task_id, who, approve, comment)
+
+
+# --- users ---------------------------------------------------------------------------------------
+
+
+def add_user(name: str, roles: list[str], *, actor: Identity | None = None, token: str | None = None,
+             as_user: str | None = None) -> dict[str, Any]:
+    """Create a user: ``{"user", "roles", "token"}``; the token is shown only here (stored as a hash)."""
+    with _service() as svc:
+        return svc.directory.add(_who(svc, actor, token, as_user, f"add user {name}"), name, roles)
+
+
+def list_users(*, actor: Identity | None = None, token: str | None = None, as_user: str | None = None
+               ) -> list[dict[str, Any]]:
+    with _service() as svc:
+        return svc.directory.list(_who(svc, actor, token, as_user, "list users"))
+
+
+def remove_user(name: str, *, actor: Identity | None = None, token: str | None = None,
+                as_user: str | None = None) -> dict[str, Any]:
+    with _service() as svc:
+        return svc.directory.remove(_who(svc, actor, token, as_user, f"remove user {name}"), name)
+
+
+def issue_token(name: str, *, actor: Identity | None = None, token: str | None = None,
+                as_user: str | None = None) -> dict[str, Any]:
+    """A new token for ``name``, revoking the old one: ``{"user", "roles", "token"}``."""
+    with _service() as svc:
+        return svc.directory.new_token(_who(svc, actor, token, as_user, f"issue a token for {name}"), name)
+
+
+def set_password(name: str, password: str, *, actor: Identity | None = None, token: str | None = None,
+                 as_user: str | None = None) -> dict[str, Any]:
+    """Set ``name``'s panel password (stored as an argon2id hash)."""
+    with _service() as svc:
+        return svc.directory.set_password(_who(svc, actor, token, as_user, f"set the password of {name}"),
+                                          name, password)
+
+
+def audit_log(*, limit: int | None = None, actor: Identity | None = None, token: str | None = None,
+              as_user: str | None = None) -> list[dict[str, Any]]:
+    """Refusals and user changes, oldest first (an Admin's view)."""
+    with _service() as svc:
+        who = _who(svc, actor, token, as_user, "read the audit log")
+        svc.directory.require(who, "Admin", "read the audit log")
+        return svc.store.audit(limit)
