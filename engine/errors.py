@@ -101,9 +101,17 @@ class BundleError(ProcosError):
 class BundleInvalid(BundleError):
     """Verification found problems in a bundle; ``findings`` lists every one of them."""
 
+    exit_code = 3
+
     def __init__(self, message: str, findings: list | None = None, *, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.findings = list(findings or [])
+
+
+class BundleChanged(BundleInvalid):
+    """The bundle's content is not the content that was approved (changed or replaced since)."""
+
+    exit_code = 3
 
 
 class ChecksumMismatch(BundleInvalid):
@@ -141,6 +149,12 @@ class ProcessNotFound(WorkflowError):
 
 class InstanceNotFound(WorkflowError):
     """No instance has the given id."""
+
+
+class InstanceBusy(WorkflowError):
+    """Another runner holds the instance right now."""
+
+    exit_code = 75
 
 
 class TaskNotFound(WorkflowError):

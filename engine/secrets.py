@@ -9,12 +9,22 @@ A URI whose password is ``***`` is a redacted URI: opening it uses no password f
 takes one from the runner's own environment (``PGPASSWORD``, ``~/.pgpass``), or from the variable that
 ``?password_env=NAME`` names. That is how a process that waits for approval gets its password back
 at run time without it ever being stored.
+
+The process that starts an instance knows the password it was given: :func:`runtime_secrets` lends it
+to that one run (a context variable, so other instances run by the same long-lived process, a worker or
+the panel, never see it), and it is gone when the call returns.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import re
+from collections.abc import Iterator
 from typing import Any
+
+_RUNTIME: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("procos_runtime_secrets",
+                                                                                 default=None)
 
 MASK = "***"
 _URI = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<netloc>[^\s/?#'\"<>]*)")
@@ -66,3 +76,30 @@ def secret_paths(value: Any, path: str = "") -> list[str]:
     if isinstance(value, list | tuple):
         return [p for i, v in enumerate(value) for p in secret_paths(v, f"{path}[{i}]")]
     return []
+
+
+def secret_strings(value: Any) -> dict[str, str]:
+    """``{redacted: original}`` for every string in ``value`` that carries a password."""
+    if isinstance(value, str):
+        red = redact_text(value)
+        return {red: value} if red != value else {}
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else []
+    found: dict[str, str] = {}
+    for item in items:
+        found.update(secret_strings(item))
+    return found
+
+
+@contextlib.contextmanager
+def runtime_secrets(secrets: dict[str, str]) -> Iterator[None]:
+    """Lend ``{redacted URI: URI with its password}`` to the code run inside (this context only)."""
+    token = _RUNTIME.set({**(_RUNTIME.get() or {}), **secrets})
+    try:
+        yield
+    finally:
+        _RUNTIME.reset(token)
+
+
+def unredacted(text: str) -> str:
+    """The URI with its password when the current run was lent it (see :func:`runtime_secrets`), else ``text``."""
+    return (_RUNTIME.get() or {}).get(text, text)

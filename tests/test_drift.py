@@ -233,11 +233,11 @@ def test_cli_exit_codes_and_json(tmp_path, home):
     assert help_text.exit_code == 0 and "4 drift found" in help_text.stdout
 
 
-def test_cli_reports_an_unusable_bundle_with_exit_code_1(tmp_path, home):
+def test_cli_reports_an_unusable_bundle_with_exit_code_3(tmp_path, home):
     uri = f"faiss:{tmp_path / 'store'}?index=flat"
     api.seed_store(uri, 20, DIM, artifacts=False)
     bundle = Path(api.export_snapshot(uri, tmp_path / "snapshots")["path"])
     (bundle / "embeddings/part-00000.parquet").write_bytes(b"not parquet")
     result = invoke("drift", "check", uri, "--snapshot", str(bundle), "--json")
-    assert result.exit_code == 1
+    assert result.exit_code == 3  # bundle verification failed
     assert "Error:" in result.stderr and "trustworthy" in result.stderr

@@ -217,23 +217,29 @@ def snapshot_catalog(folder: str | Path, *, quick: bool = False) -> dict[str, An
     return snapshot.check_catalog(folder, quick=quick)
 
 
-def load_vectors(path: str | Path, uri: str | None, mode: str = "append", on_conflict: str = "version"
-                 ) -> dict[str, Any]:
-    """Import step: verify the bundle again and load its records only (an older bundle is migrated first)."""
+def load_vectors(path: str | Path, uri: str | None, mode: str = "append", on_conflict: str = "version", *,
+                 expected_content_hash: str | None = None) -> dict[str, Any]:
+    """Import step: verify the bundle again and load its records only (an older bundle is migrated first).
+
+    ``expected_content_hash`` is the approved bundle's: a bundle changed or replaced since raises
+    BundleChanged before anything is written (or created).
+    """
     from engine.snapshot.importer import import_into
 
     _mode(mode)
     _on_conflict(on_conflict)
-    return import_into(_target(uri), path, mode, on_conflict, artifacts=False)
+    return import_into(_target(uri), path, mode, on_conflict, artifacts=False,
+                       expected_content_hash=expected_content_hash)
 
 
-def register_artifacts(path: str | Path, uri: str | None, mode: str = "append") -> dict[str, Any]:
-    """Import step: write the bundle's artifacts into the target's artifact store."""
+def register_artifacts(path: str | Path, uri: str | None, mode: str = "append", *,
+                       expected_content_hash: str | None = None) -> dict[str, Any]:
+    """Import step: write the bundle's artifacts into the target's artifact store (verified, approved content)."""
     from engine import snapshot
 
     _mode(mode)
     with opened(uri) as repo:
-        return snapshot.import_artifacts(repo, path, mode)
+        return snapshot.import_artifacts(repo, path, mode, expected_content_hash=expected_content_hash)
 
 
 def rebuild_search(uri: str | None) -> dict[str, Any]:

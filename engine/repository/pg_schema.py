@@ -50,11 +50,13 @@ def check_table_name(table: str, where: str) -> None:
 def setup_shared(conn: Connection, where: str) -> None:
     """Create the extension and the shared tables if missing (inside the caller's transaction)."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (SETUP_LOCK,))
+    installed = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone()
     try:
-        with conn.transaction():
-            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        if not installed:  # a role that may not create extensions works once a superuser installed it
+            with conn.transaction():
+                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
     except psycopg.Error as exc:
-        raise StoreError(f"the pgvector extension is not available in {where}: {str(exc).strip()}",
+        raise StoreError(f"the pgvector extension is not available in {where}: {' '.join(str(exc).split())}",
                          hint="install pgvector on the server and run CREATE EXTENSION vector as a superuser"
                          ) from exc
     conn.execute(sql.SQL(
@@ -62,8 +64,11 @@ def setup_shared(conn: Connection, where: str) -> None:
         " index_type text NOT NULL, index_params jsonb NOT NULL, seq bigint NOT NULL DEFAULT 0,"
         " paused bool NOT NULL DEFAULT false, created_ts timestamptz NOT NULL DEFAULT now())"
     ).format(sql.Identifier(STATE_TABLE)))
-    conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS store_id text").format(
-        sql.Identifier(STATE_TABLE)))  # stores created before store ids existed get one on open
+    has_id = conn.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+                          "AND table_name = %s AND column_name = 'store_id'", (STATE_TABLE,)).fetchone()
+    if not has_id:  # stores created before store ids existed get one on open
+        conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS store_id text").format(
+            sql.Identifier(STATE_TABLE)))
     conn.execute(sql.SQL(
         "CREATE TABLE IF NOT EXISTS {} (store text NOT NULL, path text COLLATE \"C\" NOT NULL,"
         " content bytea NOT NULL, sha256 text NOT NULL, updated_ts timestamptz NOT NULL DEFAULT now(),"

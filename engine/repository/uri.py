@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from engine.errors import InvalidURI
 from engine.records import METRICS
-from engine.secrets import MASK, redact_text
+from engine.secrets import MASK, redact_text, unredacted
 
 from .base import INDEX_TYPES
 
@@ -56,7 +56,7 @@ def parse_uri(uri: str | None) -> StoreURI:
         if not uri:
             raise InvalidURI("no store URI given and VECTOR_ENDPOINT is not set",
                              hint="pass a URI such as faiss:./store or postgresql+embedded:./pgdata")
-    uri = uri.strip()
+    uri = unredacted(uri.strip())  # a run lent the password of this redacted URI uses it
     scheme, sep, rest = uri.partition(":")
     scheme = scheme.lower()
     if not sep or scheme not in SCHEMES:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import (
+    BundleChanged,
     InvalidInput,
     LineageError,
     SettingsMismatch,
@@ -142,25 +143,43 @@ def import_records(repo: VectorRepository, src: str | os.PathLike[str], mode: st
         return _note(_load_records(repo, root, doc, mode, on_conflict, batch_size), old)
 
 
-def import_artifacts(repo: VectorRepository, src: str | os.PathLike[str], mode: str = "append") -> dict[str, Any]:
+def import_artifacts(repo: VectorRepository, src: str | os.PathLike[str], mode: str = "append", *,
+                     expected_content_hash: str | None = None) -> dict[str, Any]:
     """The artifacts half of :func:`import_snapshot` (verifies the whole bundle first)."""
     with reader.open_bundle(src) as root:
-        refuse_delta(check_bundle(root), src)
+        doc = check_bundle(root)
+        refuse_delta(doc, src)
+        check_expected(doc, src, expected_content_hash)
         return {"artifacts": _register(repo, root, mode)}
+
+
+def check_expected(doc: dict[str, Any], src: object, expected_content_hash: str | None) -> None:
+    """Refuse a bundle whose content is not the one approved (``expected_content_hash``)."""
+    if expected_content_hash is None:
+        return
+    origin = doc.get("migrated_from") if isinstance(doc.get("migrated_from"), dict) else {}
+    if expected_content_hash not in {doc["content_hash"], origin.get("content_hash")}:
+        raise BundleChanged(
+            f"bundle {src} is not the one approved: it was approved with content_hash {expected_content_hash}, "
+            f"it now has {doc['content_hash']}; nothing was loaded",
+            [{"path": layout.MANIFEST, "problem": "content_hash differs from the approved one"}],
+            hint="the bundle was changed or replaced after approval; start a new import and have it approved")
 
 
 def import_into(uri: str, src: str | os.PathLike[str], mode: str = "append",
                 on_conflict: str | OnConflict = "version", *, records: bool = True, artifacts: bool = True,
-                batch_size: int = 10_000) -> dict[str, Any]:
+                batch_size: int = 10_000, expected_content_hash: str | None = None) -> dict[str, Any]:
     """Verify bundle ``src`` first, then open (creating when new) the store ``uri`` and load it.
 
     Nothing exists before the bundle passed verification: a bundle that fails leaves no store behind
     (no folder, file or table). ``records``/``artifacts`` choose the halves to load (the import
-    process loads them in separate steps). Returns what :func:`import_snapshot` returns, plus
-    ``"artifacts"`` (a count) when artifacts were loaded.
+    process loads them in separate steps). ``expected_content_hash`` binds the load to an approval:
+    a bundle whose content hash differs raises BundleChanged before anything is written. Returns what
+    :func:`import_snapshot` returns, plus ``"artifacts"`` (a count) when artifacts were loaded.
     """
     with open_current(src) as (root, doc, old):
         refuse_delta(doc, src)
+        check_expected(doc, src, expected_content_hash)
         repo = open_target(uri, doc)
         try:
             result: dict[str, Any] = {"target": repo.uri, "snapshot_id": doc["snapshot_id"],

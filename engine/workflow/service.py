@@ -19,8 +19,15 @@ import uuid
 from functools import cache
 from typing import Any
 
-from engine.errors import InvalidVariables, NotAuthorized, ProcosError, TaskNotFound, WorkflowError
-from engine.secrets import redact_value, secret_paths
+from engine.errors import (
+    InstanceBusy,
+    InvalidVariables,
+    NotAuthorized,
+    ProcosError,
+    TaskNotFound,
+    WorkflowError,
+)
+from engine.secrets import redact_value, runtime_secrets, secret_paths, secret_strings
 
 from . import history
 from .context import non_json_paths
@@ -130,7 +137,7 @@ class WorkflowService:
         if bad:
             raise InvalidVariables(f"process variables must be JSON values: {', '.join(bad)}")
         variables = self._deployment_environment(variables)
-        removed = secret_paths(variables)
+        removed, lent = secret_paths(variables), secret_strings(variables)
         variables = redact_value(variables)
         dep = self.catalog.deploy(name)
         why = start_refusal(actor, start_lane(dep.spec))
@@ -151,11 +158,13 @@ class WorkflowService:
             scripts=[{"task": s.task, "script": s.source, "sha256": s.sha256} for s in dep.scripts])]
         if removed:
             entries.append(history.entry("secrets_removed", variables=removed,
-                                         message="passwords in these variables were not stored; the runner "
-                                                 "takes them from PGPASSWORD, ~/.pgpass or ?password_env=NAME"))
+                                         message="passwords in these variables were not stored; this run uses "
+                                                 "them, later runs (after an approval, a retry) take them from "
+                                                 "PGPASSWORD, ~/.pgpass or ?password_env=NAME"))
         self.store.insert_instance(row, [], entries)
         run.claim([])
-        return self._result(run, run.advance())
+        with runtime_secrets(lent):  # this run only; never stored
+            return self._result(run, run.advance())
 
     def _deployment_environment(self, variables: dict) -> dict:
         """``variables`` with the deployment's environment; a different one asked for is refused."""
@@ -243,7 +252,11 @@ class WorkflowService:
         if found is None:
             raise TaskNotFound(f"no waiting task {task_id!r} (already completed, or never existed)",
                                hint="procos task list shows the tasks you may complete")
-        run = self._open(found.instance_id)
+        try:
+            run = self._open(found.instance_id)
+        except InstanceBusy as exc:  # another approver's command is running the instance on right now
+            raise TaskNotFound(f"task {task_id} was already completed by someone else (its instance is running)",
+                               hint=f"procos instance show {found.instance_id}") from exc
         task = run.wf.get_task_from_id(uuid.UUID(task_id))
         if task is None or task.state != TaskState.READY or not task.task_spec.manual:
             raise TaskNotFound(f"task {task_id} is no longer waiting")
@@ -280,8 +293,8 @@ class WorkflowService:
     def _open(self, instance_id: str) -> InstanceRun:
         row = self.store.get_instance(instance_id)
         if row.status == "running" and runner_alive(row):
-            raise WorkflowError(f"instance {instance_id} is being run by pid {row.runner_pid} on "
-                                f"{row.runner_host}", hint="wait for it, or stop that runner first")
+            raise InstanceBusy(f"instance {instance_id} is being run by pid {row.runner_pid} on "
+                               f"{row.runner_host}", hint="wait for it, or stop that runner first")
         wf = _serializer().deserialize_json(row.state_json)
         return InstanceRun(self.settings, self.store, row, wf, _serializer())
 

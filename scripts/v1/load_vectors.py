@@ -1,11 +1,16 @@
-"""Load the bundle's records into the target store (load_vectors verifies the bundle again first)."""
+"""Load the bundle's records into the target store (load_vectors verifies the bundle again first).
+
+The bundle must still have the content_hash that was verified and approved; a bundle changed or replaced
+since is refused before anything is written.
+"""
 
 
 def run(ctx):
     data = ctx.data
     result = ctx.api.load_vectors(data["bundle"], data["target"], mode=data.get("mode", "append"),
-                                  on_conflict=data.get("on_conflict", "version"))
+                                  on_conflict=data.get("on_conflict", "version"),
+                                  expected_content_hash=data["content_hash"])
     data["imported"] = int(result["imported"])
     data["skipped"] = int(result["skipped"])
     data["snapshot_id"] = result["snapshot_id"]
-    data["content_hash"] = result["content_hash"]
+    data["loaded_content_hash"] = result["content_hash"]  # differs from content_hash only for a migrated bundle

@@ -1,7 +1,7 @@
-"""Register the bundle's knowledge artifacts with the target store (register_artifacts)."""
+"""Register the bundle's knowledge artifacts with the target store (register_artifacts), approved content only."""
 
 
 def run(ctx):
     data = ctx.data
-    data["artifacts"] = int(ctx.api.register_artifacts(data["bundle"], data["target"],
-                                                        mode=data.get("mode", "append"))["artifacts"])
+    data["artifacts"] = int(ctx.api.register_artifacts(data["bundle"], data["target"], mode=data.get("mode", "append"),
+                                                        expected_content_hash=data.get("content_hash"))["artifacts"])

@@ -1,4 +1,7 @@
-"""Verify every byte and count of the bundle (verify_snapshot); fail the task listing the first problems."""
+"""Verify every byte and count of the bundle (verify_snapshot); fail the task listing the first problems.
+
+Records the verified ``content_hash`` (and id, record count): the approval is for exactly that content.
+"""
 
 from engine.errors import BundleInvalid
 
@@ -21,5 +24,9 @@ def run(ctx):
         raise BundleInvalid(f"bundle {bundle} failed verification with {len(errors)} problem(s): {shown}{more}",
                             [e if isinstance(e, dict) else {"problem": str(e)} for e in errors],
                             hint=f"procos snapshot verify {bundle} lists every problem; export the bundle again")
+    doc = result.get("manifest") or {}
     ctx.data["verified"] = True
-    ctx.data["snapshot_id"] = (result.get("manifest") or {}).get("snapshot_id")
+    ctx.data["snapshot_id"] = doc.get("snapshot_id")
+    # what the approver approves: the load steps refuse a bundle whose content_hash is not this one
+    ctx.data["content_hash"] = doc.get("content_hash")
+    ctx.data["record_count"] = doc.get("record_count")
