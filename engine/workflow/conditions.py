@@ -145,10 +145,12 @@ def _check_literal(node: ast.AST, source: str, prefix: str, depth: int) -> None:
 
 
 def _json_value(value: Any, depth: int = 0) -> bool:
-    if isinstance(value, bool | int | float | str) or value is None:
-        return type(value) in _SCALARS
-    if type(value) in _CONTAINERS and depth < MAX_DEPTH:
-        items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+    """Is ``value`` built of JSON types only? (``type()`` checks: nothing of the value's class runs.)"""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if kind in _CONTAINERS and depth < MAX_DEPTH:
+        items = [*value.keys(), *value.values()] if kind is dict else value
         return all(_json_value(v, depth + 1) for v in items)
     return False
 
@@ -176,7 +178,7 @@ class _Evaluator:
 
     def _Name(self, node: ast.Name) -> Any:  # noqa: N802
         if node.id not in self.data:
-            known = ", ".join(sorted(str(k) for k in self.data)[:20]) or "nothing"
+            known = ", ".join(sorted(k for k in self.data if type(k) is str)[:20]) or "nothing"
             raise self.fail(f"unknown variable {node.id!r} (the data holds: {known})")
         found = self.data[node.id]
         if not _json_value(found):
@@ -235,7 +237,7 @@ class _Evaluator:
     def _Subscript(self, node: ast.Subscript) -> Any:  # noqa: N802
         container = self.value(node.value)
         key = self.value(node.slice)
-        if isinstance(container, dict) or (type(container) in (list, tuple, str) and type(key) is int):
+        if type(container) is dict or (type(container) in (list, tuple, str) and type(key) is int):
             try:
                 return container[key]
             except (KeyError, IndexError):

@@ -84,7 +84,7 @@ class ProcosScriptEngine(PythonScriptEngine):
         spec = task.task_spec
         resolved = None
         try:
-            resolved = ResolvedScript.from_stub(script)
+            resolved = ResolvedScript.from_stub(script, where=f"task {spec.bpmn_id!r}")
             admit(spec, script, resolved, self.hooks.pins())
         except ScriptRefused as exc:
             self.hooks.script_refused(task, resolved, exc)
@@ -123,7 +123,7 @@ def admit(spec: Any, script: str, resolved: ResolvedScript | None, pins: set[tup
         raise ScriptRefused(f"{where} has a preScript or postScript; nothing of it runs",
                             hint="remove spiffworkflow:preScript/postScript")
     if script != spec.script or resolved is None:
-        raise ScriptRefused(f"{where}: inline scripts are not run; every script task names a versioned script",
+        raise ScriptRefused(f"{where}: inline script code is refused; every script task names a versioned script",
                             hint='use procos:script="scripts/v1/NAME.py" procos:sha256="..." on the task')
     if resolved.task != spec.bpmn_id:
         raise ScriptRefused(f"{where}: its embedded script was pinned for task {resolved.task!r}; refused",

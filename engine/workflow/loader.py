@@ -122,26 +122,33 @@ class Catalog:
 
     def definitions(self) -> dict[str, list[Path]]:
         """Process id -> the files that define it, over every well-formed file of every folder."""
+        return self._scan()[0]
+
+    def _scan(self) -> tuple[dict[str, list[Path]], list[Path]]:
         found: dict[str, list[Path]] = {}
+        unreadable = []
         for path in self.bpmn_paths():
             try:
                 root = _parse_xml(path, path.read_bytes())
             except (WorkflowError, OSError):
-                continue  # cannot define anything; listing() shows why
+                unreadable.append(path)  # defines nothing; listing() shows why
+                continue
             for pid in root.xpath("//bpmn:process/@id", namespaces=NS):
                 found.setdefault(str(pid), []).append(path)
-        return found
+        return found, unreadable
 
     def find(self, name: str) -> ProcessFile:
         """The one file defining process ``name``; ProcessRefused when two files define it."""
-        paths = self.definitions().get(name, [])
+        defined, unreadable = self._scan()
+        paths = defined.get(name, [])
         if len(paths) > 1:
             raise duplicate_error(name, paths)
         pf = read_process_file(paths[0]) if paths else None
         if pf is None or name not in pf.processes:
             where = f"{paths[0]} (not executable)" if paths else ", ".join(map(str, self.settings.process_dirs))
-            raise ProcessNotFound(f"no process named {name!r} in {where}",
-                                  hint="procos process list shows the deployed processes")
+            broken = f"; not well-formed XML: {', '.join(map(str, unreadable))}" if unreadable and not paths else ""
+            raise ProcessNotFound(f"no process named {name!r} in {where}{broken}",
+                                  hint="procos process list shows the deployed processes and broken files")
         return pf
 
     def listing(self) -> list[dict]:

@@ -48,7 +48,7 @@ class ResolvedScript:
         return STUB_MARKER + "\n" + json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_stub(cls, text: str | None) -> ResolvedScript | None:
+    def from_stub(cls, text: str | None, where: str = "versioned-script stub") -> ResolvedScript | None:
         """Decode :meth:`to_stub` output; ``None`` when ``text`` is not a versioned-script stub.
 
         A stub certifies nothing by itself: the script engine runs it only when its task, source and
@@ -63,7 +63,7 @@ class ResolvedScript:
                     not all(isinstance(v, str) for v in record.values()):
                 raise ValueError(f"expected the string fields {sorted(names)}")
         except ValueError as exc:
-            raise ScriptRefused(f"malformed versioned-script stub ({exc}); refused") from None
+            raise ScriptRefused(f"{where}: malformed versioned-script stub ({exc}); refused") from None
         return cls(**record)
 
     @property
