@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import operator
+import warnings
 from typing import Any
 
 from engine.errors import ExpressionRefused, WorkflowError
@@ -58,7 +59,9 @@ def check(text: str | None, where: str = "") -> ast.Expression:
         raise ExpressionRefused(f"{prefix}expression of {len(source)} characters is longer than {MAX_LENGTH}",
                                 hint="keep conditions short; compute values in a script task")
     try:
-        tree = ast.parse(source, mode="eval")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)  # e.g. "1if": the refusal below says enough
+            tree = ast.parse(source, mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         raise ExpressionRefused(f"{prefix}expression {source!r} is not a Python expression "
                                 f"({type(exc).__name__})", hint="write e.g. approved == True") from exc
@@ -170,8 +173,7 @@ class _Evaluator:
                              hint="check the instance's data (procos instance show ID)")
 
     def value(self, node: ast.AST) -> Any:
-        method = getattr(self, f"_{type(node).__name__}")
-        return method(node)
+        return _METHODS[type(node)](self, node)
 
     def _Constant(self, node: ast.Constant) -> Any:  # noqa: N802 - named after the AST class
         return node.value
@@ -249,3 +251,8 @@ class _Evaluator:
             return fn()
         except (TypeError, ZeroDivisionError, OverflowError, ValueError) as exc:
             raise self.fail(f"{type(exc).__name__}: {exc}") from None
+
+
+# checked node type -> its _Evaluator method (a table, not getattr: the evaluator looks nothing up by name)
+_METHODS = {getattr(ast, name[1:]): method for name, method in vars(_Evaluator).items()
+            if name.startswith("_") and name[1:2].isupper()}
