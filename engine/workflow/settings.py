@@ -1,7 +1,7 @@
 """Where the workflow engine keeps its state and finds its processes (environment-driven paths).
 
 - ``PROCOS_HOME`` (default ``./.procos``): state DB, events.jsonl, roles.yaml, script cache.
-- ``PROCOS_PROCESSES``: extra folders of BPMN files, separated like ``PATH``; searched first.
+- ``PROCOS_PROCESSES``: extra folders of BPMN files, separated like ``PATH``; a process id is defined once.
 - ``PROCOS_STATE_DSN``: a ``postgresql://`` DSN; instances go to PostgreSQL instead of SQLite.
 - ``PROCOS_WEBHOOK_URL``: events are also POSTed there as JSON.
 """
