@@ -171,5 +171,13 @@ class ScriptRefused(WorkflowError):
     """A versioned script failed its sha256 pin check (or has no pin) and was not run."""
 
 
+class ProcessRefused(WorkflowError):
+    """A process file holds code outside pinned script tasks (or is defined twice); nothing of it runs."""
+
+
+class ExpressionRefused(WorkflowError):
+    """An expression (gateway condition, timer, loop) is outside the restricted condition language."""
+
+
 class ScriptFailed(WorkflowError):
     """A script task raised; the message carries the task, process file, script and line."""

@@ -1,7 +1,7 @@
 """History/audit entries: one JSON object per step, script, user action, refusal, error or event.
 
 Kinds: ``started``, ``step`` (a task completed), ``script`` (path or URL, sha256, outcome, error line),
-``user_action`` (who, when, decision, comment), ``refused`` (who, why), ``error``, ``event``, ``retry``,
+``user_action`` (who, when, decision, comment), ``refused`` (who or the refused action, why), ``error``, ``event``, ``retry``,
 ``cancelled``, ``log``, ``warning``. Every entry has ``time`` and ``kind``.
 """
 

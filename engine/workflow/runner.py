@@ -17,7 +17,7 @@ from typing import Any
 
 from SpiffWorkflow.util.task import TaskState
 
-from engine.errors import ProcosError
+from engine.errors import ProcosError, WorkflowError
 
 from . import events, history
 from .context import ScriptContext
@@ -60,6 +60,22 @@ def effective_state(row: InstanceRow) -> str:
     return row.status
 
 
+def load_workflow(serializer: Any, state_json: str) -> Any:
+    """Deserialize a saved instance written by this serializer version; anything else is refused,
+    because Spiff's upgrades of old versions ``eval`` timer expressions found in the saved state."""
+    import json
+
+    try:
+        version = json.loads(state_json).get(serializer.VERSION_KEY)
+    except (ValueError, AttributeError) as exc:
+        raise WorkflowError(f"saved instance state is not a JSON object ({exc})") from None
+    if version != serializer.VERSION:
+        raise WorkflowError(f"saved instance state has serializer version {version!r}, not {serializer.VERSION!r}; "
+                            "refused (old states are not upgraded: the upgrade would evaluate saved code)",
+                            hint="finish or cancel such instances with the release that wrote them")
+    return serializer.deserialize_json(state_json)
+
+
 def current_data(wf: Any) -> dict:
     """The data a caller should see: the waiting task's, else the failed task's, else the last task's."""
     task = wf.get_next_task(state=TaskState.READY, manual=True) or wf.get_next_task(state=TaskState.ERROR)
@@ -77,6 +93,7 @@ class InstanceRun:
 
         wf.script_engine = ProcosScriptEngine(self)
         self.failure: ProcosError | None = None
+        self._pins: set[tuple[str, str, str]] | None = None
 
     # --- saving ---------------------------------------------------------------------------------
 
@@ -144,6 +161,21 @@ class InstanceRun:
         return status
 
     # --- script hooks ---------------------------------------------------------------------------
+
+    def pins(self) -> set[tuple[str, str, str]]:
+        """The scripts pinned at deployment, as recorded in the instance's first ``started`` entry
+        (read once, when the first script asks; none recorded means no script may run)."""
+        if self._pins is None:
+            started = next((h for h in self.store.history(self.row.instance_id) if h.get("kind") == "started"), {})
+            self._pins = {(str(p.get("task")), str(p.get("script")), str(p.get("sha256")))
+                          for p in started.get("scripts") or [] if isinstance(p, dict)}
+        return self._pins
+
+    def script_refused(self, task: Any, script: ResolvedScript | None, error: ProcosError) -> None:
+        self.failure = error
+        self.store.add_history(self.row.instance_id, [history.entry(
+            "refused", action="run_script", why=str(error), script=script.source if script else None,
+            sha256=script.sha256 if script else None, **history.task_fields(task))])
 
     def context(self, task: Any, script: ResolvedScript, data: dict) -> ScriptContext:
         spec = task.task_spec

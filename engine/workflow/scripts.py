@@ -1,9 +1,11 @@
 """Versioned scripts: resolve a script task's ``procos:script`` + ``procos:sha256`` pin, check it, run it.
 
 A script is a Python module defining ``run(ctx)``. It is named by a path relative to the folder that
-holds ``processes/`` and ``scripts/`` or by an ``http(s)://`` URL. Every script must be pinned: bytes
-whose sha256 differs from the pin are refused (:class:`ScriptRefused`) and never run; a URL is only
-fetched when pinned and is cached by hash under ``PROCOS_HOME``.
+holds ``processes/`` and ``scripts/`` or by an ``https://`` URL (plain ``http://`` only for loopback
+addresses: 127.0.0.0/8, ::1, localhost, for tests). Every script must be pinned: bytes whose sha256
+differs from the pin are refused (:class:`ScriptRefused`) and never run; a URL is only fetched when
+pinned, redirects are refused, at most :data:`MAX_SCRIPT_BYTES` are read (streamed: the download
+stops as soon as the cap is passed), and pinned bytes are cached by hash under ``PROCOS_HOME``.
 
 Resolution happens at deploy time; the code is embedded in the task spec (see :meth:`to_stub`) so a
 saved instance carries the exact bytes it started with and checks them again before each run.
@@ -12,18 +14,23 @@ saved instance carries the exact bytes it started with and checks them again bef
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import linecache
 import os
+import re
 import traceback
 import types
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 from engine.errors import ScriptFailed, ScriptRefused, WorkflowError
 
 STUB_MARKER = "# procos:versioned-script (run by engine.workflow, not inline)"
 FETCH_TIMEOUT = 15
+MAX_SCRIPT_BYTES = 1024 * 1024  # a script larger than 1 MiB is refused (local or remote)
+_PIN = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -41,11 +48,23 @@ class ResolvedScript:
         return STUB_MARKER + "\n" + json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_stub(cls, text: str | None) -> ResolvedScript | None:
-        """Decode :meth:`to_stub` output; ``None`` when ``text`` is not a versioned-script stub."""
+    def from_stub(cls, text: str | None, where: str = "versioned-script stub") -> ResolvedScript | None:
+        """Decode :meth:`to_stub` output; ``None`` when ``text`` is not a versioned-script stub.
+
+        A stub certifies nothing by itself: the script engine runs it only when its task, source and
+        sha256 are among the pins recorded when the instance started. Raises ScriptRefused when the
+        text has the marker but is not a well-formed stub."""
         if not text or not text.startswith(STUB_MARKER):
             return None
-        return cls(**json.loads(text[len(STUB_MARKER) + 1 :]))
+        try:
+            record = json.loads(text[len(STUB_MARKER) + 1 :])
+            names = {f.name for f in fields(cls)}
+            if not isinstance(record, dict) or set(record) != names or \
+                    not all(isinstance(v, str) for v in record.values()):
+                raise ValueError(f"expected the string fields {sorted(names)}")
+        except ValueError as exc:
+            raise ScriptRefused(f"{where}: malformed versioned-script stub ({exc}); refused") from None
+        return cls(**record)
 
     @property
     def display_name(self) -> str:
@@ -57,7 +76,30 @@ def sha256_hex(data: bytes) -> str:
 
 
 def is_url(source: str) -> bool:
-    return source.startswith(("http://", "https://"))
+    """Does ``source`` name a URL (any ``scheme://``) rather than a path?"""
+    return "://" in source
+
+
+def check_url(url: str, where: str) -> None:
+    """Refuse a script URL that is not ``https://`` (or ``http://`` to a loopback address)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme == "https" and host:
+        return
+    if parts.scheme == "http" and _is_loopback(host):
+        return
+    raise ScriptRefused(f"{where}: script URL {url} is refused: scripts are fetched over https:// only "
+                        "(plain http:// only from a loopback address, for tests)",
+                        hint="serve the script over https, or copy it under scripts/ and pin it")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def resolve_script(source: str, pin: str | None, *, task: str, process_file: str,
@@ -68,7 +110,14 @@ def resolve_script(source: str, pin: str | None, *, task: str, process_file: str
     if pin is None:
         raise ScriptRefused(f"{where}: script {source} has no procos:sha256 pin; unpinned scripts never run",
                             hint=f"add procos:sha256=\"<sha256 of the script>\" (sha256sum {source})")
-    data = _fetch(source, pin, where, cache_dir) if is_url(source) else _read_local(source, where, base_dirs)
+    if not _PIN.fullmatch(pin):
+        raise ScriptRefused(f"{where}: procos:sha256 of {source} is not a sha256 (64 hex digits): {pin!r}",
+                            hint=f"sha256sum {source}")
+    if is_url(source):
+        check_url(source, where)
+        data = _fetch(source, pin, where, cache_dir)
+    else:
+        data = _read_local(source, where, base_dirs)
     actual = sha256_hex(data)
     if actual != pin:
         raise ScriptRefused(f"{where}: script {source} has sha256 {actual} but is pinned to {pin}; refused",
@@ -88,7 +137,11 @@ def _read_local(source: str, where: str, base_dirs: list[Path]) -> bytes:
     for base in base_dirs:
         candidate = base / rel
         if candidate.is_file():
-            return candidate.read_bytes()
+            with candidate.open("rb") as fh:
+                data = fh.read(MAX_SCRIPT_BYTES + 1)
+            if len(data) > MAX_SCRIPT_BYTES:
+                raise ScriptRefused(f"{where}: script {candidate} is larger than {MAX_SCRIPT_BYTES} bytes; refused")
+            return data
     searched = ", ".join(str(b) for b in base_dirs)
     raise WorkflowError(f"{where}: script {source} not found (searched {searched})",
                         hint="put scripts/ next to the processes/ folder that holds the BPMN file")
@@ -100,21 +153,37 @@ def _fetch(url: str, pin: str, where: str, cache_dir: Path) -> bytes:
         data = cached.read_bytes()
         if sha256_hex(data) == pin:
             return data
-    import requests  # lazy: only deployments with remote scripts pay for it
-
-    try:
-        response = requests.get(url, timeout=FETCH_TIMEOUT)
-        response.raise_for_status()
-    except requests.RequestException as exc:
-        raise WorkflowError(f"{where}: cannot fetch script {url}: {exc}",
-                            hint="check the URL and the network, then start the process again") from exc
-    data = response.content
+    data = _download(url, where)
     if sha256_hex(data) == pin:  # only pinned bytes are cached
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(f".tmp{os.getpid()}")
         tmp.write_bytes(data)
         os.replace(tmp, cached)
     return data
+
+
+def _download(url: str, where: str) -> bytes:
+    """GET ``url`` without following redirects, streaming, refusing more than MAX_SCRIPT_BYTES."""
+    import requests  # lazy: only deployments with remote scripts pay for it
+
+    try:
+        with requests.get(url, timeout=FETCH_TIMEOUT, allow_redirects=False, stream=True) as response:
+            if response.is_redirect or 300 <= response.status_code < 400:
+                raise ScriptRefused(f"{where}: script URL {url} redirects to "
+                                    f"{response.headers.get('Location', '?')}; redirects are refused",
+                                    hint="name the final https:// URL in procos:script")
+            response.raise_for_status()
+            chunks, size = [], 0
+            for chunk in response.iter_content(chunk_size=64 * 1024):
+                size += len(chunk)
+                if size > MAX_SCRIPT_BYTES:
+                    raise ScriptRefused(f"{where}: script URL {url} sends more than {MAX_SCRIPT_BYTES} bytes; "
+                                        "refused", hint="a script is a small module: check the URL")
+                chunks.append(chunk)
+    except requests.RequestException as exc:
+        raise WorkflowError(f"{where}: cannot fetch script {url}: {exc}",
+                            hint="check the URL and the network, then start the process again") from exc
+    return b"".join(chunks)
 
 
 def run_script(script: ResolvedScript, ctx: object) -> None:

@@ -34,7 +34,7 @@ from .context import non_json_paths
 from .identity import ADMIN, Directory, Identity
 from .lanes import refusal, start_refusal
 from .loader import Catalog
-from .runner import InstanceRun, current_data, effective_state, runner_alive
+from .runner import InstanceRun, current_data, effective_state, load_workflow, runner_alive
 from .settings import Settings, load_settings
 from .store import ConcurrentUpdate, InstanceRow, InstanceStore, now_iso, open_store
 
@@ -110,19 +110,9 @@ class WorkflowService:
     # --- processes ------------------------------------------------------------------------------
 
     def list_processes(self) -> list[dict]:
-        """Every process file found: name, version (content hash), file, diagram warnings or error."""
-        from .loader import read_process_file
-
-        out = []
-        for path in self.catalog.bpmn_paths():
-            try:
-                pf = read_process_file(path)
-            except ProcosError as exc:
-                out.append({"name": path.stem, "version": None, "file": str(path), "error": str(exc)})
-                continue
-            out.extend({"name": name, "version": pf.version, "file": str(path), "warnings": pf.warnings}
-                       for name in pf.processes)
-        return out
+        """Every process file found: name, version (content hash), file, diagram warnings or error
+        (a file refused by the sandbox, or a process id defined in two files)."""
+        return self.catalog.listing()
 
     def start_process(self, name: str, variables: dict | None = None, user: Identity | str | None = None) -> dict:
         """Deploy ``name`` (pin-checking its scripts), start an instance and run it until it waits,
@@ -185,7 +175,7 @@ class WorkflowService:
 
     def show_instance(self, instance_id: str) -> dict:
         row = self.store.get_instance(instance_id)
-        wf = _serializer().deserialize_json(row.state_json)
+        wf = load_workflow(_serializer(), row.state_json)
         return {"instance_id": row.instance_id, "state": effective_state(row), "data": current_data(wf),
                 "history": self.store.history(instance_id), "process": row.process, "version": row.version,
                 "started_by": row.started_by, "started_at": row.started_at, "error": row.error,
@@ -295,7 +285,7 @@ class WorkflowService:
         if row.status == "running" and runner_alive(row):
             raise InstanceBusy(f"instance {instance_id} is being run by pid {row.runner_pid} on "
                                f"{row.runner_host}", hint="wait for it, or stop that runner first")
-        wf = _serializer().deserialize_json(row.state_json)
+        wf = load_workflow(_serializer(), row.state_json)
         return InstanceRun(self.settings, self.store, row, wf, _serializer())
 
     def _result(self, run: InstanceRun, status: str) -> dict:

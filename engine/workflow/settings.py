@@ -3,7 +3,7 @@
 - ``PROCOS_HOME`` (default: per user, see :mod:`engine.config`): state DB, events.jsonl, roles.yaml,
   script cache. Every value may also come from ``$PROCOS_HOME/config.yaml``; the variable wins.
 - ``PROCOS_ENV``: the deployment's environment, dev or prod (unset: prod).
-- ``PROCOS_PROCESSES``: extra folders of BPMN files, separated like ``PATH``; searched first.
+- ``PROCOS_PROCESSES``: extra folders of BPMN files, separated like ``PATH``; a process id is defined once.
 - ``PROCOS_STATE_DSN``: a ``postgresql://`` DSN; instances go to PostgreSQL instead of SQLite.
 - ``PROCOS_WEBHOOK_URL``: events are also POSTed there as JSON.
 """
