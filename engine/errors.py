@@ -157,6 +157,12 @@ class InstanceBusy(WorkflowError):
     exit_code = 75
 
 
+class Interrupted(ProcosError):
+    """Ctrl-C or SIGTERM stopped the command; an instance it was running is ``interrupted``."""
+
+    exit_code = 130
+
+
 class TaskNotFound(WorkflowError):
     """No waiting user task has the given id."""
 

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 EVENTS = frozenset({
     "snapshot_exported", "import_ready", "validation_passed", "validation_failed",
-    "vector_drift_detected", "dr_drill_completed", "process_failed", "approval_rejected",
+    "vector_drift_detected", "dr_drill_completed", "process_failed", "approval_rejected", "instance_finished",
 })
 RESERVED = frozenset({"event", "instance_id", "time"})
 WEBHOOK_TIMEOUT = 5.0

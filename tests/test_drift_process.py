@@ -30,8 +30,8 @@ def test_drift_process_reports_exactly_the_changed_ids_and_emits_the_event(tmp_p
     repo.delete(["rec-0000042"])
     repo.close()
 
-    found = procos.start("drift_check", "scheduler", uri=uri, snapshot=bundle)
-    assert found["state"] == "completed" and found["data"]["drift"] is True
+    found = procos.start("drift_check", "scheduler", code=4, uri=uri, snapshot=bundle)
+    assert found["state"] == "completed" and found["data"]["drift"] is True and found["outcome"] == "drift"
     assert found["data"]["drifted"] == ["rec-0000007"] and found["data"]["missing"] == ["rec-0000042"]
     events = [e for e in procos.events() if e["event"] == "vector_drift_detected"]
     assert len(events) == 1 and events[0]["instance_id"] == found["instance_id"]

@@ -78,7 +78,7 @@ def test_a_script_forged_into_a_saved_instance_is_refused_and_audited(tmp_path, 
     assert refused["task"] == "Apply" and refused["action"] == "run_script" and "refused" in refused["why"]
     assert "Apply" in shown["error"] and not [h for h in shown["history"]
                                               if h["kind"] == "script_started" and h["task"] == "Apply"]
-    assert [e["event"] for e in svc.store.events(iid)] == ["process_failed"]
+    assert [e["event"] for e in svc.store.events(iid)] == ["process_failed", "instance_finished"]
 
 
 def test_a_postscript_forged_onto_a_user_task_is_refused(tmp_path, monkeypatch, marker):

@@ -72,9 +72,11 @@ class Procos:
     def show(self, instance_id: str) -> dict:
         return self.json("instance", "show", instance_id)
 
-    def events(self) -> list[dict]:
+    def events(self, *, finished: bool = False) -> list[dict]:
+        """The events written, without the ``instance_finished`` that closes every instance unless asked."""
         path = self.home / "events.jsonl"
-        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        found = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        return [e for e in found if finished or e["event"] != "instance_finished"]
 
 
 def scripts_run(shown: dict) -> list[str]:
@@ -226,13 +228,15 @@ def test_failed_export_clears_the_freeze_flag_and_retry_restarts_the_frozen_phas
 
 def test_failure_mid_export_removes_the_staging_folder_and_retry_exports_afresh(procos, source, tmp_path):
     out = tmp_path / "out"
+    (tmp_path / "extra").write_text("a file where the artifacts folder should be")  # readable: passes the start
     failed = procos.start("export_snapshot", "alice", code=1, source=source, out_dir=out, environment="dev",
-                          artifacts_dir=tmp_path / "missing")
+                          artifacts_dir=tmp_path / "extra")
     shown = procos.show(failed["instance_id"])
     assert "Task_package" in shown["error"]
     assert scripts_run(shown)[-4:] == ["Task_stage", "Task_dump", "Task_abort", "Task_clear_after_failure"]
     assert not paused(source) and leftovers(out) == []
-    (tmp_path / "missing").mkdir()  # fixed; the retried step finds its staging folder gone and restarts
+    (tmp_path / "extra").unlink()
+    (tmp_path / "extra").mkdir()  # fixed; the retried step finds its staging folder gone and restarts
     again = procos.json("instance", "retry", failed["instance_id"], "--as", "alice")
     assert again["state"] == "completed" and again["data"]["attempt"] == 2
     verified(again["data"]["bundle"])
@@ -324,7 +328,7 @@ def test_prod_import_of_a_tampered_bundle_fails_before_approval(procos, dev_expo
     shutil.copytree(dev_export["result"]["data"]["bundle"], bundle)
     victim = bundle / "prompts" / "extract_steps_v1.yaml"
     victim.write_text(victim.read_text() + "# tampered\n")
-    failed = procos.start("import_snapshot", "carol", code=1, bundle=bundle, target=f"faiss:{tmp_path / 't'}",
+    failed = procos.start("import_snapshot", "carol", code=3, bundle=bundle, target=f"faiss:{tmp_path / 't'}",
                           environment="prod")
     shown = procos.show(failed["instance_id"])
     assert "Task_verify" in shown["error"] and "failed verification" in shown["error"]
@@ -340,8 +344,9 @@ def test_validate_snapshot_passes_for_a_faithful_copy_and_fails_for_another_stor
     assert good["data"]["validation"]["queries"] == 10
     other = f"faiss:{tmp_path / 'other'}"
     procos.run("store", "seed", other, "--count", str(COUNT), "--dim", str(DIM), "--seed", "7")
-    bad = procos.start("validate_snapshot", "alice", source=dev_export["source"], target=other, queries=10, k=5)
-    assert bad["state"] == "completed" and bad["data"]["passed"] is False
+    bad = procos.start("validate_snapshot", "alice", code=4, source=dev_export["source"], target=other, queries=10,
+                       k=5)
+    assert bad["state"] == "completed" and bad["data"]["passed"] is False and bad["outcome"] == "failed"
     assert [e["event"] for e in procos.events()] == ["validation_passed", "validation_failed"]
 
 

@@ -174,7 +174,7 @@ def test_a_bundle_swapped_after_approval_is_refused_before_anything_is_written(p
     assert approved_hash == api.verify_snapshot(bundle)["manifest"]["content_hash"]
     shutil.rmtree(bundle)
     shutil.copytree(swap, bundle)  # a valid bundle, just not the approved one
-    failed = procos.json("task", "complete", task["task_id"], "--as", "bob", "--approve", code=1)
+    failed = procos.json("task", "complete", task["task_id"], "--as", "bob", "--approve", code=3)
     assert failed["state"] == "error"
     shown = procos.show(started["instance_id"])
     assert "not the one approved" in shown["error"] and approved_hash in shown["error"]

@@ -52,7 +52,8 @@ def test_approval_round_trip_through_the_cli(env):
     env.prod()
     started = json.loads(run("process", "start", "fx_approval", "--var", f"counter={env.counter}",
                              "--as", "carol", "--json", user="carol").output)
-    assert set(started) == {"instance_id", "state", "data"} and started["state"] == "waiting"
+    assert set(started) == {"instance_id", "state", "outcome", "exit_code", "data"} and started["state"] == "waiting"
+    assert (started["outcome"], started["exit_code"]) == ("", 0)
     iid = started["instance_id"]
     [task] = json.loads(run("task", "list", "--json", user="bob").output)
     assert set(task) == {"task_id", "instance_id", "process", "name", "lane"}
@@ -65,8 +66,8 @@ def test_approval_round_trip_through_the_cli(env):
                           "--comment", "ok", "--json", user="bob").output)
     assert done["state"] == "completed" and done["data"]["comment"] == "ok"
     [inst] = json.loads(run("instance", "list", "--json").output)
-    assert inst == {"instance_id": iid, "process": "fx_approval", "state": "completed", "started_by": "carol",
-                    "started_at": inst["started_at"]}
+    assert inst == {"instance_id": iid, "process": "fx_approval", "state": "completed", "outcome": "succeeded",
+                    "started_by": "carol", "started_at": inst["started_at"], "updated_at": inst["updated_at"]}
     shown = json.loads(run("instance", "show", iid, "--json").output)
     assert {"instance_id", "state", "data", "history"} <= set(shown)
     assert "user_action" in run("instance", "show", iid).output

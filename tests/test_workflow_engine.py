@@ -35,7 +35,8 @@ def test_linear_process_runs_each_script_once_and_records_provenance(env):
     assert svc.store.events(result["instance_id"])[0]["event"] == "snapshot_exported"
     listed = svc.list_instances()
     assert listed == [{"instance_id": result["instance_id"], "process": "fx_linear", "state": "completed",
-                       "started_by": "alice", "started_at": listed[0]["started_at"]}]
+                       "outcome": "succeeded", "started_by": "alice", "started_at": listed[0]["started_at"],
+                       "updated_at": listed[0]["updated_at"]}]
 
 
 def test_script_failure_runs_error_path_and_retry_resumes(env, tmp_path):
@@ -51,14 +52,16 @@ def test_script_failure_runs_error_path_and_retry_resumes(env, tmp_path):
     assert failed[0]["line"] > 0 and "raise RuntimeError" in failed[0]["error_line"]
     assert failed[0]["process_file"].endswith("fx_failure.bpmn")
     assert "injected failure" in shown["error"] and "fx_failure.bpmn" in shown["error"]
-    assert [e["event"] for e in svc.store.events(result["instance_id"])] == ["process_failed"]
+    events = svc.store.events(result["instance_id"])
+    assert [e["event"] for e in events] == ["process_failed", "instance_finished"]
+    assert events[0]["outcome"] == events[1]["outcome"] == "error" and events[1]["state"] == "error"
 
     flag.unlink()
     again = svc.retry_instance(result["instance_id"], user="bob")
     assert again["state"] == "completed"
     assert env.counts() == ["Freeze", "Work", "Cleanup", "Work", "Finish"]  # Freeze did not run twice
     kinds = [h["kind"] for h in svc.show_instance(result["instance_id"])["history"]]
-    assert "retry" in kinds and kinds[-1] == "state"
+    assert "retry" in kinds and kinds[-2:] == ["state", "event"]  # the outcome, then instance_finished
 
 
 def test_failure_without_error_boundary_halts_in_error_and_retry_reruns_the_task(env):

@@ -26,8 +26,9 @@ def test_events_are_posted_to_the_webhook_with_retries(tmp_path, monkeypatch, ho
     svc = env.service()
     result = svc.start_process("fx_linear", {"counter": str(env.counter)})
     assert result["state"] == "completed"
-    assert len(hook.bodies) == 2 and json.loads(hook.bodies[1])["event"] == "snapshot_exported"
-    assert json.loads(hook.bodies[1])["instance_id"] == result["instance_id"]
+    posted = [json.loads(b) for b in hook.bodies]  # the 503 attempt, its retry, then instance_finished
+    assert [e["event"] for e in posted] == ["snapshot_exported", "snapshot_exported", "instance_finished"]
+    assert posted[1]["instance_id"] == result["instance_id"] and posted[2]["outcome"] == "succeeded"
     kinds = [h["kind"] for h in svc.show_instance(result["instance_id"])["history"]]
     assert "warning" not in kinds
 
@@ -39,8 +40,9 @@ def test_a_dead_webhook_does_not_fail_the_process_but_is_recorded(tmp_path, monk
     svc = env.service()
     result = svc.start_process("fx_linear", {"counter": str(env.counter)})
     assert result["state"] == "completed"
-    [warning] = [h for h in svc.show_instance(result["instance_id"])["history"] if h["kind"] == "warning"]
-    assert "did not accept" in warning["message"] and "secret" not in warning["message"]
+    warnings = [h for h in svc.show_instance(result["instance_id"])["history"] if h["kind"] == "warning"]
+    assert len(warnings) == 2  # snapshot_exported and instance_finished were both refused by the dead hook
+    assert all("did not accept" in w["message"] and "secret" not in w["message"] for w in warnings)
     assert (env.home / "events.jsonl").read_text().count("snapshot_exported") == 1
 
 

@@ -68,8 +68,10 @@ def test_rejection_ends_cleanly_clearing_the_freeze_flag(env):
     assert result["state"] == "completed"
     assert result["data"]["frozen"] is False and result["data"]["approved"] is False
     assert env.counts() == ["Freeze", "Reject"]
-    [event] = svc.store.events(iid)
+    event, finished = svc.store.events(iid)
     assert event["event"] == "approval_rejected" and event["comment"] == "not now"
+    assert (finished["event"], finished["outcome"]) == ("instance_finished", "rejected")
+    assert result["outcome"] == "rejected" and result["exit_code"] == 0
 
 
 def test_a_task_cannot_be_completed_twice(env):

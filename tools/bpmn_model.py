@@ -28,6 +28,7 @@ class Node:
     script: str | None = None
     default: str | None = None
     doc: str | None = None
+    outcome: str | None = None  # end events: procos:outcome (succeeded when None)
 
     @property
     def center(self) -> tuple[int, int]:
@@ -52,10 +53,24 @@ class Flow:
 
 
 @dataclass
+class Var:
+    """A declared process variable (see engine/workflow/variables.py for the types)."""
+
+    name: str
+    type: str
+    description: str
+    required: bool = False
+    default: str | None = None  # as JSON text
+    choices: str | None = None
+    existing: bool = False
+
+
+@dataclass
 class Proc:
     id: str
     name: str
     doc: str = ""
+    variables: list[Var] = field(default_factory=list)
     nodes: list[Node] = field(default_factory=list)
     boundaries: list[Boundary] = field(default_factory=list)
     flows: list[Flow] = field(default_factory=list)
@@ -108,6 +123,24 @@ def loop_back(p: Proc, source: str, target: str) -> list[tuple[int, int]]:
     return [(sx + sw // 2, sy), (sx + sw // 2, top), (tx + tw // 2, top), (tx + tw // 2, ty)]
 
 
+def _variables(variables: list[Var]) -> list[str]:
+    if not variables:
+        return []
+    out = ["    <bpmn:extensionElements>", "      <procos:variables>"]
+    for v in variables:
+        attrs = f'name="{v.name}" type="{v.type}"'
+        if v.required:
+            attrs += ' required="true"'
+        if v.existing:
+            attrs += ' existing="true"'
+        if v.default is not None:
+            attrs += f" default={quoteattr(v.default)}"
+        if v.choices:
+            attrs += f' choices="{v.choices}"'
+        out.append(f"        <procos:variable {attrs} description={quoteattr(v.description)} />")
+    return out + ["      </procos:variables>", "    </bpmn:extensionElements>"]
+
+
 def _documentation(text: str | None, indent: str) -> list[str]:
     return [f"{indent}<bpmn:documentation>{escape(text)}</bpmn:documentation>"] if text else []
 
@@ -133,6 +166,7 @@ def render(p: Proc, pin: Callable[[str], str], *, namespace: str = "http://proco
         out.append('  </bpmn:collaboration>')
     out.append(f'  <bpmn:process id="{p.id}" name={quoteattr(p.name)} isExecutable="true">')
     out.extend(_documentation(p.doc, "    "))
+    out.extend(_variables(p.variables))
     if p.lanes:
         out.append(f'    <bpmn:laneSet id="LaneSet_{p.id}">')
         for lane, rows in p.lanes:
@@ -148,6 +182,8 @@ def render(p: Proc, pin: Callable[[str], str], *, namespace: str = "http://proco
             attrs += f' procos:script="{n.script}" procos:sha256="{pin(n.script)}"'
         if n.default:
             attrs += f' default="{n.default}"'
+        if n.outcome:
+            attrs += f' procos:outcome="{n.outcome}"'
         out.append(f'    <bpmn:{TAGS[n.kind]} {attrs}>')
         out.extend(_documentation(n.doc, "      "))
         out.extend(f'      <bpmn:incoming>{f.id}</bpmn:incoming>' for f in p.flows if f.target == n.id)

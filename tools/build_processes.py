@@ -12,7 +12,7 @@ import hashlib
 import sys
 from pathlib import Path
 
-from bpmn_model import Boundary, Proc, loop_back, render  # the model lives beside this file
+from bpmn_model import Boundary, Proc, Var, loop_back, render  # the model lives beside this file
 
 ROOT = Path(__file__).resolve().parents[1]
 PROCESSES = ROOT / "processes"
@@ -34,7 +34,7 @@ def approval(p: Proc, gateway_col: int, gateway_row: int, go: str, what: str) ->
     p.node("Gateway_approved", "xgw", "Approved?", c + 2, 1, default="Flow_rejected")
     p.node("Task_record_rejection", "script", "Record the rejection", c + 3, 1,
            script="scripts/v1/record_rejection.py")
-    p.node("Event_rejected", "end", "Rejected", c + 4, 1)
+    p.node("Event_rejected", "end", "Rejected", c + 4, 1, outcome="rejected")
     p.flow("Flow_prod", "Gateway_environment", "Task_approve", condition='environment == "prod"', name="prod")
     p.flow("Flow_dev", "Gateway_environment", "Task_auto_approve", name="dev")
     p.flow("Flow_decided", "Task_approve", "Gateway_approved")
@@ -49,6 +49,13 @@ def export_snapshot() -> Proc:
              "Variables in: source (store URI), out_dir, environment (dev|prod); optional pack (bool), "
              "artifacts_dir, compression_level. Out: bundle (bundle path), snapshot_id, content_hash, "
              "record_count. Emits snapshot_exported; approval_rejected on rejection; process_failed on failure.")
+    p.variables = [
+        Var("source", "store", "the store to export (a store URI)", required=True, existing=True),
+        Var("out_dir", "folder", "the snapshots folder the bundle is written into", required=True),
+        Var("artifacts_dir", "path", "a folder of extra knowledge artifacts to include"),
+        Var("pack", "bool", "also write the reproducible .tar.zst", default="false"),
+        Var("compression_level", "int", "zstd level of the Parquet shards", default="6"),
+    ]
     p.lanes = [("Owner", [0]), ("Approver", [1]), ("System", [2, 3])]
     p.node("Event_requested", "start", "Export requested", 0, 0)
     p.node("Task_check_request", "script", "Check the request", 1, 0, script="scripts/v1/check_request.py")
@@ -90,6 +97,15 @@ def import_snapshot() -> Proc:
              "Variables in: bundle (path), target (store URI), mode (append|replace, default append), "
              "environment (dev|prod); optional on_conflict. Out: imported, skipped, artifacts. "
              "Emits import_ready; approval_rejected on rejection.")
+    p.variables = [
+        Var("bundle", "bundle", "the bundle to import (folder, .tar.zst or .age)", required=True),
+        Var("target", "store", "the store to import into (created with the bundle's settings if new)",
+            required=True),
+        Var("mode", "choice", "append, or replace every record atomically", default='"append"',
+            choices="append,replace"),
+        Var("on_conflict", "choice", "what an append does with an id the target holds", default='"version"',
+            choices="version,error,keep,overwrite"),
+    ]
     p.lanes = [("Owner", [0]), ("Approver", [1]), ("System", [2])]
     p.node("Event_requested", "start", "Import requested", 0, 0)
     p.node("Task_check_request", "script", "Check the request", 1, 2, script="scripts/v1/check_request.py")
@@ -112,13 +128,19 @@ def validate_snapshot() -> Proc:
     p = Proc("validate_snapshot", "Validate a snapshot",
              "Variables in: source, target (store URIs), queries (default 20), k (default 10). Out: passed, "
              "validation (the report). Emits validation_passed or validation_failed.")
+    p.variables = [
+        Var("source", "source", "the source: a store URI or a bundle", required=True),
+        Var("target", "store", "the target store", required=True, existing=True),
+        Var("queries", "int", "how many sample queries", default="20"),
+        Var("k", "int", "top-k of each query", default="10"),
+    ]
     p.node("Event_requested", "start", "Validation requested", 0, 0)
     p.node("Task_sample", "script", "Sample retrievals", 1, 0, script="scripts/v1/sample_retrievals.py")
     p.node("Gateway_quality", "xgw", "Quality threshold met?", 2, 0, default="Flow_failed")
     p.node("Task_passed", "script", "Emit validation_passed", 3, 0, script="scripts/v1/announce_validation.py")
     p.node("Event_passed", "end", "Validation passed", 4, 0)
     p.node("Task_failed", "script", "Emit validation_failed", 3, 1, script="scripts/v1/announce_validation.py")
-    p.node("Event_failed", "end", "Validation failed", 4, 1)
+    p.node("Event_failed", "end", "Validation failed", 4, 1, outcome="failed")
     p.chain("v", ["Event_requested", "Task_sample", "Gateway_quality"])
     p.flow("Flow_passed", "Gateway_quality", "Task_passed", condition="passed == True", name="passed")
     p.flow("Flow_failed", "Gateway_quality", "Task_failed", name="failed")
@@ -132,6 +154,13 @@ def simulate_restore() -> Proc:
              "Variables in: source (store URI), out_dir; optional scratch (store URI; default a fresh embedded "
              "pgvector store under out_dir), queries, k. Out: report (drill report JSON path), report_markdown, "
              "bundle, target. Emits dr_drill_completed.")
+    p.variables = [
+        Var("source", "store", "the store to drill (a store URI)", required=True, existing=True),
+        Var("out_dir", "folder", "where the bundle, the scratch store and the report go", required=True),
+        Var("scratch", "store", "the restore target (default: a fresh embedded pgvector store in out_dir)"),
+        Var("queries", "int", "how many sample queries", default="20"),
+        Var("k", "int", "top-k of each query", default="10"),
+    ]
     p.node("Event_requested", "start", "Drill started", 0, 0)
     p.node("Task_export", "script", "Export from the source", 1, 0, script="scripts/v1/export_for_drill.py")
     p.node("Task_scratch", "script", "Prepare a scratch target", 2, 0, script="scripts/v1/prepare_scratch.py")
@@ -142,9 +171,13 @@ def simulate_restore() -> Proc:
     p.node("Task_validate", "script", "Validate the restore", 5, 0, script="scripts/v1/sample_retrievals.py")
     p.node("Task_report", "script", "Write the drill report", 6, 0, script="scripts/v1/write_drill_report.py")
     p.node("Task_announce", "script", "Emit dr_drill_completed", 7, 0, script="scripts/v1/announce_drill.py")
-    p.node("Event_done", "end", "Drill completed", 8, 0)
+    p.node("Gateway_drill", "xgw", "Drill passed?", 8, 0, default="Flow_drill_failed")
+    p.node("Event_done", "end", "Drill passed", 9, 0)
+    p.node("Event_drill_failed", "end", "Drill failed", 9, 1, outcome="failed")
     p.chain("d", ["Event_requested", "Task_export", "Task_scratch", "Task_restore", "Task_restore_artifacts",
-                  "Task_validate", "Task_report", "Task_announce", "Event_done"])
+                  "Task_validate", "Task_report", "Task_announce", "Gateway_drill"])
+    p.flow("Flow_drill_passed", "Gateway_drill", "Event_done", condition="passed == True", name="passed")
+    p.flow("Flow_drill_failed", "Gateway_drill", "Event_drill_failed", name="failed")
     return p
 
 
@@ -153,11 +186,17 @@ def drift_check() -> Proc:
              "Variables in: uri (store URI), snapshot (bundle path); optional sample (N random records instead "
              "of all), seed. Out: drift, drifted, missing, unexpected, checked, counts. Emits "
              "vector_drift_detected when anything drifted. Meant to be started by a scheduler.")
+    p.variables = [
+        Var("uri", "store", "the store to watch (a store URI)", required=True, existing=True),
+        Var("snapshot", "bundle", "the bundle it should match", required=True),
+        Var("sample", "int", "check N random records instead of all"),
+        Var("seed", "int", "the sample's random seed", default="0"),
+    ]
     p.node("Event_requested", "start", "Drift check due", 0, 0)
     p.node("Task_check", "script", "Hash and compare vectors", 1, 0, script="scripts/v1/check_drift.py")
     p.node("Gateway_drift", "xgw", "Drift found?", 2, 0, default="Flow_clean")
     p.node("Task_announce", "script", "Emit vector_drift_detected", 3, 0, script="scripts/v1/announce_drift.py")
-    p.node("Event_drift", "end", "Drift reported", 4, 0)
+    p.node("Event_drift", "end", "Drift reported", 4, 0, outcome="drift")
     p.node("Event_clean", "end", "No drift", 3, 1)
     p.chain("c", ["Event_requested", "Task_check", "Gateway_drift"])
     p.flow("Flow_drift", "Gateway_drift", "Task_announce", condition="drift == True", name="drift")

@@ -24,7 +24,7 @@ from engine.workflow.identity import Identity, read_token_file
 __all__ = [
     "Identity", "add_user", "audit_log", "authenticate", "cancel_instance", "complete_task", "issue_token",
     "list_instances", "list_processes", "list_tasks", "list_users", "login", "remove_user", "retry_instance",
-    "set_password", "show_instance", "start_process", "token_from_file",
+    "set_password", "show_instance", "show_process", "start_process", "token_from_file",
 ]
 
 
@@ -74,12 +74,24 @@ def list_processes() -> list[dict[str, Any]]:
         return svc.list_processes()
 
 
+def show_process(name: str) -> dict[str, Any]:
+    """``{"name", "version", "file", "lane", "variables": [{"name","type","required","default","description"}]}``."""
+    with _service() as svc:
+        return svc.show_process(name)
+
+
 def start_process(name: str, variables: dict[str, Any] | None = None, *, actor: Identity | None = None,
-                  token: str | None = None, as_user: str | None = None) -> dict[str, Any]:
-    """Start process ``name`` and run it until it waits, completes or fails: ``{"instance_id","state","data"}``."""
+                  token: str | None = None, as_user: str | None = None, cwd: str | Path | None = None
+                  ) -> dict[str, Any]:
+    """Start process ``name`` and run it until it waits, completes or fails.
+
+    Returns ``{"instance_id", "state", "outcome", "exit_code", "data"}``. Variables are checked against the
+    process's declarations first (InvalidVariables, exit 2, and no instance); relative paths are made
+    absolute against ``cwd`` (default: the current folder).
+    """
     with _service() as svc:
         who = _who(svc, actor, token, as_user, f"start {name}")
-        return svc.start_process(name, variables, who)
+        return svc.start_process(name, variables, who, cwd=cwd)
 
 
 def list_instances() -> list[dict[str, Any]]:
@@ -92,10 +104,13 @@ def show_instance(instance_id: str) -> dict[str, Any]:
         return svc.show_instance(instance_id)
 
 
-def retry_instance(instance_id: str, *, actor: Identity | None = None, token: str | None = None,
-                   as_user: str | None = None) -> dict[str, Any]:
+def retry_instance(instance_id: str, *, variables: dict[str, Any] | None = None, actor: Identity | None = None,
+                   token: str | None = None, as_user: str | None = None, cwd: str | Path | None = None
+                   ) -> dict[str, Any]:
+    """Continue an instance in error or interrupted; ``variables`` change variables first (audited)."""
     with _service() as svc:
-        return svc.retry_instance(instance_id, _who(svc, actor, token, as_user, f"retry {instance_id}"))
+        return svc.retry_instance(instance_id, _who(svc, actor, token, as_user, f"retry {instance_id}"),
+                                  variables=variables, cwd=cwd)
 
 
 def cancel_instance(instance_id: str, *, actor: Identity | None = None, token: str | None = None,

@@ -60,6 +60,9 @@ class LazyGroup(click.Group):
         except ProcosError as err:
             report_error(err, debug=bool(ctx.params.get("debug")))
             ctx.exit(err.exit_code)
+        except KeyboardInterrupt as err:
+            click.echo(f"Error: interrupted by {str(err) or 'Ctrl-C'}", err=True)
+            ctx.exit(130)
         except Exception as err:  # noqa: BLE001 - the last line of defence, reported, never silent
             report_error(err, debug=bool(ctx.params.get("debug")))
             ctx.exit(1)
@@ -98,6 +101,13 @@ def cli(ctx: click.Context, debug: bool, token_file: str | None) -> None:
     ctx.obj["token_file"] = token_file
 
 
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt("SIGTERM")  # handled like Ctrl-C: an instance being run becomes interrupted
+
+
 def main(argv: list[str] | None = None) -> None:
     """The ``procos`` console entry point."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     cli.main(args=argv, prog_name="procos")

@@ -25,10 +25,20 @@ def _print(value: Any, as_json: bool, human: str) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True) if as_json else human)
 
 
-def _finish(result: dict, as_json: bool) -> None:
-    _print(result, as_json, f"instance {result['instance_id']}: {result['state']}")
+def _finish(result: dict, as_json: bool, *, decided: bool = False) -> None:
+    """Print the result; exit with the outcome's code (a rejection the approver chose exits 0 for them)."""
+    outcome = f" ({result['outcome']})" if result.get("outcome") else ""
+    hint = ""
     if result["state"] == "error":
-        raise click.exceptions.Exit(1)
+        hint = f"\nsee why: procos instance show {result['instance_id']}; then: procos instance retry {result['instance_id']}"
+    elif result["state"] == "waiting":
+        hint = f"\nwaiting for an approver: procos task list (instance {result['instance_id']})"
+    _print(result, as_json, f"instance {result['instance_id']}: {result['state']}{outcome}{hint}")
+    code = result.get("exit_code", 1 if result["state"] == "error" else 0)
+    if decided and result.get("outcome") == "rejected":
+        code = 0
+    if code:
+        raise click.exceptions.Exit(code)
 
 
 def parse_vars(pairs: tuple[str, ...]) -> dict:
@@ -63,13 +73,47 @@ def process_list(as_json: bool) -> None:
     _print(found, as_json, "\n".join(lines) or "no processes found")
 
 
+@process_group.command("show")
+@click.argument("name")
+@json_flag
+def process_show(name: str, as_json: bool) -> None:
+    """Show process NAME: its file, version, who may start it, and its variables.
+
+    \b
+    Example: procos process show export_snapshot
+    """
+    shown = _api().show_process(name)
+    if as_json:
+        _print(shown, True, "")
+        return
+    lines = [f"process   {shown['name']} (version {shown['version']})", f"file      {shown['file']}",
+             f"start     {'role ' + shown['lane'] if shown['lane'] else 'any user of the store'}", ""]
+    if not shown["declared"]:
+        lines.append("variables: not declared (any --var is accepted)")
+    else:
+        width = max(len(v["name"]) for v in shown["variables"])
+        lines.append(f"{'VARIABLE':<{width}}  {'TYPE':<7}  {'REQUIRED':<8}  {'DEFAULT':<9}  DESCRIPTION")
+        for v in shown["variables"]:
+            default = "-" if v["default"] is None else json.dumps(v["default"])
+            lines.append(f"{v['name']:<{width}}  {v['type']:<7}  {'yes' if v['required'] else 'no':<8}  "
+                         f"{default:<9}  {v['description']}")
+    click.echo("\n".join(lines))
+
+
 @process_group.command("start")
 @click.argument("name")
 @click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="A process variable (repeatable).")
 @actor_options
 @json_flag
 def process_start(name: str, variables: tuple[str, ...], actor: dict, as_json: bool) -> None:
-    """Start process NAME and run it until it completes, fails or waits on a user task."""
+    """Start process NAME and run it until it completes, fails or waits on a user task.
+
+    Variables are checked first (procos process show NAME lists them): a missing, unknown or wrong one
+    is a usage error (exit 2) and no instance is created.
+
+    \b
+    Example: procos process start export_snapshot --var source=faiss:./kb --var out_dir=./snapshots
+    """
     _finish(_api().start_process(name, parse_vars(variables), **actor), as_json)
 
 
@@ -105,11 +149,17 @@ def instance_show(instance_id: str, as_json: bool) -> None:
 
 @instance_group.command("retry")
 @click.argument("instance_id")
+@click.option("--var", "variables", multiple=True, metavar="KEY=VALUE",
+              help="Change a variable before retrying (repeatable; audited).")
 @actor_options
 @json_flag
-def instance_retry(instance_id: str, actor: dict, as_json: bool) -> None:
-    """Continue an instance in error or interrupted from its last completed step."""
-    _finish(_api().retry_instance(instance_id, **actor), as_json)
+def instance_retry(instance_id: str, variables: tuple[str, ...], actor: dict, as_json: bool) -> None:
+    """Continue an instance in error or interrupted from its last completed step.
+
+    \b
+    Example: procos instance retry 3f2a9c0d1e7b --var out_dir=/srv/snapshots
+    """
+    _finish(_api().retry_instance(instance_id, variables=parse_vars(variables), **actor), as_json)
 
 
 @instance_group.command("cancel")
@@ -146,4 +196,4 @@ def task_complete(task_id: str, approve: bool | None, comment: str | None, actor
     """Approve or reject a waiting task and run the instance on."""
     if approve is None:
         raise click.UsageError("give a decision: --approve or --reject")
-    _finish(_api().complete_task(task_id, approve, comment, **actor), as_json)
+    _finish(_api().complete_task(task_id, approve, comment, **actor), as_json, decided=True)

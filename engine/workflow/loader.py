@@ -57,6 +57,8 @@ class Deployment:
     spec: Any
     subprocess_specs: dict
     scripts: list = field(default_factory=list)
+    variables: list | None = None  # the declared variables (see .variables), None when undeclared
+    outcomes: dict = field(default_factory=dict)  # end event id -> outcome (see .outcomes)
 
 
 def read_process_file(path: Path) -> ProcessFile:
@@ -179,8 +181,12 @@ class Catalog:
         scripts = []
         for s in [spec, *subprocess_specs.values()]:
             scripts.extend(self._embed_scripts(s, pf, bases))
+        from .outcomes import declared_outcomes
+        from .variables import declared_variables
+
         return Deployment(name=name, version=pf.version, path=pf.path, spec=spec,
-                          subprocess_specs=subprocess_specs, scripts=scripts)
+                          subprocess_specs=subprocess_specs, scripts=scripts,
+                          variables=declared_variables(pf.root, name), outcomes=declared_outcomes(pf.root))
 
     def _embed_scripts(self, spec, pf: ProcessFile, bases: list[Path]) -> list:
         nodes = {n.get("id"): n for n in pf.root.xpath("//bpmn:scriptTask", namespaces=NS)}

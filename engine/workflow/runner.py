@@ -21,6 +21,7 @@ from engine.errors import ProcosError, WorkflowError
 
 from . import events, history
 from .context import ScriptContext
+from .outcomes import completed_outcome
 from .scripts import ResolvedScript
 from .settings import Settings
 from .store import ConcurrentUpdate, InstanceRow, InstanceStore, TaskRow, now_iso
@@ -54,7 +55,8 @@ def runner_alive(row: InstanceRow) -> bool:
 
 
 def effective_state(row: InstanceRow) -> str:
-    """running | waiting | completed | error | interrupted | cancelled."""
+    """running | waiting | completed | error | interrupted | cancelled (interrupted: stopped by Ctrl-C or
+    SIGTERM, or its runner is gone)."""
     if row.status == "running" and not runner_alive(row):
         return "interrupted"
     return row.status
@@ -94,6 +96,7 @@ class InstanceRun:
         wf.script_engine = ProcosScriptEngine(self)
         self.failure: ProcosError | None = None
         self._pins: set[tuple[str, str, str]] | None = None
+        self._started: dict | None = None
 
     # --- saving ---------------------------------------------------------------------------------
 
@@ -144,29 +147,48 @@ class InstanceRun:
     def finish(self) -> str:
         failed = self.wf.get_tasks(state=TaskState.ERROR)
         entries: list[dict] = []
+        row = self.row
         if failed or self.failure is not None:
-            status = "error"
+            status, row.outcome = "error", "error"
             message = str(self.failure) if self.failure else f"task {failed[0].task_spec.bpmn_id} failed"
-            self.row.error = message
+            row.error, row.exit_code = message, int(getattr(self.failure, "exit_code", 1) or 1)
             entries.append(history.entry("error", message=message, hint=getattr(self.failure, "hint", None),
                                          **(history.task_fields(failed[0]) if failed else {})))
         elif self.wf.is_completed():
-            status, self.row.error = "completed", None
+            status, row.error, row.exit_code = "completed", None, None
+            row.outcome = completed_outcome(self.wf, self.started_entry().get("outcomes") or {})
         else:
-            status, self.row.error = "waiting", None
-        entries.append(history.entry("state", state=status))
+            status, row.error, row.outcome, row.exit_code = "waiting", None, None, None
+        entries.append(history.entry("state", state=status, outcome=row.outcome))
         self.save(status, entries, release=True)
         if status == "error":
-            self.emit("process_failed", {"process": self.row.process, "error": self.row.error})
+            self.emit("process_failed", {"process": row.process, "error": row.error, "outcome": "error"})
+        if row.outcome:
+            self.emit("instance_finished", {"process": row.process, "state": status, "outcome": row.outcome})
         return status
 
+    def mark_interrupted(self, why: str) -> None:
+        """Ctrl-C or SIGTERM: keep the last saved state, mark the instance ``interrupted``, let it go."""
+        row = self.row
+        row.status, row.updated_at, row.outcome = "interrupted", now_iso(), None
+        row.runner_pid = row.runner_host = row.runner_started = None
+        self.store.update_instance(row, row.revision, [], [history.entry(
+            "interrupted", why=why, hint=f"procos instance retry {row.instance_id}")])
+
     # --- script hooks ---------------------------------------------------------------------------
+
+    def started_entry(self) -> dict:
+        """The instance's first ``started`` history entry (its pins, outcomes, variables), read once."""
+        if self._started is None:
+            self._started = next((h for h in self.store.history(self.row.instance_id)
+                                  if h.get("kind") == "started"), {})
+        return self._started
 
     def pins(self) -> set[tuple[str, str, str]]:
         """The scripts pinned at deployment, as recorded in the instance's first ``started`` entry
         (read once, when the first script asks; none recorded means no script may run)."""
         if self._pins is None:
-            started = next((h for h in self.store.history(self.row.instance_id) if h.get("kind") == "started"), {})
+            started = self.started_entry()
             self._pins = {(str(p.get("task")), str(p.get("script")), str(p.get("sha256")))
                           for p in started.get("scripts") or [] if isinstance(p, dict)}
         return self._pins

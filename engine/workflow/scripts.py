@@ -217,6 +217,7 @@ def describe_failure(script: ResolvedScript, exc: BaseException, task_name: str)
         f"{type(exc).__name__}: {exc} [script {script.source} sha256 {script.sha256[:12]}{at}]",
         hint=getattr(exc, "hint", None) or "fix the cause, then run: procos instance retry ID",
     )
+    err.exit_code = getattr(exc, "exit_code", 1)  # a bundle that failed verification stays a 3, and so on
     err.line_number, err.error_line = line_no, line.strip()
     return err
 

@@ -16,11 +16,14 @@ Passwords in variables (store URIs) are removed before anything is stored (see :
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from engine.errors import (
     InstanceBusy,
+    Interrupted,
     InvalidVariables,
     NotAuthorized,
     ProcosError,
@@ -34,9 +37,11 @@ from .context import non_json_paths
 from .identity import ADMIN, Directory, Identity
 from .lanes import refusal, start_refusal
 from .loader import Catalog
+from .outcomes import exit_code as outcome_exit
 from .runner import InstanceRun, current_data, effective_state, load_workflow, runner_alive
 from .settings import Settings, load_settings
 from .store import ConcurrentUpdate, InstanceRow, InstanceStore, now_iso, open_store
+from .variables import check_variables
 
 
 @cache
@@ -114,10 +119,20 @@ class WorkflowService:
         (a file refused by the sandbox, or a process id defined in two files)."""
         return self.catalog.listing()
 
-    def start_process(self, name: str, variables: dict | None = None, user: Identity | str | None = None) -> dict:
+    def show_process(self, name: str) -> dict:
+        """``{"name", "version", "file", "variables": [{"name","type","required","default","description"}]}``."""
+        dep = self.catalog.deploy(name)
+        return {"name": dep.name, "version": dep.version, "file": str(dep.path), "lane": start_lane(dep.spec),
+                "variables": [v.to_json() for v in dep.variables or []],
+                "declared": dep.variables is not None, "outcomes": dep.outcomes}
+
+    def start_process(self, name: str, variables: dict | None = None, user: Identity | str | None = None,
+                      *, cwd: str | Path | None = None) -> dict:
         """Deploy ``name`` (pin-checking its scripts), start an instance and run it until it waits,
         completes or fails. Raises ScriptRefused (nothing started) when a script's pin does not match,
-        NotAuthorized when ``user`` may not start it, InvalidVariables for a bad request."""
+        NotAuthorized when ``user`` may not start it, InvalidVariables for a bad request (checked against
+        the process's declared variables; relative paths are made absolute against ``cwd``, default the
+        current folder)."""
         from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
         from SpiffWorkflow.util.task import TaskState
 
@@ -127,13 +142,14 @@ class WorkflowService:
         if bad:
             raise InvalidVariables(f"process variables must be JSON values: {', '.join(bad)}")
         variables = self._deployment_environment(variables)
-        removed, lent = secret_paths(variables), secret_strings(variables)
-        variables = redact_value(variables)
         dep = self.catalog.deploy(name)
         why = start_refusal(actor, start_lane(dep.spec))
         if why:
             self._refuse(actor, f"start {dep.name}", why)
             raise NotAuthorized(f"process {dep.name}: {why}", hint="ask a user holding that role to start it")
+        variables = check_variables(dep.variables, variables, Path(cwd or Path.cwd()))
+        removed, lent = secret_paths(variables), secret_strings(variables)
+        variables = redact_value(variables)
         self.store.record_deployment(dep.name, dep.version, str(dep.path))
         wf = BpmnWorkflow(dep.spec, dep.subprocess_specs)
         for task in wf.get_tasks(state=TaskState.READY):
@@ -144,7 +160,8 @@ class WorkflowService:
         row.state_json = _serializer().serialize_json(wf)
         entries = [history.entry(
             "started", by=actor.name, via=actor.via, process=dep.name, version=dep.version, file=str(dep.path),
-            variables=variables, environment=variables["environment"],
+            variables=variables, environment=variables["environment"], outcomes=dep.outcomes,
+            declared=[asdict(v) for v in dep.variables] if dep.variables is not None else None,
             scripts=[{"task": s.task, "script": s.source, "sha256": s.sha256} for s in dep.scripts])]
         if removed:
             entries.append(history.entry("secrets_removed", variables=removed,
@@ -154,7 +171,7 @@ class WorkflowService:
         self.store.insert_instance(row, [], entries)
         run.claim([])
         with runtime_secrets(lent):  # this run only; never stored
-            return self._result(run, run.advance())
+            return self._drive(run)
 
     def _deployment_environment(self, variables: dict) -> dict:
         """``variables`` with the deployment's environment; a different one asked for is refused."""
@@ -171,19 +188,25 @@ class WorkflowService:
 
     def list_instances(self) -> list[dict]:
         return [{"instance_id": r.instance_id, "process": r.process, "state": effective_state(r),
-                 "started_by": r.started_by, "started_at": r.started_at} for r in self.store.list_instances()]
+                 "outcome": r.outcome or "", "started_by": r.started_by, "started_at": r.started_at,
+                 "updated_at": r.updated_at} for r in self.store.list_instances()]
 
     def show_instance(self, instance_id: str) -> dict:
         row = self.store.get_instance(instance_id)
         wf = load_workflow(_serializer(), row.state_json)
-        return {"instance_id": row.instance_id, "state": effective_state(row), "data": current_data(wf),
+        state = effective_state(row)
+        return {"instance_id": row.instance_id, "state": state, "outcome": row.outcome or "",
+                "exit_code": outcome_exit(state, row.outcome, row.exit_code), "data": current_data(wf),
                 "history": self.store.history(instance_id), "process": row.process, "version": row.version,
-                "started_by": row.started_by, "started_at": row.started_at, "error": row.error,
+                "started_by": row.started_by, "started_at": row.started_at, "updated_at": row.updated_at,
+                "error": row.error,
                 "tasks": [t.__dict__ for t in self.store.list_tasks() if t.instance_id == instance_id]}
 
-    def retry_instance(self, instance_id: str, user: Identity | str | None = None) -> dict:
+    def retry_instance(self, instance_id: str, user: Identity | str | None = None, *,
+                       variables: dict | None = None, cwd: str | Path | None = None) -> dict:
         """Continue an instance in error (re-running the failed task) or interrupted (from its last
-        saved step; completed script tasks do not run again)."""
+        saved step; completed script tasks do not run again). ``variables`` change variables first
+        (checked like at start, audited): a mistyped ``out_dir`` does not need a new instance."""
         from SpiffWorkflow.util.task import TaskState
 
         run = self._open(instance_id)
@@ -193,13 +216,42 @@ class WorkflowService:
         if state not in ("error", "interrupted"):
             raise WorkflowError(f"instance {instance_id} is {state}; only error or interrupted instances retry",
                                 hint="a waiting instance continues with: procos task complete TASK_ID")
+        changed, lent = self._changed_variables(run, variables or {}, cwd)
         entries = [history.entry("retry", by=user, previous_state=state)]
+        touched = []
         for task in run.wf.get_tasks(state=TaskState.ERROR)[:1]:
             entries.append(history.entry("reset", **history.task_fields(task)))
             run.wf.reset_from_task_id(task.id)
+            touched = [run.wf.get_task_from_id(task.id)]
+        if changed:
+            data = current_data(run.wf)
+            entries.append(history.entry("variables_changed", by=user, changes={
+                k: {"from": data.get(k), "to": v} for k, v in changed.items()}))
+            for task in touched or run.wf.get_tasks(state=TaskState.READY):
+                task.data.update(changed)
         run.row.error = None
         run.claim(entries)
-        return self._result(run, run.advance())
+        with runtime_secrets(lent):
+            return self._drive(run)
+
+    def _changed_variables(self, run: InstanceRun, variables: dict, cwd: str | Path | None
+                           ) -> tuple[dict, dict]:
+        """Checked, normalized ``variables`` for a retry (and the passwords they carry, for this run)."""
+        from .variables import Variable
+
+        if not variables:
+            return {}, {}
+        bad = non_json_paths(variables, "variables")
+        if bad:
+            raise InvalidVariables(f"process variables must be JSON values: {', '.join(bad)}")
+        if "environment" in variables and variables["environment"] != current_data(run.wf).get("environment"):
+            raise InvalidVariables("the environment of an instance cannot be changed",
+                                   hint="start a new instance in the other deployment")
+        declared = run.started_entry().get("declared")
+        decls = [Variable(**{**d, "choices": tuple(d.get("choices") or ())}) for d in declared] \
+            if declared is not None else None
+        checked = check_variables(decls, variables, Path(cwd or Path.cwd()), partial=True)
+        return redact_value(checked), secret_strings(checked)
 
     def cancel_instance(self, instance_id: str, user: Identity | str | None = None) -> dict:
         run = self._open(instance_id)
@@ -216,8 +268,10 @@ class WorkflowService:
                                 f"{failed[0]['op']} failed ({failed[0]['error']})",
                                 hint="fix the cause and run procos instance cancel again")
         run.wf.cancel()
+        run.row.outcome, run.row.exit_code = "cancelled", None
         run.save("cancelled", [*(history.entry("cleanup", by=user, **c) for c in cleanup),
                                history.entry("cancelled", by=user, previous_state=state)], release=True)
+        run.emit("instance_finished", {"process": run.row.process, "state": "cancelled", "outcome": "cancelled"})
         return self._result(run, "cancelled")
 
     # --- user tasks -----------------------------------------------------------------------------
@@ -265,7 +319,7 @@ class WorkflowService:
         except ConcurrentUpdate as exc:
             raise TaskNotFound(f"task {task_id} was already completed by someone else",
                                hint=f"procos instance show {found.instance_id}") from exc
-        return self._result(run, run.advance())
+        return self._drive(run)
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -288,5 +342,19 @@ class WorkflowService:
         wf = load_workflow(_serializer(), row.state_json)
         return InstanceRun(self.settings, self.store, row, wf, _serializer())
 
+    def _drive(self, run: InstanceRun) -> dict:
+        """Advance the instance; Ctrl-C or SIGTERM leaves it ``interrupted`` at its last saved step."""
+        try:
+            status = run.advance()
+        except KeyboardInterrupt as exc:
+            why = str(exc) or "Ctrl-C"
+            run.mark_interrupted(f"interrupted by {why}")
+            iid = run.row.instance_id
+            raise Interrupted(f"{why}: instance {iid} is interrupted at its last saved step",
+                              hint=f"resume it with: procos instance retry {iid}") from None
+        return self._result(run, status)
+
     def _result(self, run: InstanceRun, status: str) -> dict:
-        return {"instance_id": run.row.instance_id, "state": status, "data": current_data(run.wf)}
+        return {"instance_id": run.row.instance_id, "state": status, "outcome": run.row.outcome or "",
+                "exit_code": outcome_exit(status, run.row.outcome, run.row.exit_code),
+                "data": current_data(run.wf)}

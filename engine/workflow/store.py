@@ -22,7 +22,7 @@ from engine.secrets import redact_value
 
 from .users import USER_TABLES, UserRecords
 
-SCHEMA_VERSION = 2  # 2: users and audit tables (added to a version 1 store when it is opened)
+SCHEMA_VERSION = 3  # 2: users and audit tables; 3: instances.outcome and exit_code (added on open)
 
 
 class ConcurrentUpdate(WorkflowError):
@@ -48,6 +48,8 @@ class InstanceRow:
     runner_started: float | None = None  # the runner process's create time (guards against pid reuse)
     error: str | None = None
     state_json: str | None = None
+    outcome: str | None = None  # succeeded | rejected | failed | drift | error | cancelled; None while unfinished
+    exit_code: int | None = None  # the exit code of the error that stopped it (3 verification, 75 paused, ...)
 
 
 @dataclass
@@ -220,7 +222,7 @@ CREATE TABLE IF NOT EXISTS deployments (process TEXT NOT NULL, version TEXT NOT 
 CREATE TABLE IF NOT EXISTS instances (instance_id TEXT PRIMARY KEY, process TEXT NOT NULL,
     version TEXT NOT NULL, status TEXT NOT NULL, started_by TEXT NOT NULL, started_at TEXT NOT NULL,
     updated_at TEXT NOT NULL, revision INTEGER NOT NULL, runner_pid INTEGER, runner_host TEXT,
-    runner_started DOUBLE PRECISION, error TEXT, state_json TEXT);
+    runner_started DOUBLE PRECISION, error TEXT, state_json TEXT, outcome TEXT, exit_code INTEGER);
 CREATE TABLE IF NOT EXISTS tasks (task_id TEXT PRIMARY KEY, instance_id TEXT NOT NULL, process TEXT NOT NULL,
     name TEXT NOT NULL, lane TEXT, bpmn_id TEXT NOT NULL, environment TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS history (seq {serial}, instance_id TEXT NOT NULL, time TEXT NOT NULL,
@@ -229,6 +231,9 @@ CREATE INDEX IF NOT EXISTS history_instance ON history (instance_id, seq);
 CREATE TABLE IF NOT EXISTS events (seq {serial}, time TEXT NOT NULL, event TEXT NOT NULL, instance_id TEXT,
     body TEXT NOT NULL);
 """ + USER_TABLES
+
+
+ADDED_COLUMNS = {"instances": [("outcome", "TEXT"), ("exit_code", "INTEGER")]}  # schema 3
 
 
 def upgrade_sql(placeholder: str = "?") -> str:

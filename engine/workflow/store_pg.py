@@ -11,7 +11,7 @@ from typing import Any
 
 from engine.errors import WorkflowError
 
-from .store import SCHEMA_VERSION, TABLES, SqlStore, _check_schema, upgrade_sql
+from .store import ADDED_COLUMNS, SCHEMA_VERSION, TABLES, SqlStore, _check_schema, upgrade_sql
 
 SCHEMA = "procos_workflow"
 
@@ -39,6 +39,9 @@ class PostgresStore(SqlStore):
                         (str(SCHEMA_VERSION),))
             cur.execute("SELECT value FROM meta WHERE key = 'schema_version'")
             _check_schema(cur.fetchone()[0], SCHEMA)
+            for table, columns in ADDED_COLUMNS.items():
+                for name, kind in columns:
+                    cur.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {kind}")
             cur.execute(upgrade_sql("%s"), (str(SCHEMA_VERSION),))
         self.conn.execute(f"SET search_path TO {SCHEMA}")
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from engine.files import private_dir, private_file
 
-from .store import SCHEMA_VERSION, TABLES, SqlStore, _check_schema, upgrade_sql
+from .store import ADDED_COLUMNS, SCHEMA_VERSION, TABLES, SqlStore, _check_schema, upgrade_sql
 
 
 class SqliteStore(SqlStore):
@@ -33,6 +33,11 @@ class SqliteStore(SqlStore):
             cur.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                         (str(SCHEMA_VERSION),))
             _check_schema(cur.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0], path)
+            for table, columns in ADDED_COLUMNS.items():
+                have = {r[1] for r in cur.execute(f"PRAGMA table_info({table})").fetchall()}
+                for name, kind in columns:
+                    if name not in have:
+                        cur.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
             cur.execute(upgrade_sql(), (str(SCHEMA_VERSION),))
 
     @contextmanager
