@@ -148,3 +148,25 @@ def test_set_ef_search_works_while_paused_and_refuses_values_out_of_range(make_s
             store.set_ef_search(bad)
     assert store.settings.index_params["ef_search"] == MAX_EF_SEARCH
     assert store.is_paused()
+
+
+def test_a_higher_ef_search_finds_more_true_neighbours_in_this_and_later_openings(make_store, new_store_uri,
+                                                                                 store_case):
+    if store_case.index != "hnsw":
+        pytest.skip("a flat index searches exhaustively whatever ef_search says")
+    uri = new_store_uri(**POOR)
+    store = make_store(uri)
+    records = build_records(1500, dims=24, seed=61)
+    store.bulk_load([RecordBatch.from_records(records)])
+    queries = queries_for(records, 8, seed=62)
+    truth = [{i for i, _ in brute_force(records, q, store.metric, 10)[0]} for q in queries]
+
+    def found(repo) -> int:
+        return sum(len(t & {h.id for h in repo.query(q, 10)}) for q, t in zip(queries, truth, strict=True))
+
+    before = found(store)
+    store.set_ef_search(400)
+    after = found(store)
+    assert after > before, f"ef_search 1 -> 400 found {before} -> {after} of {10 * len(queries)}"
+    make_store.close(store)
+    assert found(make_store(without_settings(uri))) == after

@@ -51,7 +51,7 @@ def run_demo(folder: str | Path | None = None, *, count: int = 2_000, dim: int =
     root.mkdir(parents=True, exist_ok=True)
     os.environ["PROCOS_HOME"] = str(root / ".procos")  # instances, events and roles stay in the folder
     service = WorkflowService(load_settings())
-    source = f"faiss:{root / 'source'}?index=flat"
+    source = f"faiss:{root / 'source'}"
     target = f"postgresql+embedded:{root / 'target-pg'}"
     timings: dict[str, float] = {}
     report: dict[str, Any] = {"folder": str(root), "source": source, "target": target}
