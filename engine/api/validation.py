@@ -40,7 +40,7 @@ def validation_report_path() -> Path:
     return default_report_path()
 
 
-def tune_search(uri: str | None, *, recall_floor: float = 0.95, k: int = 10, queries: int = 50,
+def tune_search(uri: str | None, *, recall_floor: float = 0.95, k: int = 10, queries: int = 64,
                 seed: int = 0) -> dict[str, Any]:
     """Raise the HNSW store's stored ``ef_search`` until its measured recall@k meets ``recall_floor``.
 
