@@ -25,6 +25,7 @@ def test_demo_passes_and_keeps_everything_in_its_folder(tmp_path: Path):
     assert bundle.parent == folder / "snapshots" and (bundle / "checksums.sha256").is_file()
     assert report["records"] == {"source": 600, "exported": 600, "imported": 600}
     assert report["validation"]["passed"] and report["validation"]["mean_overlap"] == 1.0
+    assert "index=" not in report["source"] and "index=" not in report["target"]  # the default (HNSW) stores
     assert report["drift"]["checked"] == 600 and report["drift"]["drifted"] == 0
     check = subprocess.run(["sha256sum", "-c", "--quiet", "checksums.sha256"], cwd=bundle)
     assert check.returncode == 0

@@ -321,6 +321,8 @@ def test_dev_import_into_embedded_pgvector_emits_import_ready(pg_import):
     [event] = p.events()
     assert event["event"] == "import_ready" and event["imported"] == COUNT
     assert event["target"] == pg_import["target"]
+    tuning = result["data"]["rebuild"]["search_tuning"]  # the "Rebuild search structures" step tuned the target
+    assert tuning["reached"] and tuning["recall"] >= 0.95 and tuning["ef_search"] >= 40
 
 
 def test_prod_import_of_a_tampered_bundle_fails_before_approval(procos, dev_export, tmp_path):

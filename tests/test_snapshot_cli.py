@@ -21,7 +21,8 @@ from engine.repository import open_repository
 
 COUNT, DIM = 120, 16
 EXPORT_KEYS = {"path", "snapshot_id", "content_hash", "record_count"}
-IMPORT_KEYS = {"imported", "skipped", "target", "snapshot_id", "content_hash", "artifacts"}
+IMPORT_KEYS = {"imported", "skipped", "target", "snapshot_id", "content_hash", "artifacts",
+               "search_tuning"}
 NAME_RE = re.compile(r"^knowledge_snapshot_(\d{8}_\d{6})$")
 
 

@@ -5,7 +5,8 @@ is given (or ``$VECTOR_ENDPOINT`` when ``uri`` is None) and closes it before ret
 libraries (FAISS, psycopg, pyarrow) are imported by the code that needs them, never here.
 
 - stores: :mod:`engine.api.stores` (seed, stats, query, pause/resume)
-- snapshots, validation and drills: :mod:`engine.api.snapshots`
+- snapshots and drills: :mod:`engine.api.snapshots`
+- validation and search tuning: :mod:`engine.api.validation`
 - drift detection: :mod:`engine.api.drift`
 """
 
@@ -31,7 +32,6 @@ from .snapshots import (
     scratch_store_uri,
     snapshot_catalog,
     start_export,
-    validate,
     verify_snapshot,
     write_drill_report,
 )
@@ -45,6 +45,7 @@ from .stores import (
     seed_store,
     store_stats,
 )
+from .validation import tune_search, validate, validation_report_path
 
 __all__ = [
     "abort_export",
@@ -74,7 +75,9 @@ __all__ = [
     "seed_store",
     "start_export",
     "store_stats",
+    "tune_search",
     "validate",
+    "validation_report_path",
     "verify_snapshot",
     "write_drill_report",
 ]

@@ -145,8 +145,9 @@ def import_snapshot(path: str | Path | list[str | Path], uri: str | None, *, mod
                     on_conflict: str = "version", dry_run: bool = False) -> dict[str, Any]:
     """Verify the bundle, then load records and artifacts into ``uri`` (created with the bundle's settings).
 
-    Returns ``{"imported","skipped","target","snapshot_id","content_hash"}`` (the plan with ``dry_run``).
-    A list of bundles is a chain (full, then deltas) and goes to :func:`import_chain`.
+    Returns ``{"imported","skipped","target","snapshot_id","content_hash","search_tuning"}`` (the plan
+    with ``dry_run``); ``search_tuning`` is ``{"ef_search","recall",...}`` of the search tuning that
+    follows every import into an HNSW store (see :func:`engine.api.tune_search`). A list of bundles is a chain (full, then deltas) and goes to :func:`import_chain`.
     """
 
     if isinstance(path, list | tuple):
@@ -157,7 +158,8 @@ def import_snapshot(path: str | Path | list[str | Path], uri: str | None, *, mod
         return _plan(path, uri, mode, on_conflict)
     from engine.snapshot.importer import import_into
 
-    return import_into(_target(uri), path, mode, on_conflict)
+    result = import_into(_target(uri), path, mode, on_conflict)
+    return {**result, "search_tuning": _tuned(_target(uri))}
 
 
 def _plan(path: str | Path | list[str | Path], uri: str | None, mode: str, on_conflict: str) -> dict[str, Any]:
@@ -179,8 +181,8 @@ def import_chain(paths: list[str | Path], uri: str | None, *, mode: str = "appen
                  dry_run: bool = False) -> dict[str, Any]:
     """Verify a chain (full bundle, then its deltas oldest first) and its lineage, then apply it to ``uri``.
 
-    Returns ``{"imported","skipped","deleted","artifacts","target","snapshot_id","content_hash","chain"}``
-    (the plan with ``dry_run``). A gap, fork or wrong order raises LineageError with nothing written.
+    Returns ``{"imported","skipped","deleted","artifacts","target","snapshot_id","content_hash","chain",
+    "search_tuning"}`` (the plan with ``dry_run``). A gap, fork or wrong order raises LineageError with nothing written.
     """
     _mode(mode)
     _on_conflict(on_conflict)
@@ -190,7 +192,8 @@ def import_chain(paths: list[str | Path], uri: str | None, *, mode: str = "appen
         return _plan(list(paths), uri, mode, on_conflict)
     from engine.snapshot.delta_import import import_chain_into
 
-    return import_chain_into(_target(uri), paths, mode, on_conflict)
+    result = import_chain_into(_target(uri), paths, mode, on_conflict)
+    return {**result, "search_tuning": _tuned(_target(uri))}
 
 
 def export_delta(uri: str | None, base: str | Path, out_dir: str | Path, *, artifacts_dir: str | Path | None = None,
@@ -243,12 +246,28 @@ def register_artifacts(path: str | Path, uri: str | None, mode: str = "append", 
 
 
 def rebuild_search(uri: str | None) -> dict[str, Any]:
-    """Import step: fold logs and (re)build the target's search indexes."""
+    """Import step: fold logs and (re)build the target's search indexes, then tune its search effort.
+
+    Returns the store's stats, ``"search_tuning"`` (see :func:`_tuned`) and ``"seconds"``.
+    """
     started = time.perf_counter()
     with opened(uri) as repo:
         repo.compact()
+    tuning = _tuned(uri)
+    with opened(uri) as repo:
         stats = repo.stats()
-    return {**stats, "seconds": round(time.perf_counter() - started, 3)}
+    return {**stats, "search_tuning": tuning, "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _tuned(uri: str | None) -> dict[str, Any]:
+    """After a restore: raise an HNSW target's ef_search until it serves recall@10 >= 0.95 (stored in the store).
+
+    ``{"ef_search", "recall", "floor", "reached", "tuned", "tried", ...}``; flat and empty targets
+    are left alone (``"tuned": false``, ``"recall": null``).
+    """
+    from .validation import tune_search
+
+    return tune_search(uri)
 
 
 def _store_exists(uri: str) -> bool:
@@ -268,21 +287,7 @@ def _target(uri: str | None) -> str:
     return uri if uri is not None else parse_uri(None).text
 
 
-# --- validation and drills ---------------------------------------------------------------------------
-
-
-def validate(source: str, target: str, *, queries: int = 20, k: int = 10, sample: int | None = None,
-             min_overlap: float | None = None, seed: int = 0, report_path: str | Path | None = None
-             ) -> dict[str, Any]:
-    """Compare ``target`` with ``source`` (store URIs or bundles); ``{"passed","failures","queries","mean_overlap",...}``."""
-    from engine.validation import validate as run
-
-    result = run(source, target, queries=queries, k=k, sample=sample, min_overlap=min_overlap, seed=seed,
-                 report_path=report_path)
-    out = result.to_json()
-    if report_path is not None:
-        out["report"] = str(report_path)
-    return out
+# --- drills ---------------------------------------------------------------------------------------------
 
 
 def scratch_store_uri(base_dir: str | Path) -> str:

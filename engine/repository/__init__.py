@@ -9,6 +9,7 @@ from engine.errors import InvalidURI, SettingsMismatch
 
 from .base import (
     DEFAULT_HNSW,
+    MAX_EF_SEARCH,
     ArtifactInfo,
     ArtifactStore,
     Changes,
@@ -20,7 +21,7 @@ from .base import (
 from .uri import StoreURI, parse_uri, redact
 
 __all__ = [
-    "ArtifactInfo", "ArtifactStore", "Changes", "Hit", "StoreSettings", "StoreURI", "VectorRepository",
+    "MAX_EF_SEARCH", "ArtifactInfo", "ArtifactStore", "Changes", "Hit", "StoreSettings", "StoreURI", "VectorRepository",
     "WriteResult", "open_repository", "parse_uri", "redact", "requested_settings", "resolve_settings",
 ]
 

@@ -7,6 +7,10 @@ done when that suite passes.
 Scores: ``Hit.score`` is the metric's *distance*, lower is closer, exactly as pgvector's operators
 define it: cosine distance ``1 - cos``, Euclidean distance for ``l2`` (not squared), and the
 negative inner product for ``inner_product``. Ties are ordered by ascending id.
+
+Search effort: an HNSW store answers unfiltered queries approximately, examining ``ef_search``
+candidates (pgvector's ``hnsw.ef_search``, FAISS's ``efSearch``); ``query(..., exact=True)`` always
+answers exactly, and :meth:`VectorRepository.set_ef_search` changes the stored effort.
 """
 
 from __future__ import annotations
@@ -17,10 +21,20 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from engine.errors import InvalidInput
 from engine.records import EmbeddingRecord, OnConflict, RecordBatch
 
 INDEX_TYPES = ("hnsw", "flat")
 DEFAULT_HNSW = {"m": 16, "ef_construction": 64, "ef_search": 40}
+MAX_EF_SEARCH = 1000  # pgvector's upper limit for hnsw.ef_search; the same bound for FAISS stores
+
+
+def checked_ef_search(value: object, where: str) -> int:
+    """``value`` as an HNSW search effort, or InvalidInput saying the allowed range."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not 1 <= int(value) <= MAX_EF_SEARCH:
+        raise InvalidInput(f"ef_search for {where} must be an integer from 1 to {MAX_EF_SEARCH}, got {value!r}",
+                           hint=f"give a value from 1 to {MAX_EF_SEARCH}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -121,10 +135,13 @@ class VectorRepository(Protocol):
         """
 
     def query(self, vector: Sequence[float] | np.ndarray, k: int,
-              filters: dict[str, Any] | None = None) -> list[Hit]:
+              filters: dict[str, Any] | None = None, *, exact: bool = False) -> list[Hit]:
         """The ``k`` nearest records (fewer only if fewer match), closest first, ties by id.
 
-        With ``filters`` the search is exact over the matching records on every backend.
+        An HNSW store answers an unfiltered query approximately (see ``ef_search``). With ``filters``,
+        or with ``exact=True``, the answer is exact on every backend: the true ``k`` nearest by the
+        distances above, whatever the index type (FAISS ranks its stored vectors exhaustively, pgvector
+        scans the table with index scans disabled, in a read-only transaction).
         """
 
     def fetch(self, ids: Sequence[str]) -> list[EmbeddingRecord]:
@@ -147,6 +164,15 @@ class VectorRepository(Protocol):
 
     def changes_since(self, seq: int, batch_size: int = 10_000) -> Changes:
         """Records upserted and ids deleted after change sequence ``seq`` (without a full scan)."""
+
+    def set_ef_search(self, ef_search: int) -> None:
+        """Store the HNSW search effort (1 to ``MAX_EF_SEARCH``) in the store's settings.
+
+        This object and every process that opens the store afterwards query with it (a URI's own
+        ``ef_search=`` still overrides it for that one opening). Allowed while ingestion is paused;
+        a flat store keeps the value but searches exhaustively anyway. Raises InvalidInput when out
+        of range.
+        """
 
     def compact(self) -> None:
         """Rebuild search structures: fold write logs into the index, recreate missing indexes, refresh statistics."""

@@ -42,7 +42,8 @@ from engine.records import (
 
 from . import resolve_settings
 from .artifacts import DirectoryArtifactStore
-from .base import Changes, Hit, StoreSettings, WriteResult
+from .base import Changes, Hit, StoreSettings, WriteResult, checked_ef_search
+from .faiss_exact import ExactSearch
 from .faiss_index import (
     LiveIndex,
     PrebuiltIndex,
@@ -75,6 +76,7 @@ class FaissRepository:
         self._settings = settings
         self._meta = MetaStore(path / "store.sqlite")
         self._live = LiveIndex(settings, path)
+        self._exact_search = ExactSearch()
         self._mutex = threading.RLock()
         self._lock_fd: int | None = None
         self._lock_depth = 0
@@ -327,7 +329,7 @@ class FaissRepository:
     # --- reads ---------------------------------------------------------------------------------
 
     def query(self, vector: Sequence[float] | np.ndarray, k: int,
-              filters: dict[str, Any] | None = None) -> list[Hit]:
+              filters: dict[str, Any] | None = None, *, exact: bool = False) -> list[Hit]:
         clauses = normalize(filters)
         dims = self.dimensions
         if dims is None or k <= 0:
@@ -336,14 +338,25 @@ class FaissRepository:
         with self._mutex:
             if clauses:
                 return self._exact(q, int(k), clauses)
-            return self._synced(lambda state: self._nearest(q, int(k)))
+            return self._synced(lambda state: self._nearest(q, int(k), exact))
 
-    def _nearest(self, q: np.ndarray, k: int) -> list[Hit]:
-        labels = self._live.nearest(q, k, int(self._settings.index_params.get("ef_search", 40)))
+    def _nearest(self, q: np.ndarray, k: int, exact: bool = False) -> list[Hit]:
+        if exact:  # the index's stored vectors, searched exhaustively, then rescored from store.sqlite
+            labels = self._exact_search.candidates(self._live, q, k)
+        else:
+            labels = self._live.nearest(q, k, int(self._settings.index_params.get("ef_search", 40)))
         if labels is None:  # never come back short while k records exist
             return self._exact(q, k, [])
         rows = self._meta.rows_by_label(labels)
         return ranked(rows, row_scores(rows, q, self.metric), k)
+
+    def set_ef_search(self, ef_search: int) -> None:
+        value = checked_ef_search(ef_search, self.uri)
+        with self._mutex, self._meta.write():
+            params = {**self._meta.settings().index_params, "ef_search": value}
+            self._meta.save_index_params(params)
+        self._settings = dataclasses.replace(self._settings,
+                                             index_params={**self._settings.index_params, "ef_search": value})
 
     def _exact(self, q: np.ndarray, k: int, clauses: list) -> list[Hit]:
         where, params = sqlite_where(clauses)

@@ -168,6 +168,11 @@ class MetaStore:
                   "store_id": json.dumps(str(uuid.uuid4()))}
         self.conn.executemany("INSERT OR IGNORE INTO settings VALUES (?, ?)", values.items())
 
+    def save_index_params(self, params: dict[str, int]) -> None:
+        """Replace the stored index parameters (call inside a write transaction)."""
+        self.conn.execute("UPDATE settings SET value = ? WHERE key = 'index_params'",
+                          (json.dumps(params, sort_keys=True),))
+
     def store_id(self) -> str:
         """The store's id; a store created before ids existed gets one now (first writer wins)."""
         row = self.conn.execute("SELECT value FROM settings WHERE key = 'store_id'").fetchone()

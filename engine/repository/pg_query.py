@@ -2,8 +2,8 @@
 
 The distance operators (``<=>`` cosine, ``<->`` l2, ``<#>`` negative inner product) are the
 scores. Without filters an HNSW store asks the index for ``ef_search`` candidates and orders them
-by (distance, id); with filters, for ``index=flat``, or for ``k`` beyond what HNSW can return,
-the search is exact: ``ORDER BY distance, id`` is not an index ordering, so PostgreSQL scans the
+by (distance, id); with filters, with ``exact``, for ``index=flat``, or for ``k`` beyond what HNSW
+can return, the search is exact: ``ORDER BY distance, id`` is not an index ordering, so PostgreSQL scans the
 matching rows (pgvector 0.6 has no iterative index scans that would keep filtered HNSW complete).
 """
 
@@ -18,10 +18,9 @@ from psycopg import sql
 
 from engine.errors import InvalidRecord
 
+from .base import MAX_EF_SEARCH as HNSW_MAX_EF_SEARCH
 from .base import StoreSettings
 from .pg_schema import OPERATOR
-
-HNSW_MAX_EF_SEARCH = 1000  # pgvector's upper limit for hnsw.ef_search
 
 
 def query_vector_text(vector: Sequence[float] | np.ndarray, dims: int, metric: str) -> str:
@@ -54,12 +53,12 @@ def containment_hint(clauses: list[tuple[str, tuple[Any, ...]]]) -> tuple[str, l
 
 
 def search_sql(table: str, settings: StoreSettings, k: int, qtext: str, where: str,
-               where_params: list[Any]) -> tuple[sql.Composed, list[Any], int | None]:
-    """(statement, parameters, ef_search to SET LOCAL or None) for a k-nearest query."""
+               where_params: list[Any], *, exact: bool = False) -> tuple[sql.Composed, list[Any], int | None]:
+    """(statement, parameters, ef_search to SET LOCAL or None) for a k-nearest query (``exact``: a full scan)."""
     dist = sql.SQL("embedding {} %s::vector").format(sql.SQL(OPERATOR[settings.metric]))
     t = sql.Identifier(table)
     ef = max(int(settings.index_params.get("ef_search", 40)), k)
-    approximate = settings.index == "hnsw" and where == "TRUE" and ef <= HNSW_MAX_EF_SEARCH
+    approximate = not exact and settings.index == "hnsw" and where == "TRUE" and ef <= HNSW_MAX_EF_SEARCH
     if not approximate:
         stmt = sql.SQL("SELECT id, {d} AS distance, metadata_json FROM {t} WHERE {w}"
                        " ORDER BY distance, id LIMIT {k}").format(d=dist, t=t, w=sql.SQL(where), k=sql.Literal(k))

@@ -21,15 +21,22 @@ from .pgcopy import READ_COLUMNS, decode_stream
 
 
 def nearest(conn: Connection, table: str, settings: StoreSettings, vector: Sequence[float] | np.ndarray,
-            k: int, clauses: list[Clause]) -> list[Hit]:
-    """The ``k`` closest records (exact when filtered), ordered by (distance, id)."""
+            k: int, clauses: list[Clause], exact: bool = False) -> list[Hit]:
+    """The ``k`` closest records (exact when filtered or ``exact``), ordered by (distance, id).
+
+    ``exact`` makes the caller's transaction read-only and turns index scans off, so PostgreSQL
+    computes the distance of every (matching) row instead of asking the HNSW graph.
+    """
     assert settings.dimensions is not None
+    if exact:
+        conn.execute("SET LOCAL transaction_read_only = on")
+        conn.execute("SET LOCAL enable_indexscan = off")
     qtext = query_vector_text(vector, settings.dimensions, settings.metric)
     where, where_params = postgres_where(clauses)
     if clauses:
         hint, hint_params = containment_hint(clauses)
         where, where_params = f"{hint} AND {where}", hint_params + where_params
-    stmt, params, ef = search_sql(table, settings, k, qtext, where, where_params)
+    stmt, params, ef = search_sql(table, settings, k, qtext, where, where_params, exact=exact)
     if ef:
         conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef)))
     rows = conn.execute(stmt, params).fetchall()

@@ -131,6 +131,12 @@ def set_paused(conn: Connection, table: str, paused: bool) -> None:
         sql.Identifier(STATE_TABLE)), (paused, table))
 
 
+def set_index_param(conn: Connection, table: str, key: str, value: int) -> None:
+    """Change one stored index parameter (``ef_search``) of the store's state row."""
+    conn.execute(sql.SQL("UPDATE {} SET index_params = index_params || jsonb_build_object(%s::text, %s::int)"
+                         " WHERE table_name = %s").format(sql.Identifier(STATE_TABLE)), (key, value, table))
+
+
 def set_dimensions(conn: Connection, table: str, dims: int) -> None:
     conn.execute(sql.SQL("UPDATE {} SET dimensions = %s WHERE table_name = %s").format(
         sql.Identifier(STATE_TABLE)), (dims, table))

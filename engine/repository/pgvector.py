@@ -26,7 +26,7 @@ from engine.errors import IngestionPaused, StoreError, StoreNotFound
 from engine.records import EmbeddingRecord, OnConflict, RecordBatch, validate_batch
 
 from . import pg_reads, pg_schema, pg_writes
-from .base import Changes, Hit, StoreSettings, WriteResult
+from .base import Changes, Hit, StoreSettings, WriteResult, checked_ef_search
 from .filters import normalize
 from .pg_artifacts import PgArtifactStore
 from .uri import StoreURI
@@ -219,12 +219,17 @@ class PgVectorRepository:
     # --- reads -----------------------------------------------------------------------------------
 
     def query(self, vector: Sequence[float] | np.ndarray, k: int,
-              filters: dict[str, Any] | None = None) -> list[Hit]:
+              filters: dict[str, Any] | None = None, *, exact: bool = False) -> list[Hit]:
         clauses = normalize(filters)
         settings = self._refresh()
         if k <= 0 or settings.dimensions is None:
             return []
-        return self._read(pg_reads.nearest, self.table, settings, vector, k, clauses)
+        return self._read(pg_reads.nearest, self.table, settings, vector, k, clauses, exact)
+
+    def set_ef_search(self, ef_search: int) -> None:
+        value = checked_ef_search(ef_search, self.uri)
+        self._read(pg_schema.set_index_param, self.table, "ef_search", value)
+        self._settings = replace(self._settings, index_params={**self._settings.index_params, "ef_search": value})
 
     def fetch(self, ids: Sequence[str]) -> list[EmbeddingRecord]:
         wanted = list(ids)
@@ -358,7 +363,7 @@ def _translate_connection_errors(method: Callable[..., Any]) -> Callable[..., An
 
 for _name in ("upsert", "write_batch", "bulk_load", "replace_all", "query", "fetch", "delete", "count",
               "iter_batches", "iter_records", "sequence", "changes_since", "pause_ingestion", "resume_ingestion",
-              "is_paused", "stats", "compact"):
+              "is_paused", "stats", "compact", "set_ef_search"):
     setattr(PgVectorRepository, _name, _translate_connection_errors(getattr(PgVectorRepository, _name)))
 
 __all__ = ["PgVectorRepository", "connect"]

@@ -1,10 +1,15 @@
-"""Validation: prove that a target answers like its source.
+"""Validation: prove that a target holds what its source holds, and serves it well.
 
-``validate(source, target)`` compares two store URIs or bundles: count, dimensions and metric,
-every id present, per-record vector_hash equality (all records, or ``sample`` random ones),
-artifact checksums, and ``queries`` random queries (half from stored vectors, half random
-directions) for top-k overlap, rank agreement and score differences. Thresholds: all ids present,
-hashes equal, overlap 1.0 per query when both sides are exact; a recall floor (0.95) otherwise.
+``validate(source, target)`` compares two store URIs or bundles:
+
+- records: count, dimensions and metric; every id present; per-record vector_hash, metadata and
+  version equality (all records, or ``sample`` random ones); artifact checksums;
+- exact check (equivalence of data): one query set (see :mod:`.queryset`) answered by an exact
+  search on both sides; top-k ids and ranks must be identical, ties allowed to reorder;
+- recall (serving quality): each side's approximate top-k against its own exact top-k; the target
+  passes by the recall floor (default 0.95) or by the source's recall minus a tolerance.
+
+``passed`` is the conjunction of all of them. A bundle side is exact by nature (brute force).
 """
 
 from __future__ import annotations
@@ -15,30 +20,53 @@ from typing import Any
 
 import numpy as np
 
+from .answers import compare_queries, describe_side, skipped
 from .compare import compare_records
-from .queries import compare_queries
-from .report import write_markdown
+from .queryset import combine, draw_queries, load_queries_file
+from .recall import DEFAULT_FLOOR, RecallRule
+from .report import default_report_path, write_markdown
 from .result import Validation
 from .sides import open_side
+from .tuning import tune_search
 
-__all__ = ["Validation", "validate", "write_markdown"]
+__all__ = ["DEFAULT_FLOOR", "RecallRule", "Validation", "default_report_path", "tune_search", "validate",
+           "write_markdown"]
 
 
 def validate(source: str, target: str, *, queries: int = 20, k: int = 10, sample: int | None = None,
-             min_overlap: float | None = None, seed: int = 0, report_path: str | Path | None = None
-             ) -> Validation:
-    """Compare ``target`` against ``source`` (store URIs or bundle paths) and return the outcome."""
+             min_overlap: float | None = None, seed: int = 0, report_path: str | Path | None = None,
+             recall_floor: float | None = None, recall_vs_source: float | None = None,
+             queries_file: str | Path | None = None) -> Validation:
+    """Compare ``target`` against ``source`` (store URIs or bundle paths) and return the outcome.
+
+    ``queries`` are drawn from the stored vectors (half as they are, half perturbed); the rows of
+    ``queries_file`` (``.npy``, shape (n, d)) are added to them. ``min_overlap`` below 1.0 loosens
+    the exact check to that share of each query's top-k. ``recall_floor`` or ``recall_vs_source``
+    chooses the recall rule (default: floor 0.95).
+    """
+    rule = RecallRule.of(recall_floor, recall_vs_source)
     rng = np.random.default_rng(seed)
     with contextlib.ExitStack() as stack:
         src = open_side(source, stack)
         dst = open_side(target, stack)
         result = Validation(source=src.name, target=dst.name)
+        result.sides = {"source": describe_side(src), "target": describe_side(dst)}
         _compare_settings(src, dst, result)
         _compare_artifacts(src.artifacts, dst.artifacts, result)
-        if src.dimensions == dst.dimensions:
-            pool = compare_records(src, dst, result, sample, rng)
-            if src.metric == dst.metric:
-                compare_queries(src, dst, pool, queries, k, min_overlap, rng, result)
+        if src.dimensions != dst.dimensions or src.metric != dst.metric:
+            if src.dimensions == dst.dimensions:
+                compare_records(src, dst, result, sample, rng, pool_size=0)
+            skipped(result, k, rule, "the two sides have different dimensions or metrics", passed=False)
+        else:
+            from_file = None
+            if queries_file is not None and src.dimensions is not None:  # read first: a bad file stops here
+                from_file = load_queries_file(queries_file, src.dimensions, src.metric)
+            pool = compare_records(src, dst, result, sample, rng, pool_size=queries)
+            query_set = draw_queries(pool, queries, src.metric, rng)
+            if from_file is not None:
+                query_set = combine(query_set, from_file)
+            compare_queries(src, dst, query_set, k, min_overlap, rule, result)
+            result.checks["queries"].update(file=str(queries_file) if queries_file else None, seed=seed)
     if report_path is not None:
         write_markdown(result, Path(report_path))
     return result

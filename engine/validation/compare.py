@@ -6,15 +6,17 @@ import numpy as np
 
 from engine.records import vector_sha256
 
+from .queryset import Reservoir
 from .result import MAX_LISTED, Validation
 from .sides import Side
 
 
 def compare_records(source: Side, target: Side, result: Validation, sample: int | None,
-                    rng: np.random.Generator) -> np.ndarray:
+                    rng: np.random.Generator, pool_size: int = 64) -> np.ndarray:
     """Merge both id streams: missing/unexpected ids, vector hash and metadata equality.
 
-    Returns up to 64 source vectors (reservoir sample) to use as queries.
+    Returns up to ``pool_size`` vectors of records both sides hold (a uniform reservoir sample of the
+    source's), from which the queries are drawn.
     """
     check_positions = None
     if sample is not None and source.count:
@@ -24,8 +26,7 @@ def compare_records(source: Side, target: Side, result: Validation, sample: int 
     drifted: list[str] = []
     changed: list[str] = []
     n_missing = n_unexpected = n_drifted = n_changed = checked = 0
-    pool: list[np.ndarray] = []
-    seen = 0
+    pool = Reservoir(pool_size, rng)
 
     def rows(side: Side):
         for batch in side.batches():
@@ -51,11 +52,7 @@ def compare_records(source: Side, target: Side, result: Validation, sample: int 
             continue
         rid, sb, si = s
         _, tb, ti = t
-        seen += 1
-        if len(pool) < 64:
-            pool.append(sb.vectors[si])
-        elif rng.random() < 64 / seen:
-            pool[int(rng.integers(64))] = sb.vectors[si]
+        pool.offer(sb.vectors[si])
         if check_positions is None or position in check_positions:
             checked += 1
             if vector_sha256(sb.vectors[si]) != vector_sha256(tb.vectors[ti]):
@@ -79,4 +76,4 @@ def compare_records(source: Side, target: Side, result: Validation, sample: int 
         result.fail("vector_hash", f"{n_drifted} record(s) have different vector bytes", ids=drifted)
     if n_changed:
         result.fail("record_content", f"{n_changed} record(s) differ in metadata or version", ids=changed)
-    return np.array(pool, dtype=np.float32) if pool else np.zeros((0, source.dimensions or 0), np.float32)
+    return pool.array(source.dimensions or 0)

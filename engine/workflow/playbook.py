@@ -60,7 +60,7 @@ def run_demo(folder: str | Path | None = None, *, count: int = 2_000, dim: int =
                                       encoding="utf-8")
     service = WorkflowService(load_settings(environment="dev"))
     service.directory.add(service.directory.identity(DEMO_USER), DEMO_USER, ["Admin", "Owner"])
-    source = f"faiss:{root / 'source'}?index=flat"
+    source = f"faiss:{root / 'source'}"
     target = f"postgresql+embedded:{root / 'target-pg'}"
     timings: dict[str, float] = {}
     report: dict[str, Any] = {"folder": str(root), "source": source, "target": target}
