@@ -101,6 +101,8 @@ class BundleError(ProcosError):
 class BundleInvalid(BundleError):
     """Verification found problems in a bundle; ``findings`` lists every one of them."""
 
+    exit_code = 3  # bundle verification failed
+
     def __init__(self, message: str, findings: list | None = None, *, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.findings = list(findings or [])
@@ -108,6 +110,18 @@ class BundleInvalid(BundleError):
 
 class ChecksumMismatch(BundleInvalid):
     """A file's bytes do not match its line in ``checksums.sha256``."""
+
+
+class SignatureRequired(BundleInvalid):
+    """A bundle without a good signature by a trusted key, where one is required; nothing was written."""
+
+
+class DecryptionFailed(BundleInvalid):
+    """An encrypted bundle (``.age``) cannot be decrypted: no matching key, or damaged ciphertext."""
+
+
+class SigningFailed(BundleError):
+    """``gpg`` could not sign (no such secret key, a key that needs a passphrase, gpg missing)."""
 
 
 class UnsafeArchive(BundleError):

@@ -7,10 +7,12 @@ libraries (FAISS, psycopg, pyarrow) are imported by the code that needs them, ne
 - stores: :mod:`engine.api.stores` (seed, stats, query, pause/resume)
 - snapshots, validation and drills: :mod:`engine.api.snapshots`
 - drift detection: :mod:`engine.api.drift`
+- signing and encryption: :mod:`engine.api.crypto`
 """
 
 from __future__ import annotations
 
+from .crypto import encrypt_snapshot, sign_file, sign_snapshot, signature_status
 from .drift import drift_check
 from .snapshots import (
     abort_export,
@@ -50,6 +52,7 @@ __all__ = [
     "abort_export",
     "check_package",
     "drift_check",
+    "encrypt_snapshot",
     "export_artifacts",
     "export_delta",
     "export_embeddings",
@@ -72,6 +75,9 @@ __all__ = [
     "scratch_store_uri",
     "snapshot_catalog",
     "seed_store",
+    "sign_file",
+    "sign_snapshot",
+    "signature_status",
     "start_export",
     "store_stats",
     "validate",
