@@ -101,8 +101,6 @@ class BundleError(ProcosError):
 class BundleInvalid(BundleError):
     """Verification found problems in a bundle; ``findings`` lists every one of them."""
 
-    exit_code = 3  # bundle verification failed
-
     def __init__(self, message: str, findings: list | None = None, *, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.findings = list(findings or [])
@@ -112,12 +110,24 @@ class ChecksumMismatch(BundleInvalid):
     """A file's bytes do not match its line in ``checksums.sha256``."""
 
 
-class SignatureRequired(BundleInvalid):
+class SignatureError(BundleInvalid):
+    """A bundle's signature is bad, or not good where a good one is required."""
+
+    exit_code = 3  # bundle verification failed
+
+
+class BadSignature(SignatureError):
+    """``checksums.sha256.asc`` does not verify against ``checksums.sha256`` (among the findings)."""
+
+
+class SignatureRequired(SignatureError):
     """A bundle without a good signature by a trusted key, where one is required; nothing was written."""
 
 
 class DecryptionFailed(BundleInvalid):
     """An encrypted bundle (``.age``) cannot be decrypted: no matching key, or damaged ciphertext."""
+
+    exit_code = 3
 
 
 class SigningFailed(BundleError):

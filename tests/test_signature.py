@@ -23,7 +23,7 @@ from crypto_support import Keyring, drop_home, gpg, make_keyring, needs_gpg, new
 from snapshot_helpers import synthetic_bundle
 
 from engine import api
-from engine.errors import BundleInvalid, ConfigError, SignatureRequired, SigningFailed
+from engine.errors import BadSignature, BundleInvalid, ConfigError, SignatureRequired, SigningFailed
 from engine.snapshot import pack_bundle
 
 pytestmark = needs_gpg
@@ -193,9 +193,11 @@ def test_checksums_changed_after_signing_is_a_bad_signature_and_fails_verificati
     assert code == 3 and report["ok"] is False
     assert report["signature"]["status"] == "bad"
     assert "checksums.sha256.asc" in {e["path"] for e in report["errors"]}
-    with pytest.raises(BundleInvalid) as info:
+    with pytest.raises(BadSignature) as info:  # without --require-signature too: a bad signature is a failure
         api.import_snapshot(signed, f"faiss:{signed.parent / 'target'}", trusted_keys=[use_keyring.signer])
     assert "checksums.sha256.asc" in {f["path"] for f in info.value.findings}
+    code, out = cli("snapshot", "import", str(signed), f"faiss:{signed.parent / 'target'}")
+    assert code == 3 and "failed verification" in out
     assert not (signed.parent / "target").exists()
 
 
@@ -282,7 +284,7 @@ def test_require_signature_refuses_before_anything_exists(bundle: Path, use_keyr
     expected = {"unsigned": "is not signed", "badly_signed": "checksums.sha256.asc",
                 "untrusted_signer": f"is signed by {use_keyring.other}, which is not a trusted key"}[case]
     assert expected in out and "Try: " in out
-    error = SignatureRequired if case != "badly_signed" else BundleInvalid
+    error = SignatureRequired if case != "badly_signed" else BadSignature
     with pytest.raises(error):
         api.load_vectors(bundle, f"faiss:{target}", require_signature=True, trusted_keys=[use_keyring.signer])
     assert not target.exists()

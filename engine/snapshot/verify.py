@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import BundleError, BundleInvalid, UnsupportedSchemaVersion
+from engine.errors import BadSignature, BundleError, BundleInvalid, UnsupportedSchemaVersion
 
 from . import checksums, layout, manifest
 from .data_checks import check_embeddings
@@ -112,7 +112,8 @@ def verified_manifest(root: Path, name: object, *, consequence: str, purpose: st
                                        hint=f"upgrade procos-knowledge to {purpose}")
     if not report.ok:
         first = report.errors[0]
-        raise BundleInvalid(f"{name} failed verification with {len(report.errors)} problem(s), e.g. "
+        error = BadSignature if any(f.code == "signature" for f in report.errors) else BundleInvalid
+        raise error(f"{name} failed verification with {len(report.errors)} problem(s), e.g. "
                             f"{first.path}: {first.problem}; {consequence}",
                             [f.to_json() for f in report.errors],
                             hint="run procos snapshot verify for the full list; export the bundle again "
