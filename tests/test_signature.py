@@ -352,3 +352,20 @@ def test_prod_requires_signatures_on_every_import_path_of_the_api(bundle: Path, 
         assert repo.count() == 0 and repo.artifacts.list() == []
     finally:
         repo.close()
+
+
+def test_an_expired_key_or_a_missing_verdict_is_never_good():
+    """gpg's status lines for a signature by an expired key (captured from gpg 2.2 with --faked-system-time)."""
+    from engine.snapshot.signature import classify
+
+    fpr = "106DF6465EAAD8F15D33D65EE0F68B2A25F1549C"
+    expired = [["NEWSIG"], ["KEY_CONSIDERED", fpr, "0"], ["KEYEXPIRED", "1796248193"],
+               ["EXPKEYSIG", "E0F68B2A25F1549C", "Exp", "<e@example.org>"],
+               ["VALIDSIG", fpr, "2026-12-01", "1796161793", "0", "4", "0", "22", "8", "00", fpr]]
+    assert classify(expired, 0, [fpr]) == {"status": "untrusted", "fingerprint": fpr}
+    good = [["NEWSIG"], ["GOODSIG", "E0F68B2A25F1549C", "Exp"], expired[-1]]
+    assert classify(good, 0, [fpr]) == {"status": "good", "fingerprint": fpr}
+    assert classify(good, 1, [fpr])["status"] == "bad"  # gpg's exit code disagrees: not good
+    assert classify(good[:2], 0, [fpr])["status"] == "bad"  # GOODSIG without VALIDSIG
+    assert classify([["NODATA", "1"]], 2, [fpr]) == {"status": "bad", "fingerprint": None}
+    assert classify([*good, ["PLAINTEXT", "62", "0"]], 0, [fpr])["status"] == "bad"
