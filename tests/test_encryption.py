@@ -36,6 +36,7 @@ from engine.crypto import (
     recipient_of,
 )
 from engine.crypto import age as age_format
+from engine.crypto import keys as keys_format
 from engine.crypto.age_stream import CHUNK, TAG
 from engine.errors import DecryptionFailed
 from engine.snapshot import pack_bundle
@@ -125,11 +126,11 @@ def test_bech32_matches_bip173_and_keys_match_age_keygen(right: AgeKey):
     for bad in ("A12UEL5l", "a12uel5m", "abcdef1qpzry9x8gf2tvdw0s3jn54khce6mua7lmqqqxx"):
         with pytest.raises(bech32.Bech32Error):
             bech32.decode(bad)
-    secret = age_format.read_identities(right.path)[0]
+    secret = keys_format.read_identities(right.path)[0]
     assert encode_identity(secret) == right.secret
     assert recipient_of(secret) == right.recipient
     assert len(parse_recipient(right.recipient)) == 32
-    with pytest.raises(age_format.AgeError, match="not an age"):
+    with pytest.raises(keys_format.AgeError, match="not an age"):
         parse_recipient(right.recipient[:-1] + ("q" if right.recipient[-1] != "q" else "p"))
 
 
@@ -201,7 +202,7 @@ def test_unknown_stanzas_are_ignored_and_scrypt_must_be_alone(right: AgeKey, tmp
     (tmp_path / "mixed.age").write_bytes(head + b" " + age_format.b64encode(age_format.header_mac(file_key, head))
                                          .encode() + b"\n" + nonce + payload)
     with open(tmp_path / "mixed.age", "rb") as fh, pytest.raises(DecryptionFailed, match="only stanza"):
-        AgeReader(fh, AgeKeys(identities=tuple(age_format.read_identities(right.path)), passphrase=b"pw"), "m")
+        AgeReader(fh, AgeKeys(identities=tuple(keys_format.read_identities(right.path)), passphrase=b"pw"), "m")
     armored = subprocess.run(["age", "-a", "-r", right.recipient], input=b"x", capture_output=True, check=True)
     with pytest.raises(DecryptionFailed, match="ASCII-armored"):
         AgeReader(io.BytesIO(armored.stdout), AgeKeys.from_files([right.path]), "armored.age")
@@ -217,7 +218,7 @@ def test_an_encrypted_folder_decrypts_with_stock_age_into_a_bundle_sha256sum_acc
     code, out = cli("snapshot", "encrypt", str(bundle), "--recipient", right.recipient, "--json")
     assert code == 0, out
     result = json.loads(out)
-    target = tmp_path / f"{bundle.name}.tar.zst.age"
+    target = tmp_path / f"{bundle.name}.age"
     assert result["path"] == str(target) and result["recipients"] == [right.recipient]
     assert result["passphrase"] is False and result["bytes"] == target.stat().st_size
     assert not (tmp_path / f"{bundle.name}.tar.zst").exists()  # packed on the fly, never in the clear
@@ -415,7 +416,7 @@ def test_keys_and_passphrases_never_reach_output_state_or_bundles(pristine: Path
         return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, env=env,
                               timeout=300)
 
-    sealed = Path(f"{bundle}.tar.zst.age")
+    sealed = Path(f"{bundle}.age")
     runs = [procos("snapshot", "encrypt", str(bundle), "--passphrase-file", str(secret), "--json"),
             procos("snapshot", "import", str(sealed), f"faiss:{out_dir / 'pp'}", "--passphrase-file", str(secret)),
             procos("--debug", "snapshot", "import", str(sealed), f"faiss:{out_dir / 'x'}", "--passphrase-file",
@@ -426,7 +427,7 @@ def test_keys_and_passphrases_never_reach_output_state_or_bundles(pristine: Path
                    str(wrong.path)),
             procos("snapshot", "verify", str(sealed), "--identity", str(right.path), "--json")]
     assert [r.returncode for r in runs] == [0, 0, 3, 0, 0, 3, 0], [r.stderr[-400:] for r in runs]
-    raw_keys = [age_format.read_identities(k.path)[0] for k in (right, wrong)]
+    raw_keys = [keys_format.read_identities(k.path)[0] for k in (right, wrong)]
     needles = [PASSPHRASE.encode(), right.secret.encode(), right.secret.lower().encode(), wrong.secret.encode(),
                *raw_keys, *(k.hex().encode() for k in raw_keys)]
     haystacks = [(Path(f"output of run {i}"), r.stdout + r.stderr) for i, r in enumerate(runs)]

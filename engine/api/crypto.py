@@ -3,7 +3,7 @@
 - :func:`sign_snapshot` / :func:`sign_file`: detached OpenPGP signatures by the system ``gpg``
   (``GNUPGHOME``'s keyring); the key defaults to ``PROCOS_SIGNING_KEY``.
 - :func:`signature_status`: ``{"status": "good"|"bad"|"missing"|"untrusted", "fingerprint"}``.
-- :func:`encrypt_snapshot`: ``<bundle>.tar.zst.age`` in the age format.
+- :func:`encrypt_snapshot`: ``PATH.age``, the packed bundle in the age format.
 - :func:`bundle_access`: the trust and key arguments every import and verify function takes.
 
 Keys, passphrases and identity files' contents never appear in a result or an error; results name
@@ -76,7 +76,7 @@ def signature_status(path: str | Path, signature: str | Path | None = None,
 
 def encrypt_snapshot(path: str | Path, recipients: list[str] | tuple[str, ...] = (),
                      passphrase_file: str | Path | None = None) -> dict[str, Any]:
-    """Write ``<bundle>.tar.zst.age`` beside ``path`` (a bundle folder, packed on the fly, or its ``.tar.zst``).
+    """Write ``PATH.age`` beside ``path`` (a bundle folder, packed on the fly, or its ``.tar.zst``).
 
     Encrypted to every ``age1...`` recipient, or with the passphrase in ``passphrase_file``.
     Returns ``{"path","source","recipients","passphrase","bytes"}``; the stock ``age -d`` decrypts it.

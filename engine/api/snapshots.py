@@ -101,7 +101,7 @@ def verify_snapshot(path: str | Path, *, trusted_keys: list[str] | None = None, 
 
     Returns ``{"ok", "errors": [{"path","problem"}], "manifest", "signature": {"status","fingerprint"}}``;
     ``status`` is good, bad, missing or untrusted (``trusted_keys`` add to ``PROCOS_TRUSTED_KEYS``).
-    An encrypted ``.tar.zst.age`` is opened with ``identity`` / ``passphrase_file`` (or ``PROCOS_AGE_IDENTITY``).
+    An encrypted ``.age`` bundle is opened with ``identity`` / ``passphrase_file`` (or ``PROCOS_AGE_IDENTITY``).
     """
     from engine import snapshot
 
@@ -159,7 +159,7 @@ def import_snapshot(path: str | Path | list[str | Path], uri: str | None, *, mod
     A list of bundles is a chain (full, then deltas) and goes to :func:`import_chain`.
     ``require_signature`` (always on in prod) refuses, before anything is written, a bundle without a
     good signature by a trusted key (``trusted_keys`` add to ``PROCOS_TRUSTED_KEYS``): SignatureRequired.
-    A ``.tar.zst.age`` is decrypted with ``identity`` / ``passphrase_file`` (or ``PROCOS_AGE_IDENTITY``).
+    An encrypted ``.age`` bundle is decrypted with ``identity`` / ``passphrase_file`` (or ``PROCOS_AGE_IDENTITY``).
     """
     trust = {"require_signature": require_signature, "trusted_keys": trusted_keys, "identity": identity,
              "passphrase_file": passphrase_file}

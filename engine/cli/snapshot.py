@@ -79,7 +79,7 @@ def pack(bundle: str, level: int, as_json: bool) -> None:
 @JSON_OPT
 def verify(path: str, trusted_keys: tuple[str, ...], identity: str | None, passphrase_file: str | None,
            as_json: bool) -> None:
-    """Check every checksum, file, count and vector hash of a bundle folder, .tar.zst or .tar.zst.age.
+    """Check every checksum, file, count and vector hash of a bundle folder, .tar.zst or encrypted .age.
 
     Every problem is reported, not just the first; the exit code is 0 only when all checks pass.
     The signature (checksums.sha256.asc) is reported as good, bad, missing or untrusted; a bad one
@@ -194,7 +194,7 @@ def catalog(folder: str, quick: bool, as_json: bool) -> None:
 @JSON_OPT
 def import_(args: tuple[str, ...], mode: str, on_conflict: str, dry_run: bool, require_signature: bool,
             trusted_keys: tuple[str, ...], identity: str | None, passphrase_file: str | None, as_json: bool) -> None:
-    """Verify BUNDLE (folder, .tar.zst or .tar.zst.age), then import it into the store URI.
+    """Verify BUNDLE (folder, .tar.zst or encrypted .age), then import it into the store URI.
 
     With several bundles (a full bundle, then its deltas oldest first) every bundle and the lineage
     are checked first; a gap, fork or wrong order is refused with nothing written.
@@ -204,7 +204,7 @@ def import_(args: tuple[str, ...], mode: str, on_conflict: str, dry_run: bool, r
     encrypted bundle that does not decrypt is refused the same way.
 
     \b
-    Example: procos snapshot import X.tar.zst.age postgresql+embedded:./pg --identity key.txt --require-signature
+    Example: procos snapshot import knowledge_snapshot_20260101_120000.age postgresql+embedded:./pg --identity key.txt --require-signature
     """
     from engine import api
 

@@ -14,7 +14,7 @@ TRUSTED_KEY_OPT = click.option(
     help="Trust signatures by this OpenPGP fingerprint, in addition to $PROCOS_TRUSTED_KEYS (repeatable).")
 IDENTITY_OPT = click.option(
     "--identity", type=click.Path(exists=True, dir_okay=False), metavar="KEY_FILE",
-    help="age identity file (age-keygen) to decrypt a .tar.zst.age bundle [default: $PROCOS_AGE_IDENTITY].")
+    help="age identity file (age-keygen) to decrypt an encrypted .age bundle [default: $PROCOS_AGE_IDENTITY].")
 PASSPHRASE_OPT = click.option(
     "--passphrase-file", type=click.Path(exists=True, dir_okay=False), metavar="F",
     help="File holding the passphrase of a passphrase-encrypted .age bundle.")
@@ -53,9 +53,9 @@ def sign(bundle: str, key: str | None, as_json: bool) -> None:
               help="Encrypt with the passphrase in F instead (scrypt; cannot be combined with --recipient).")
 @JSON_OPT
 def encrypt(path: str, recipients: tuple[str, ...], passphrase_file: str | None, as_json: bool) -> None:
-    """Encrypt PATH (a bundle folder, packed on the fly, or its .tar.zst) into PATH.tar.zst.age (age format).
+    """Encrypt PATH (a bundle folder, packed on the fly, or its .tar.zst) into PATH.age (age format).
 
-    The stock age decrypts it: age -d -i key.txt X.tar.zst.age > X.tar.zst. procos snapshot import
+    The stock age decrypts it: age -d -i key.txt PATH.age > out.tar.zst. procos snapshot import
     and verify open it with --identity KEY_FILE (or $PROCOS_AGE_IDENTITY) or --passphrase-file F.
     Prints {"path","source","recipients","passphrase","bytes"}.
 

@@ -1,10 +1,9 @@
-"""The age v1 header (age-encryption.org/v1): keys, X25519 and scrypt stanzas, the header MAC.
+"""The age v1 header (age-encryption.org/v1): X25519 and scrypt stanzas, and the header MAC.
 
 An age file is a text header that wraps a random 16-byte file key for one or more recipients,
 then the binary payload (:mod:`.age_stream`). This module writes and reads the header:
 
-- X25519 recipients (``age1...``) and identities (``AGE-SECRET-KEY-1...``, one per line of an
-  identity file, ``#`` comments), both Bech32;
+- X25519 stanzas, for recipients and identities (:mod:`.keys`);
 - the scrypt passphrase stanza (which must be the only stanza of its header);
 - the header MAC: HMAC-SHA-256 keyed with HKDF(file key, "header") over the header up to ``---``.
 
@@ -20,28 +19,20 @@ import hmac
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import BinaryIO
 
-from . import bech32
+from .keys import AgeError, AgeKeys
 
 VERSION_LINE = b"age-encryption.org/v1\n"
 ARMOR_LINE = b"-----BEGIN AGE ENCRYPTED FILE-----"
-RECIPIENT_HRP = "age"
-IDENTITY_HRP = "age-secret-key-"
 X25519_INFO = b"age-encryption.org/v1/X25519"
 SCRYPT_LABEL = b"age-encryption.org/v1/scrypt"
 DEFAULT_WORK_FACTOR = 18  # what the stock age uses: about a second, 256 MiB
 MAX_WORK_FACTOR = 20  # reading: above this scrypt needs more than 1 GiB; refused
 MAX_LINE = 8192
 MAX_HEADER = 1 << 20
-MAX_KEY_FILE = 64 << 10
 ZERO_NONCE = bytes(12)
-
-
-class AgeError(ValueError):
-    """An age header, key or passphrase file is unusable; the message says what and where, never a secret."""
 
 
 @dataclass(frozen=True)
@@ -51,27 +42,7 @@ class Stanza:
     body: bytes
 
 
-@dataclass(frozen=True)
-class AgeKeys:
-    """What can open an age file: X25519 identities and/or a passphrase. Secrets stay out of ``repr``."""
-
-    identities: tuple[bytes, ...] = field(default=(), repr=False)
-    passphrase: bytes | None = field(default=None, repr=False)
-    source: str = ""  # where they came from, for messages: "identity file key.txt"
-
-    @classmethod
-    def from_files(cls, identity_files: Iterable[str | os.PathLike[str]] = (),
-                   passphrase_file: str | os.PathLike[str] | None = None) -> AgeKeys:
-        files = [Path(p) for p in identity_files]
-        identities = tuple(k for p in files for k in read_identities(p))
-        passphrase = read_passphrase(Path(passphrase_file)) if passphrase_file is not None else None
-        names = [f"identity file {p}" for p in files]
-        if passphrase_file is not None:
-            names.append(f"passphrase file {passphrase_file}")
-        return cls(identities, passphrase, ", ".join(names))
-
-
-# --- base64 and keys ------------------------------------------------------------------------------
+# --- base64 -----------------------------------------------------------------------------------
 
 
 def b64encode(data: bytes) -> str:
@@ -86,73 +57,6 @@ def b64decode(text: str | bytes, what: str) -> bytes:
     data = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
     if b64encode(data) != raw:
         raise AgeError(f"{what} is not canonical base64")
-    return data
-
-
-def parse_recipient(text: str) -> bytes:
-    """The 32-byte X25519 public key of an ``age1...`` recipient."""
-    try:
-        hrp, key = bech32.decode(text.strip())
-    except bech32.Bech32Error as exc:
-        raise AgeError(f"recipient {text.strip()[:12]}... is not an age public key ({exc})") from None
-    if hrp != RECIPIENT_HRP or len(key) != 32:
-        raise AgeError(f"recipient {text.strip()[:12]}... is not an age X25519 public key (age1...)")
-    return key
-
-
-def encode_recipient(public_key: bytes) -> str:
-    return bech32.encode(RECIPIENT_HRP, public_key)
-
-
-def encode_identity(secret: bytes) -> str:
-    return bech32.encode(IDENTITY_HRP, secret).upper()
-
-
-def recipient_of(secret: bytes) -> str:
-    """The ``age1...`` recipient of a 32-byte identity."""
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-
-    return encode_recipient(X25519PrivateKey.from_private_bytes(secret).public_key().public_bytes_raw())
-
-
-def _read_small(path: Path, what: str) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_KEY_FILE + 1)
-    except OSError as exc:
-        raise AgeError(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_KEY_FILE:
-        raise AgeError(f"the {what} {path} is larger than {MAX_KEY_FILE} bytes")
-    return data
-
-
-def read_identities(path: Path) -> list[bytes]:
-    """The X25519 identities of an identity file (as ``age-keygen`` writes it)."""
-    text = _read_small(path, "identity file").decode("utf-8", "replace")
-    keys: list[bytes] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        try:
-            hrp, key = bech32.decode(line)
-        except bech32.Bech32Error:
-            hrp, key = "", b""
-        if hrp != IDENTITY_HRP or len(key) != 32 or line != line.upper():
-            raise AgeError(f"line {number} of the identity file {path} is not an age X25519 identity "
-                           "(AGE-SECRET-KEY-1...)")
-        keys.append(key)
-    if not keys:
-        raise AgeError(f"the identity file {path} holds no identity (AGE-SECRET-KEY-1... line)")
-    return keys
-
-
-def read_passphrase(path: Path) -> bytes:
-    """The passphrase in a file: its bytes without one trailing newline."""
-    data = _read_small(path, "passphrase file")
-    data = data[:-2] if data.endswith(b"\r\n") else data[:-1] if data.endswith(b"\n") else data
-    if not data:
-        raise AgeError(f"the passphrase file {path} is empty")
     return data
 
 

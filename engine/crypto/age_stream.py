@@ -20,14 +20,13 @@ from engine.errors import DecryptionFailed
 
 from .age import (
     DEFAULT_WORK_FACTOR,
-    AgeError,
-    AgeKeys,
     header_mac,
     hkdf,
     read_header,
     unwrap_file_key,
     write_header,
 )
+from .keys import AgeError, AgeKeys
 
 CHUNK = 64 * 1024
 TAG = 16

@@ -1,8 +1,8 @@
-"""Encrypt a bundle at rest: ``<bundle>.tar.zst.age`` in the age v1 format, streamed with bounded memory.
+"""Encrypt a bundle at rest: ``PATH.age``, its ``.tar.zst`` in the age v1 format, streamed with bounded memory.
 
 A bundle folder is packed on the fly (the same reproducible ``.tar.zst`` bytes as
 :func:`~.pack.pack_bundle`, never written unencrypted); a ``.tar.zst`` is encrypted as it is.
-The result decrypts with the stock ``age -d -i key.txt X.tar.zst.age > X.tar.zst``, and every
+The result decrypts with the stock ``age -d -i key.txt PATH.age > out.tar.zst``, and every
 command that reads bundles opens it when given the key (:func:`~.reader.open_bundle`).
 """
 
@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from engine.crypto.age import DEFAULT_WORK_FACTOR, AgeError, parse_recipient, read_passphrase
+from engine.crypto.age import DEFAULT_WORK_FACTOR
+from engine.crypto.keys import AgeError, parse_recipient, read_passphrase
 from engine.errors import BundleError, InvalidInput
 
 from . import layout
@@ -26,7 +27,7 @@ COPY_CHUNK = 1 << 20
 def encrypt_bundle(path: str | os.PathLike[str], recipients: Iterable[str] = (),
                    passphrase_file: str | os.PathLike[str] | None = None, *, level: int = 6,
                    work_factor: int = DEFAULT_WORK_FACTOR) -> dict[str, Any]:
-    """Write the encrypted ``<bundle>.tar.zst.age`` beside ``path`` (a bundle folder or its ``.tar.zst``).
+    """Write the encrypted ``PATH.age`` beside ``path`` (a bundle folder, packed on the fly, or its ``.tar.zst``).
 
     Encrypted to every ``age1...`` recipient, or with the passphrase in ``passphrase_file`` (the
     format allows one or the other, not both). Returns ``{"path", "source", "recipients",

@@ -8,7 +8,7 @@ version wins, ties keep the stored record) and writes each artifact.
 A signature is checked right after verification, before anything is migrated or opened: with a
 :class:`~.access.BundleAccess` that requires one (``--require-signature``, or any import when the
 deployment environment is prod) a bundle without a good signature by a trusted key raises
-:class:`~engine.errors.SignatureRequired`. Encrypted bundles (``.tar.zst.age``) are decrypted with the
+:class:`~engine.errors.SignatureRequired`. Encrypted bundles (``.age``) are decrypted with the
 access's keys as they unpack.
 
 A bundle of an older schema_version (1: one ``embeddings.parquet``) is verified as it is, then
@@ -135,7 +135,7 @@ def plan_import(repo: VectorRepository | None, src: str | os.PathLike[str], mode
 
 
 def _signature(root: Path, access: BundleAccess | None) -> dict[str, Any]:
-    from .signature import check_bundle as check_signature
+    from .signature import check_signature
 
     return check_signature(root, (access or BundleAccess()).trusted())
 

@@ -31,7 +31,7 @@ ARCHIVE_SUFFIX = ".tar.zst"
 MANIFEST = "manifest.json"
 CHECKSUMS = "checksums.sha256"
 SIGNATURE = "checksums.sha256.asc"  # detached OpenPGP signature of checksums.sha256; outside it, like itself
-ENCRYPTED_SUFFIX = ".age"  # an age-encrypted .tar.zst: <bundle name>.tar.zst.age
+ENCRYPTED_SUFFIX = ".age"  # an age-encrypted .tar.zst: PATH.age of a bundle folder or of its .tar.zst
 EMBEDDINGS = "embeddings.parquet"  # schema_version 1 only
 SHARD_DIR = "embeddings"  # schema_version 2: embeddings/part-NNNNN.parquet
 SHARD_RE = re.compile(r"^embeddings/part-(\d{5})\.parquet$")
@@ -97,9 +97,12 @@ def is_encrypted(path: Path) -> bool:
 
 
 def encrypted_path(path: Path) -> Path:
-    """Where the encrypted copy of a bundle folder or archive goes: ``<bundle name>.tar.zst.age`` beside it."""
-    name = path.name if is_archive(path) else f"{path.name}{ARCHIVE_SUFFIX}"
-    return path.parent / f"{name}{ENCRYPTED_SUFFIX}"
+    """Where the encrypted copy of a bundle folder or archive goes: ``PATH.age`` beside it.
+
+    Either way it holds the packed ``.tar.zst``: ``knowledge_snapshot_X.age`` for the folder,
+    ``knowledge_snapshot_X.tar.zst.age`` for its archive.
+    """
+    return path.parent / f"{path.name}{ENCRYPTED_SUFFIX}"
 
 
 def check_relative(rel: str) -> str:

@@ -28,14 +28,14 @@ def open_bundle(path: str | os.PathLike[str], *, tmp_dir: str | None = None,
                 limits: UnpackLimits | None = None, keys: AgeKeys | None = None) -> Iterator[Path]:
     """Yield the bundle's root folder; a ``.tar.zst`` is safely unpacked into a temporary folder first.
 
-    A ``.tar.zst.age`` is decrypted with ``keys`` (default: ``PROCOS_AGE_IDENTITY``) as it unpacks.
+    An encrypted ``.age`` bundle is decrypted with ``keys`` (default: ``PROCOS_AGE_IDENTITY``) as it unpacks.
     """
     p = Path(path)
     if p.is_dir():
         yield p.resolve()
         return
     if not p.exists():
-        raise BundleError(f"no bundle at {p}", hint="give a bundle folder, its .tar.zst or its .tar.zst.age")
+        raise BundleError(f"no bundle at {p}", hint="give a bundle folder, its .tar.zst or an encrypted .age")
     if not (layout.is_archive(p) or layout.is_encrypted(p)):
         raise BundleError(f"{p} is neither a bundle folder nor a .tar.zst archive (nor an encrypted .age one)")
     tmp, root = safe_unpack(p, tmp_dir, limits, keys=_keys_for(p, keys))
@@ -64,7 +64,7 @@ def read_manifest(root: Path) -> dict[str, Any]:
 
 
 def manifest_of(path: str | os.PathLike[str], keys: AgeKeys | None = None) -> dict[str, Any]:
-    """The manifest of a bundle folder, ``.tar.zst`` or ``.tar.zst.age`` without unpacking the archive (not verified)."""
+    """The manifest of a bundle folder, ``.tar.zst`` or encrypted ``.age`` without unpacking the archive (not verified)."""
     p = Path(path)
     if p.is_dir():
         return read_manifest(p)

@@ -163,6 +163,6 @@ def sign_bundle(root: Path, key: str | None = None) -> dict[str, Any]:
     return sign_file(checksums, key)
 
 
-def check_bundle(root: Path, trusted: Iterable[str] | None = None) -> dict[str, Any]:
+def check_signature(root: Path, trusted: Iterable[str] | None = None) -> dict[str, Any]:
     """The signature status of the bundle folder ``root`` (``missing`` without ``checksums.sha256.asc``)."""
     return check_file(layout.checksums_path(root), layout.signature_path(root), trusted)

@@ -4,7 +4,7 @@ Refused with :class:`~engine.errors.UnsafeArchive` (and nothing left behind): ab
 ``..`` components, symbolic and hard links, devices, fifos and any other non-regular entry,
 members outside one top folder, duplicate members, a member or a total above the size limits,
 and more members than allowed. Files are created with ``O_EXCL|O_NOFOLLOW`` and fixed modes.
-An encrypted archive (``.tar.zst.age``) goes through the same checks, decrypted as it streams.
+An encrypted archive (``.age``: an age-encrypted ``.tar.zst``) goes through the same checks, decrypted as it streams.
 """
 
 from __future__ import annotations

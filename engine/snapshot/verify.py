@@ -84,7 +84,7 @@ def default_workers() -> int:
 def verify_bundle(path: str | os.PathLike[str], *, trusted_keys: list[str] | tuple[str, ...] | None = None,
                   keys: AgeKeys | None = None, tmp_dir: str | None = None,
                   max_workers: int | None = None) -> VerifyReport:
-    """Verify a bundle folder, ``.tar.zst`` or ``.tar.zst.age`` (unpacked safely into a temporary folder first).
+    """Verify a bundle folder, ``.tar.zst`` or encrypted ``.age`` (unpacked safely into a temporary folder first).
 
     ``trusted_keys`` are fingerprints trusted in addition to the configured ``PROCOS_TRUSTED_KEYS``;
     ``keys`` decrypt an ``.age`` bundle (default: ``PROCOS_AGE_IDENTITY``).
@@ -151,9 +151,11 @@ def verify_dir(root: Path, *, max_workers: int | None = None,
 
 
 def _check_signature(root: Path, report: VerifyReport, trusted_keys: list[str] | tuple[str, ...] | None) -> None:
-    from .signature import check_bundle, trusted_fingerprints
+    from .signature import check_signature, trusted_fingerprints
 
-    report.signature = check_bundle(root, trusted_fingerprints(trusted_keys))
+    if not layout.signature_path(root).exists():
+        return  # unsigned: "missing", with neither gpg nor the trust settings involved
+    report.signature = check_signature(root, trusted_fingerprints(trusted_keys))
     if report.signature["status"] == "bad":
         report.add(layout.SIGNATURE, "the signature does not verify against checksums.sha256 (a file changed after "
                    "signing, or the signature is damaged or not a detached signature)", "signature",
