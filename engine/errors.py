@@ -118,6 +118,30 @@ class ChecksumMismatch(BundleInvalid):
     """A file's bytes do not match its line in ``checksums.sha256``."""
 
 
+class SignatureError(BundleInvalid):
+    """A bundle's signature is bad, or not good where a good one is required."""
+
+    exit_code = 3  # bundle verification failed
+
+
+class BadSignature(SignatureError):
+    """``checksums.sha256.asc`` does not verify against ``checksums.sha256`` (among the findings)."""
+
+
+class SignatureRequired(SignatureError):
+    """A bundle without a good signature by a trusted key, where one is required; nothing was written."""
+
+
+class DecryptionFailed(BundleInvalid):
+    """An encrypted bundle (``.age``) cannot be decrypted: no matching key, or damaged ciphertext."""
+
+    exit_code = 3
+
+
+class SigningFailed(BundleError):
+    """``gpg`` could not sign (no such secret key, a key that needs a passphrase, gpg missing)."""
+
+
 class UnsafeArchive(BundleError):
     """A ``.tar.zst`` holds an entry that could escape or abuse the unpack directory."""
 

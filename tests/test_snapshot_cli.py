@@ -123,7 +123,8 @@ def test_pack_is_reproducible(bundle: Path):
 def test_verify_of_a_folder_and_of_its_archive(bundle: Path):
     for target in (bundle, Path(api.pack_snapshot(bundle)["archive"])):
         report = ok_json("snapshot", "verify", str(target))
-        assert set(report) == {"ok", "errors", "manifest"}
+        assert set(report) == {"ok", "errors", "manifest", "signature"}
+        assert report["signature"] == {"status": "missing", "fingerprint": None}
         assert report["ok"] is True and report["errors"] == []
         assert report["manifest"]["record_count"] == COUNT and report["manifest"]["dimensions"] == DIM
     proc = procos("snapshot", "verify", str(bundle))

@@ -17,9 +17,22 @@ from pathlib import Path
 
 import pytest
 
+from tests.crypto_support import make_keyring
 from tests.test_processes_e2e import ROOT, Procos
 
 COUNT, DIM = 120, 8
+
+
+@pytest.fixture(scope="module")
+def keyring():
+    yield from make_keyring()
+
+
+def trusting(procos: Procos, keyring, *, signing: bool = False) -> None:
+    """Make every later command of ``procos`` trust the keyring's signer (and sign with it)."""
+    procos.env.update(GNUPGHOME=str(keyring.home), PROCOS_TRUSTED_KEYS=keyring.signer)
+    if signing:
+        procos.env["PROCOS_SIGNING_KEY"] = keyring.signer
 
 
 @pytest.fixture
@@ -157,7 +170,8 @@ def test_the_environment_is_the_deployments_not_the_requests(procos: Procos, sou
 # --- approvals bound to what was approved ---------------------------------------------------------------
 
 
-def test_a_bundle_swapped_after_approval_is_refused_before_anything_is_written(procos: Procos, tmp_path: Path):
+def test_a_bundle_swapped_after_approval_is_refused_before_anything_is_written(procos: Procos, tmp_path: Path,
+                                                                              keyring, monkeypatch):
     from engine import api
 
     good = f"faiss:{tmp_path / 'good'}?index=flat"
@@ -166,6 +180,10 @@ def test_a_bundle_swapped_after_approval_is_refused_before_anything_is_written(p
     api.seed_store(other, COUNT, DIM, seed=2)
     bundle = Path(api.export_snapshot(good, tmp_path / "snaps")["path"])
     swap = Path(api.export_snapshot(other, tmp_path / "other_snaps")["path"])
+    monkeypatch.setenv("GNUPGHOME", str(keyring.home))
+    for b in (bundle, swap):  # both validly signed by a trusted key: the signature alone cannot tell them apart
+        api.sign_snapshot(b, keyring.signer)
+    trusting(procos, keyring)
     target = tmp_path / "target"
     started = procos.start("import_snapshot", "carol", bundle=bundle, target=f"faiss:{target}", environment="prod")
     assert started["state"] == "waiting"
@@ -180,6 +198,38 @@ def test_a_bundle_swapped_after_approval_is_refused_before_anything_is_written(p
     assert "not the one approved" in shown["error"] and approved_hash in shown["error"]
     assert not target.exists()  # nothing loaded, nothing created
     assert [e["event"] for e in procos.events()] == ["process_failed"]
+
+
+def test_a_prod_import_of_an_unsigned_bundle_never_reaches_an_approver(procos: Procos, tmp_path: Path, keyring):
+    from engine import api
+
+    source = f"faiss:{tmp_path / 'src'}?index=flat"
+    api.seed_store(source, COUNT, DIM)
+    bundle = api.export_snapshot(source, tmp_path / "snaps")["path"]
+    trusting(procos, keyring)
+    failed = procos.start("import_snapshot", "carol", code=3, bundle=bundle, target=f"faiss:{tmp_path / 't'}",
+                          environment="prod")
+    assert "no good signature" in procos.show(failed["instance_id"])["error"]
+    assert procos.json("task", "list", "--as", "bob") == [] and not (tmp_path / "t").exists()
+
+
+def test_the_export_process_signs_its_bundle_and_the_drill_its_report(procos: Procos, source: str, tmp_path: Path,
+                                                                      keyring):
+    trusting(procos, keyring, signing=True)
+    done = procos.start("export_snapshot", "alice", source=source, out_dir=tmp_path / "out")
+    bundle = Path(done["data"]["bundle"])
+    assert done["data"]["signature"]["fingerprint"] == keyring.signer
+    checked = subprocess.run(["gpg", "--batch", "--homedir", str(keyring.home), "--verify",
+                              str(bundle / "checksums.sha256.asc"), str(bundle / "checksums.sha256")],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    verified = procos.json("snapshot", "verify", str(bundle))
+    assert verified["signature"] == {"status": "good", "fingerprint": keyring.signer}
+    drill = procos.start("simulate_restore", "alice", source=source, out_dir=tmp_path / "drill")
+    report = Path(drill["data"]["report"])
+    assert Path(drill["data"]["report_signature"]) == report.with_name(report.name + ".asc")
+    assert subprocess.run(["gpg", "--batch", "--homedir", str(keyring.home), "--verify",
+                           drill["data"]["report_signature"], str(report)], capture_output=True).returncode == 0
 
 
 RACER = """

@@ -67,7 +67,7 @@ def test_cli_and_process_import_of_a_damaged_bundle_create_no_store(damaged: Pat
         assert done.returncode == 3, done.stderr
         assert "failed verification" in done.stderr and "Traceback" not in done.stderr
         assert absent(), f"{name}: the CLI created a store"
-        failed = procos.start("import_snapshot", "alice", code=1, bundle=damaged, target=uri)
+        failed = procos.start("import_snapshot", "alice", code=3, bundle=damaged, target=uri)
         assert failed["state"] == "error"
         assert absent(), f"{name}: the import process created a store"
     shutil.rmtree(tmp_path / "home")

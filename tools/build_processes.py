@@ -133,6 +133,9 @@ def validate_snapshot() -> Proc:
         Var("target", "store", "the target store", required=True, existing=True),
         Var("queries", "int", "how many sample queries", default="20"),
         Var("k", "int", "top-k of each query", default="10"),
+        Var("recall_floor", "float", "the target passes when its recall@k is at least this (default 0.95)"),
+        Var("recall_vs_source", "float", "or: when its recall is at least the source's minus this tolerance"),
+        Var("queries_file", "path", "a .npy file of (n, d) float32 queries from real traffic"),
     ]
     p.node("Event_requested", "start", "Validation requested", 0, 0)
     p.node("Task_sample", "script", "Sample retrievals", 1, 0, script="scripts/v1/sample_retrievals.py")
@@ -160,6 +163,7 @@ def simulate_restore() -> Proc:
         Var("scratch", "store", "the restore target (default: a fresh embedded pgvector store in out_dir)"),
         Var("queries", "int", "how many sample queries", default="20"),
         Var("k", "int", "top-k of each query", default="10"),
+        Var("recall_floor", "float", "the restored store passes when its recall@k is at least this"),
     ]
     p.node("Event_requested", "start", "Drill started", 0, 0)
     p.node("Task_export", "script", "Export from the source", 1, 0, script="scripts/v1/export_for_drill.py")
@@ -168,14 +172,15 @@ def simulate_restore() -> Proc:
            script="scripts/v1/restore_scratch.py")
     p.node("Task_restore_artifacts", "script", "Restore the artifacts", 4, 0,
            script="scripts/v1/restore_artifacts.py")
-    p.node("Task_validate", "script", "Validate the restore", 5, 0, script="scripts/v1/sample_retrievals.py")
-    p.node("Task_report", "script", "Write the drill report", 6, 0, script="scripts/v1/write_drill_report.py")
-    p.node("Task_announce", "script", "Emit dr_drill_completed", 7, 0, script="scripts/v1/announce_drill.py")
-    p.node("Gateway_drill", "xgw", "Drill passed?", 8, 0, default="Flow_drill_failed")
-    p.node("Event_done", "end", "Drill passed", 9, 0)
-    p.node("Event_drill_failed", "end", "Drill failed", 9, 1, outcome="failed")
+    p.node("Task_rebuild", "script", "Rebuild and tune search", 5, 0, script="scripts/v1/rebuild_search.py")
+    p.node("Task_validate", "script", "Validate the restore", 6, 0, script="scripts/v1/sample_retrievals.py")
+    p.node("Task_report", "script", "Write the drill report", 7, 0, script="scripts/v1/write_drill_report.py")
+    p.node("Task_announce", "script", "Emit dr_drill_completed", 8, 0, script="scripts/v1/announce_drill.py")
+    p.node("Gateway_drill", "xgw", "Drill passed?", 9, 0, default="Flow_drill_failed")
+    p.node("Event_done", "end", "Drill passed", 10, 0)
+    p.node("Event_drill_failed", "end", "Drill failed", 10, 1, outcome="failed")
     p.chain("d", ["Event_requested", "Task_export", "Task_scratch", "Task_restore", "Task_restore_artifacts",
-                  "Task_validate", "Task_report", "Task_announce", "Gateway_drill"])
+                  "Task_rebuild", "Task_validate", "Task_report", "Task_announce", "Gateway_drill"])
     p.flow("Flow_drill_passed", "Gateway_drill", "Event_done", condition="passed == True", name="passed")
     p.flow("Flow_drill_failed", "Gateway_drill", "Event_drill_failed", name="failed")
     return p

@@ -8,11 +8,14 @@ libraries (FAISS, psycopg, pyarrow) are imported by the code that needs them, ne
 - snapshots and drills: :mod:`engine.api.snapshots`
 - validation and search tuning: :mod:`engine.api.validation`
 - drift detection: :mod:`engine.api.drift`
+- signing and encryption: :mod:`engine.api.crypto`
 """
 
 from __future__ import annotations
 
+from .crypto import encrypt_snapshot, sign_file, sign_snapshot, signature_status
 from .drift import drift_check
+from .settings import deployment_environment, show_config, signing_key
 from .snapshots import (
     abort_export,
     check_package,
@@ -48,9 +51,13 @@ from .stores import (
 from .validation import tune_search, validate, validation_report_path
 
 __all__ = [
+    "deployment_environment",
+    "show_config",
+    "signing_key",
     "abort_export",
     "check_package",
     "drift_check",
+    "encrypt_snapshot",
     "export_artifacts",
     "export_delta",
     "export_embeddings",
@@ -73,6 +80,9 @@ __all__ = [
     "scratch_store_uri",
     "snapshot_catalog",
     "seed_store",
+    "sign_file",
+    "sign_snapshot",
+    "signature_status",
     "start_export",
     "store_stats",
     "tune_search",

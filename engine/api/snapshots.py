@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.errors import BundleInvalid, InvalidInput
 
+from .crypto import bundle_access
 from .stores import opened
 
 
@@ -94,11 +95,18 @@ def pack_snapshot(bundle: str | Path, level: int = 6) -> dict[str, Any]:
 # --- verify, inspect, import -----------------------------------------------------------------------
 
 
-def verify_snapshot(path: str | Path) -> dict[str, Any]:
-    """Check every byte and count of a bundle: ``{"ok", "errors": [{"path","problem"}], "manifest"}``."""
+def verify_snapshot(path: str | Path, *, trusted_keys: list[str] | None = None, identity: str | None = None,
+                    passphrase_file: str | None = None) -> dict[str, Any]:
+    """Check every byte and count of a bundle, and its signature.
+
+    Returns ``{"ok", "errors": [{"path","problem"}], "manifest", "signature": {"status","fingerprint"}}``;
+    ``status`` is good, bad, missing or untrusted (``trusted_keys`` add to ``PROCOS_TRUSTED_KEYS``).
+    An encrypted ``.age`` bundle is opened with ``identity`` / ``passphrase_file`` (or ``PROCOS_AGE_IDENTITY``).
+    """
     from engine import snapshot
 
-    return snapshot.verify_bundle(path).to_json()
+    access = bundle_access(trusted_keys=trusted_keys, identity=identity, passphrase_file=passphrase_file)
+    return snapshot.verify_bundle(path, trusted_keys=access.trusted_keys, keys=access.keys).to_json()
 
 
 def inspect_snapshot(path: str | Path) -> str:
@@ -142,57 +150,71 @@ def migrate_snapshot(bundle: str | Path, out_dir: str | Path | None = None, *,
 
 
 def import_snapshot(path: str | Path | list[str | Path], uri: str | None, *, mode: str = "append",
-                    on_conflict: str = "version", dry_run: bool = False) -> dict[str, Any]:
+                    on_conflict: str = "version", dry_run: bool = False, require_signature: bool = False,
+                    trusted_keys: list[str] | None = None, identity: str | None = None,
+                    passphrase_file: str | None = None) -> dict[str, Any]:
     """Verify the bundle, then load records and artifacts into ``uri`` (created with the bundle's settings).
 
     Returns ``{"imported","skipped","target","snapshot_id","content_hash","search_tuning"}`` (the plan
     with ``dry_run``); ``search_tuning`` is ``{"ef_search","recall",...}`` of the search tuning that
-    follows every import into an HNSW store (see :func:`engine.api.tune_search`). A list of bundles is a chain (full, then deltas) and goes to :func:`import_chain`.
+    follows every import into an HNSW store (see :func:`engine.api.tune_search`). A list of bundles is
+    a chain (full, then deltas) and goes to :func:`import_chain`.
+    ``require_signature`` (always on in prod) refuses, before anything is written, a bundle without a
+    good signature by a trusted key (``trusted_keys`` add to ``PROCOS_TRUSTED_KEYS``): SignatureRequired.
+    An encrypted ``.age`` bundle is decrypted with ``identity`` / ``passphrase_file`` (or ``PROCOS_AGE_IDENTITY``).
     """
-
+    trust = {"require_signature": require_signature, "trusted_keys": trusted_keys, "identity": identity,
+             "passphrase_file": passphrase_file}
     if isinstance(path, list | tuple):
-        return import_chain(list(path), uri, mode=mode, on_conflict=on_conflict, dry_run=dry_run)
+        return import_chain(list(path), uri, mode=mode, on_conflict=on_conflict, dry_run=dry_run, **trust)
     _mode(mode)
     _on_conflict(on_conflict)
+    access = bundle_access(**trust)
     if dry_run:
-        return _plan(path, uri, mode, on_conflict)
+        return _plan(path, uri, mode, on_conflict, access)
     from engine.snapshot.importer import import_into
 
-    result = import_into(_target(uri), path, mode, on_conflict)
+    result = import_into(_target(uri), path, mode, on_conflict, access=access)
     return {**result, "search_tuning": _tuned(_target(uri))}
 
 
-def _plan(path: str | Path | list[str | Path], uri: str | None, mode: str, on_conflict: str) -> dict[str, Any]:
+def _plan(path: str | Path | list[str | Path], uri: str | None, mode: str, on_conflict: str,
+          access: Any) -> dict[str, Any]:
     """The dry run: verify, and plan against the target when it exists (never creating it)."""
     from engine import snapshot
 
     chain = isinstance(path, list | tuple)
     if not _store_exists(_target(uri)):
         if chain:
-            return snapshot.plan_chain(None, list(path), mode, on_conflict, target=_target(uri))
-        return snapshot.plan_import(None, path, mode, on_conflict, target=_target(uri))
+            return snapshot.plan_chain(None, list(path), mode, on_conflict, target=_target(uri), access=access)
+        return snapshot.plan_import(None, path, mode, on_conflict, target=_target(uri), access=access)
     with opened(_target(uri)) as repo:
         if chain:
-            return snapshot.plan_chain(repo, list(path), mode, on_conflict)
-        return snapshot.plan_import(repo, path, mode, on_conflict)
+            return snapshot.plan_chain(repo, list(path), mode, on_conflict, access=access)
+        return snapshot.plan_import(repo, path, mode, on_conflict, access=access)
 
 
 def import_chain(paths: list[str | Path], uri: str | None, *, mode: str = "append", on_conflict: str = "version",
-                 dry_run: bool = False) -> dict[str, Any]:
+                 dry_run: bool = False, require_signature: bool = False, trusted_keys: list[str] | None = None,
+                 identity: str | None = None, passphrase_file: str | None = None) -> dict[str, Any]:
     """Verify a chain (full bundle, then its deltas oldest first) and its lineage, then apply it to ``uri``.
 
     Returns ``{"imported","skipped","deleted","artifacts","target","snapshot_id","content_hash","chain",
-    "search_tuning"}`` (the plan with ``dry_run``). A gap, fork or wrong order raises LineageError with nothing written.
+    "search_tuning"}`` (the plan with ``dry_run``). A gap, fork or wrong order raises LineageError with
+    nothing written. Where a signature is required (``require_signature``, prod) every bundle of the
+    chain needs a good one.
     """
     _mode(mode)
     _on_conflict(on_conflict)
     if not paths:
         raise InvalidInput("no bundles given", hint="give the full bundle, then its deltas, then the target URI")
+    access = bundle_access(require_signature=require_signature, trusted_keys=trusted_keys, identity=identity,
+                           passphrase_file=passphrase_file)
     if dry_run:
-        return _plan(list(paths), uri, mode, on_conflict)
+        return _plan(list(paths), uri, mode, on_conflict, access)
     from engine.snapshot.delta_import import import_chain_into
 
-    result = import_chain_into(_target(uri), paths, mode, on_conflict)
+    result = import_chain_into(_target(uri), paths, mode, on_conflict, access=access)
     return {**result, "search_tuning": _tuned(_target(uri))}
 
 
@@ -221,9 +243,11 @@ def snapshot_catalog(folder: str | Path, *, quick: bool = False) -> dict[str, An
 
 
 def load_vectors(path: str | Path, uri: str | None, mode: str = "append", on_conflict: str = "version", *,
+                 require_signature: bool = False, trusted_keys: list[str] | None = None,
                  expected_content_hash: str | None = None) -> dict[str, Any]:
-    """Import step: verify the bundle again and load its records only (an older bundle is migrated first).
+    """Import step: verify the bundle (and its signature, required in prod) again and load its records only.
 
+    An older bundle is migrated first; an encrypted one is opened with ``PROCOS_AGE_IDENTITY``.
     ``expected_content_hash`` is the approved bundle's: a bundle changed or replaced since raises
     BundleChanged before anything is written (or created).
     """
@@ -231,18 +255,22 @@ def load_vectors(path: str | Path, uri: str | None, mode: str = "append", on_con
 
     _mode(mode)
     _on_conflict(on_conflict)
-    return import_into(_target(uri), path, mode, on_conflict, artifacts=False,
+    access = bundle_access(require_signature=require_signature, trusted_keys=trusted_keys)
+    return import_into(_target(uri), path, mode, on_conflict, artifacts=False, access=access,
                        expected_content_hash=expected_content_hash)
 
 
 def register_artifacts(path: str | Path, uri: str | None, mode: str = "append", *,
+                       require_signature: bool = False, trusted_keys: list[str] | None = None,
                        expected_content_hash: str | None = None) -> dict[str, Any]:
-    """Import step: write the bundle's artifacts into the target's artifact store (verified, approved content)."""
+    """Import step: write the bundle's artifacts into the target's artifact store (verified, signature-checked,
+    approved content only)."""
     from engine import snapshot
 
     _mode(mode)
+    access = bundle_access(require_signature=require_signature, trusted_keys=trusted_keys)
     with opened(uri) as repo:
-        return snapshot.import_artifacts(repo, path, mode, expected_content_hash=expected_content_hash)
+        return snapshot.import_artifacts(repo, path, mode, access=access, expected_content_hash=expected_content_hash)
 
 
 def rebuild_search(uri: str | None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import click
 from engine.errors import ProcosError
 
 from .output import JSON_OPT, emit, emit_json
+from .snapshot_crypto import TRUSTED_KEY_OPT, decryption_options, encrypt, sign
 
 VERIFY_FAILED = 3
 SHARD_ROWS_OPT = click.option("--shard-rows", type=click.IntRange(min=1), default=None,
@@ -35,8 +36,13 @@ def snapshot() -> None:
     """Snapshot bundles: a store's records and knowledge artifacts, with checksums that prove them.
 
     \b
-    Exit codes: 0 ok, 1 error, 3 verification found problems, 75 store paused or locked.
+    Exit codes: 0 ok, 1 error, 3 verification found problems (also: a bad signature, a required
+    signature missing or untrusted, a bundle that does not decrypt), 75 store paused or locked.
     """
+
+
+snapshot.add_command(sign)
+snapshot.add_command(encrypt)
 
 
 @snapshot.command()
@@ -68,19 +74,30 @@ def pack(bundle: str, level: int, as_json: bool) -> None:
 
 @snapshot.command()
 @click.argument("path", type=click.Path(exists=True))
+@TRUSTED_KEY_OPT
+@decryption_options
 @JSON_OPT
-def verify(path: str, as_json: bool) -> None:
-    """Check every checksum, file, count and vector hash of a bundle folder or .tar.zst.
+def verify(path: str, trusted_keys: tuple[str, ...], identity: str | None, passphrase_file: str | None,
+           as_json: bool) -> None:
+    """Check every checksum, file, count and vector hash of a bundle folder, .tar.zst or encrypted .age.
 
     Every problem is reported, not just the first; the exit code is 0 only when all checks pass.
+    The signature (checksums.sha256.asc) is reported as good, bad, missing or untrusted; a bad one
+    is a failure.
+
+    \b
+    Example: procos snapshot verify ./snapshots/knowledge_snapshot_20260101_120000 --trusted-key FPR --json
     """
     from engine import api
 
-    report = api.verify_snapshot(path)
+    report = api.verify_snapshot(path, trusted_keys=list(trusted_keys), identity=identity,
+                                 passphrase_file=passphrase_file)
+    sig = report["signature"]
+    signature = f"signature {sig['status']}" + (f" ({sig['fingerprint']})" if sig["fingerprint"] else "")
     if as_json:
         emit_json(report)
     elif report["ok"]:
-        click.echo(f"OK: {path} verified ({report['manifest'].get('record_count')} records)")
+        click.echo(f"OK: {path} verified ({report['manifest'].get('record_count')} records), {signature}")
     else:
         click.echo(f"FAILED: {path}: {len(report['errors'])} problem(s)")
         for err in report["errors"]:
@@ -170,14 +187,24 @@ def catalog(folder: str, quick: bool, as_json: bool) -> None:
               show_default=True, help="append mode: which record wins when an id exists (version: higher "
               "version wins, ties keep the stored record).")
 @click.option("--dry-run", is_flag=True, help="Verify and show the plan; write nothing.")
+@click.option("--require-signature", is_flag=True, help="Refuse a bundle without a good signature by a trusted "
+              "key (always on when PROCOS_ENV is prod).")
+@TRUSTED_KEY_OPT
+@decryption_options
 @JSON_OPT
-def import_(args: tuple[str, ...], mode: str, on_conflict: str, dry_run: bool, as_json: bool) -> None:
-    """Verify BUNDLE (folder or .tar.zst), then import it into the store URI.
+def import_(args: tuple[str, ...], mode: str, on_conflict: str, dry_run: bool, require_signature: bool,
+            trusted_keys: tuple[str, ...], identity: str | None, passphrase_file: str | None, as_json: bool) -> None:
+    """Verify BUNDLE (folder, .tar.zst or encrypted .age), then import it into the store URI.
 
     With several bundles (a full bundle, then its deltas oldest first) every bundle and the lineage
     are checked first; a gap, fork or wrong order is refused with nothing written.
     A bundle that fails verification writes nothing. A new target is created with the bundle's
-    dimensions, metric and index settings.
+    dimensions, metric and index settings. With --require-signature (and always in prod) a bundle
+    without a good signature by a trusted key is refused (exit 3) before anything is written; an
+    encrypted bundle that does not decrypt is refused the same way.
+
+    \b
+    Example: procos snapshot import knowledge_snapshot_20260101_120000.age postgresql+embedded:./pg --identity key.txt --require-signature
     """
     from engine import api
 
@@ -186,4 +213,6 @@ def import_(args: tuple[str, ...], mode: str, on_conflict: str, dry_run: bool, a
                           hint="procos snapshot import knowledge_snapshot_... faiss:./target")
     *bundles, uri = args
     source = bundles[0] if len(bundles) == 1 else list(bundles)
-    emit(api.import_snapshot(source, uri, mode=mode, on_conflict=on_conflict, dry_run=dry_run), as_json)
+    emit(api.import_snapshot(source, uri, mode=mode, on_conflict=on_conflict, dry_run=dry_run,
+                             require_signature=require_signature, trusted_keys=list(trusted_keys),
+                             identity=identity, passphrase_file=passphrase_file), as_json)

@@ -8,6 +8,7 @@ The public functions, each a thin entry point the CLI, the BPMN scripts and the 
 - :func:`import_snapshot`, :func:`plan_import`, :func:`open_target`
 - :func:`export_delta`, :func:`import_chain`, :func:`plan_chain`, :func:`check_catalog` (deltas, lineage)
 - :func:`migrate_v1_to_v2`, :func:`migrate_to_current` (older bundles; import migrates on its own)
+- :func:`sign_bundle`, :func:`check_signature` (gpg), :func:`encrypt_bundle` (age), :class:`BundleAccess`
 
 Heavy libraries (pyarrow, FAISS, zstandard, jsonschema) are imported only when a function needs them.
 """
@@ -24,6 +25,7 @@ __all__ = [
     "dump_embeddings", "export_snapshot", "finish_bundle", "import_artifacts", "import_records", "import_snapshot", "inspect_bundle",
     "manifest_of", "migrate_to_current", "migrate_v1_to_v2", "open_bundle", "open_target", "pack_bundle", "package_artifacts", "plan_import",
     "safe_unpack", "start_bundle", "verify_bundle", "write_artifacts", "write_embeddings",
+    "BundleAccess", "check_signature", "encrypt_bundle", "sign_bundle",
 ]
 
 _WHERE = {
@@ -35,6 +37,7 @@ _WHERE = {
     "export_delta": "delta", "DeltaResult": "delta", "import_chain": "delta_import", "plan_chain": "delta_import",
     "check_catalog": "catalog", "read_catalog": "catalog",
     "migrate_v1_to_v2": "migrate", "migrate_to_current": "migrate",
+    "BundleAccess": "access", "sign_bundle": "signature", "check_signature": "signature", "encrypt_bundle": "encrypt",
     "import_snapshot": "importer", "import_records": "importer", "import_artifacts": "importer", "plan_import": "importer", "open_target": "importer",
 }
 

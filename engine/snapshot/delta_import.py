@@ -28,6 +28,7 @@ from engine.errors import BundleInvalid, InvalidInput, LineageError, SettingsMis
 from engine.records import RecordBatch, make_batch
 
 from . import layout, manifest, reader
+from .access import BundleAccess
 from .delta_checks import iter_changes
 from .importer import MODES, _rule, _settings_problem, open_current
 
@@ -38,8 +39,11 @@ Chain = list[tuple[str, Path, dict[str, Any]]]  # (name given, unpacked root, ve
 
 
 @contextmanager
-def open_chain(paths: Sequence[str | os.PathLike[str]]) -> Iterator[Chain]:
+def open_chain(paths: Sequence[str | os.PathLike[str]], access: BundleAccess | None = None) -> Iterator[Chain]:
     """Open (unpacking archives) and verify every bundle of ``paths``; check the lineage; yield them.
+
+    Every bundle's signature is checked per ``access``: where a signature is required, each bundle
+    of the chain needs a good one.
 
     Bundles of an older schema_version are migrated into temporary folders first (the lineage
     accepts a parent's pre-migration content hash, see :func:`check_chain`).
@@ -50,9 +54,11 @@ def open_chain(paths: Sequence[str | os.PathLike[str]]) -> Iterator[Chain]:
         chain: Chain = []
         for path in paths:
             try:
-                root, doc, _ = stack.enter_context(open_current(path))
-            except BundleInvalid as exc:
-                raise BundleInvalid(f"{path}: {exc.message}", exc.findings, hint=exc.hint) from exc
+                root, doc, _ = stack.enter_context(open_current(path, access=access))
+            except BundleInvalid as exc:  # name the bundle of the chain (keeping the type: SignatureRequired...)
+                if exc.message.startswith(str(path)):
+                    raise
+                raise type(exc)(f"{path}: {exc.message}", exc.findings, hint=exc.hint) from exc
             chain.append((str(path), root, doc))
         check_chain([(name, doc) for name, _, doc in chain])
         yield chain
@@ -186,7 +192,8 @@ def _describe(name: str, doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def plan_chain(repo: VectorRepository | None, paths: Sequence[str | os.PathLike[str]], mode: str = "append",
-               on_conflict: str = "version", *, target: str | None = None) -> dict[str, Any]:
+               on_conflict: str = "version", *, target: str | None = None,
+               access: BundleAccess | None = None) -> dict[str, Any]:
     """What :func:`import_chain` would do, as plain data (verifies every bundle and the lineage; writes nothing).
 
     ``repo=None`` plans an import into a store that does not exist yet, named ``target``.
@@ -194,7 +201,7 @@ def plan_chain(repo: VectorRepository | None, paths: Sequence[str | os.PathLike[
     if mode not in MODES:
         raise InvalidInput(f"import mode must be append or replace, got {mode!r}")
     rule = _rule(on_conflict)
-    with open_chain(paths) as chain:
+    with open_chain(paths, access) as chain:
         final, removed = artifact_plan(chain)
         last = chain[-1][2]
         return {"bundles": [_describe(name, doc) for name, _, doc in chain],
@@ -206,14 +213,16 @@ def plan_chain(repo: VectorRepository | None, paths: Sequence[str | os.PathLike[
 
 
 def import_chain_into(uri: str, paths: Sequence[str | os.PathLike[str]], mode: str = "append",
-                      on_conflict: str = "version", *, batch_size: int = 10_000) -> dict[str, Any]:
-    """Verify every bundle of the chain and its lineage first, then open (creating when new) ``uri`` and apply it.
+                      on_conflict: str = "version", *, batch_size: int = 10_000,
+                      access: BundleAccess | None = None) -> dict[str, Any]:
+    """Verify every bundle of the chain (and its signature, per ``access``) and its lineage first, then
+    open (creating when new) ``uri`` and apply it.
 
     A chain that fails leaves no store behind. Returns what :func:`import_chain` returns.
     """
     from .importer import open_target
 
-    with open_chain(paths) as chain:
+    with open_chain(paths, access) as chain:
         repo = open_target(uri, chain[-1][2])
         try:
             return _apply(repo, chain, mode, on_conflict, batch_size)
@@ -222,14 +231,15 @@ def import_chain_into(uri: str, paths: Sequence[str | os.PathLike[str]], mode: s
 
 
 def import_chain(repo: VectorRepository, paths: Sequence[str | os.PathLike[str]], mode: str = "append",
-                 on_conflict: str = "version", *, batch_size: int = 10_000) -> dict[str, Any]:
+                 on_conflict: str = "version", *, batch_size: int = 10_000,
+                 access: BundleAccess | None = None) -> dict[str, Any]:
     """Verify ``paths`` (full bundle, then its deltas in order) and apply their final state to ``repo``.
 
     Returns ``{"imported", "skipped", "deleted", "artifacts", "target", "snapshot_id",
     "content_hash", "chain"}`` (the ids and hash of the last bundle). Raises BundleInvalid,
-    LineageError or SettingsMismatch before writing anything.
+    LineageError, SignatureRequired or SettingsMismatch before writing anything.
     """
-    with open_chain(paths) as chain:
+    with open_chain(paths, access) as chain:
         return _apply(repo, chain, mode, on_conflict, batch_size)
 
 

@@ -5,6 +5,12 @@ finding). ``replace`` swaps the store's records atomically (``repo.replace_all``
 artifact set; ``append`` bulk-loads with a conflict rule (``version`` by default: the higher
 version wins, ties keep the stored record) and writes each artifact.
 
+A signature is checked right after verification, before anything is migrated or opened: with a
+:class:`~.access.BundleAccess` that requires one (``--require-signature``, or any import when the
+deployment environment is prod) a bundle without a good signature by a trusted key raises
+:class:`~engine.errors.SignatureRequired`. Encrypted bundles (``.age``) are decrypted with the
+access's keys as they unpack.
+
 A bundle of an older schema_version (1: one ``embeddings.parquet``) is verified as it is, then
 migrated into a temporary folder (:func:`~.migrate.migrate_to_current`) and loaded from there; the
 result says ``"migrated_from": 1``. A newer version raises UnsupportedSchemaVersion.
@@ -29,6 +35,7 @@ from engine.errors import (
 from engine.records import OnConflict
 
 from . import layout, manifest, reader
+from .access import BundleAccess
 from .verify import verified_manifest
 
 if TYPE_CHECKING:
@@ -57,21 +64,27 @@ def _settings_problem(repo: VectorRepository, doc: dict[str, Any]) -> str | None
     return None
 
 
-def check_bundle(root: Path) -> dict[str, Any]:
-    """Verify the unpacked bundle at ``root``; return its manifest or raise (nothing written yet)."""
-    return verified_manifest(root, "the bundle", consequence="nothing was imported", purpose="import this bundle")
+def check_bundle(root: Path, access: BundleAccess | None = None, name: object = "the bundle") -> dict[str, Any]:
+    """Verify the unpacked bundle at ``root`` (and its signature, see :class:`~.access.BundleAccess`).
+
+    Returns its manifest or raises (nothing written yet). ``access=None`` is a default access:
+    no extra trusted keys, a signature required only in prod.
+    """
+    return verified_manifest(root, name, consequence="nothing was imported", purpose="import this bundle",
+                             access=access if access is not None else BundleAccess())
 
 
 @contextmanager
-def open_current(src: str | os.PathLike[str], *, tmp_dir: str | None = None
+def open_current(src: str | os.PathLike[str], *, tmp_dir: str | None = None, access: BundleAccess | None = None
                  ) -> Iterator[tuple[Path, dict[str, Any], int | None]]:
     """Open and verify bundle ``src``; migrate it to the current schema_version in a temporary folder if older.
 
     Yields ``(root, verified manifest, version migrated from or None)``; temporary folders are
     removed on exit. Raises like :func:`check_bundle` before anything is migrated.
     """
-    with reader.open_bundle(src, tmp_dir=tmp_dir) as root:
-        doc = check_bundle(root)
+    keys = access.keys if access is not None else None
+    with reader.open_bundle(src, tmp_dir=tmp_dir, keys=keys) as root:
+        doc = check_bundle(root, access, src)
         if manifest.version_of(doc) == manifest.SCHEMA_VERSION:
             yield root, doc, None
             return
@@ -99,16 +112,17 @@ def refuse_delta(doc: dict[str, Any], src: object) -> None:
 
 
 def plan_import(repo: VectorRepository | None, src: str | os.PathLike[str], mode: str = "append",
-                on_conflict: str = "version", *, target: str | None = None) -> dict[str, Any]:
-    """What :func:`import_snapshot` would do, as plain data (verifies the bundle; writes nothing).
+                on_conflict: str = "version", *, target: str | None = None,
+                access: BundleAccess | None = None) -> dict[str, Any]:
+    """What :func:`import_snapshot` would do, as plain data (verifies the bundle and its signature; writes nothing).
 
     ``repo=None`` plans an import into a store that does not exist yet, named ``target``.
     """
     if mode not in MODES:
         raise InvalidInput(f"import mode must be append or replace, got {mode!r}")
     rule = _rule(on_conflict)
-    with reader.open_bundle(src) as root:
-        doc = check_bundle(root)
+    with reader.open_bundle(src, keys=access.keys if access is not None else None) as root:
+        doc = check_bundle(root, access, src)
         refuse_delta(doc, src)
         problem = _settings_problem(repo, doc) if repo is not None else None
         return {"source": str(src), "schema_version": doc["schema_version"],
@@ -118,36 +132,46 @@ def plan_import(repo: VectorRepository | None, src: str | os.PathLike[str], mode
                 "records": doc["record_count"], "dimensions": doc["dimensions"], "metric": doc["metric"],
                 "artifacts": len(reader.artifact_paths(root)),
                 "target_count": repo.count() if repo is not None else 0,
-                "settings_problem": problem}
+                "settings_problem": problem, "signature": _signature(root, access)}
+
+
+def _signature(root: Path, access: BundleAccess | None) -> dict[str, Any]:
+    from .signature import check_signature
+
+    return check_signature(root, (access or BundleAccess()).trusted())
 
 
 def import_snapshot(repo: VectorRepository, src: str | os.PathLike[str], mode: str = "append",
-                    on_conflict: str | OnConflict = "version", *, batch_size: int = 10_000) -> dict[str, Any]:
+                    on_conflict: str | OnConflict = "version", *, batch_size: int = 10_000,
+                    access: BundleAccess | None = None) -> dict[str, Any]:
     """Import bundle ``src`` (folder or ``.tar.zst``) into ``repo``: records, then artifacts.
 
     Returns ``{"imported", "skipped", "target", "snapshot_id", "content_hash"}`` (plus
     ``"migrated_from"`` when an older bundle was migrated first; ids and hash are then the
     migrated bundle's). Raises BundleInvalid (with every finding) or UnsupportedSchemaVersion
-    before writing anything, and SettingsMismatch when the store's dimensions or metric differ.
+    before writing anything (SignatureRequired when ``access`` requires a good signature, and in
+    prod), and SettingsMismatch when the store's dimensions or metric differ.
     """
-    with open_current(src) as (root, doc, old):
+    with open_current(src, access=access) as (root, doc, old):
         result = _load_records(repo, root, doc, mode, on_conflict, batch_size)
         _register(repo, root, mode)
     return _note(result, old)
 
 
 def import_records(repo: VectorRepository, src: str | os.PathLike[str], mode: str = "append",
-                   on_conflict: str | OnConflict = "version", *, batch_size: int = 10_000) -> dict[str, Any]:
+                   on_conflict: str | OnConflict = "version", *, batch_size: int = 10_000,
+                   access: BundleAccess | None = None) -> dict[str, Any]:
     """The records half of :func:`import_snapshot` (verifies the whole bundle first, migrates an older one)."""
-    with open_current(src) as (root, doc, old):
+    with open_current(src, access=access) as (root, doc, old):
         return _note(_load_records(repo, root, doc, mode, on_conflict, batch_size), old)
 
 
 def import_artifacts(repo: VectorRepository, src: str | os.PathLike[str], mode: str = "append", *,
-                     expected_content_hash: str | None = None) -> dict[str, Any]:
-    """The artifacts half of :func:`import_snapshot` (verifies the whole bundle first)."""
-    with reader.open_bundle(src) as root:
-        doc = check_bundle(root)
+                     access: BundleAccess | None = None, expected_content_hash: str | None = None
+                     ) -> dict[str, Any]:
+    """The artifacts half of :func:`import_snapshot` (verifies the whole bundle and its signature first)."""
+    with reader.open_bundle(src, keys=access.keys if access is not None else None) as root:
+        doc = check_bundle(root, access, src)
         refuse_delta(doc, src)
         check_expected(doc, src, expected_content_hash)
         return {"artifacts": _register(repo, root, mode)}
@@ -168,16 +192,19 @@ def check_expected(doc: dict[str, Any], src: object, expected_content_hash: str 
 
 def import_into(uri: str, src: str | os.PathLike[str], mode: str = "append",
                 on_conflict: str | OnConflict = "version", *, records: bool = True, artifacts: bool = True,
-                batch_size: int = 10_000, expected_content_hash: str | None = None) -> dict[str, Any]:
-    """Verify bundle ``src`` first, then open (creating when new) the store ``uri`` and load it.
+                batch_size: int = 10_000, access: BundleAccess | None = None,
+                expected_content_hash: str | None = None) -> dict[str, Any]:
+    """Verify bundle ``src`` first (decrypting it, checking its signature per ``access``), then open
+    (creating when new) the store ``uri`` and load it.
 
-    Nothing exists before the bundle passed verification: a bundle that fails leaves no store behind
-    (no folder, file or table). ``records``/``artifacts`` choose the halves to load (the import
-    process loads them in separate steps). ``expected_content_hash`` binds the load to an approval:
-    a bundle whose content hash differs raises BundleChanged before anything is written. Returns what
-    :func:`import_snapshot` returns, plus ``"artifacts"`` (a count) when artifacts were loaded.
+    Nothing exists before the bundle passed verification: a bundle that fails (or lacks a required
+    signature, or does not decrypt) leaves no store behind (no folder, file or table).
+    ``records``/``artifacts`` choose the halves to load (the import process loads them in separate
+    steps). ``expected_content_hash`` binds the load to an approval: a bundle whose content hash differs
+    raises BundleChanged before anything is written. Returns what :func:`import_snapshot` returns, plus
+    ``"artifacts"`` (a count) when artifacts were loaded.
     """
-    with open_current(src) as (root, doc, old):
+    with open_current(src, access=access) as (root, doc, old):
         refuse_delta(doc, src)
         check_expected(doc, src, expected_content_hash)
         repo = open_target(uri, doc)

@@ -2,7 +2,7 @@
 
 A bundle is a folder ``knowledge_snapshot_YYYYMMDD_HHMMSS[_N]/`` holding::
 
-    manifest.json  checksums.sha256  embeddings/part-00000.parquet ...  [index.faiss]
+    manifest.json  checksums.sha256  [checksums.sha256.asc]  embeddings/part-00000.parquet ...  [index.faiss]
     bpmn/<process_id>_v<version>.bpmn   prompts/<name>_v<version>.yaml
     patterns/pattern_catalog_v<version>.yaml   examples/examples_v<version>.jsonl
     domains/domain_profiles.jsonl   [logs/generation_events.jsonl]
@@ -30,6 +30,8 @@ ARCHIVE_SUFFIX = ".tar.zst"
 
 MANIFEST = "manifest.json"
 CHECKSUMS = "checksums.sha256"
+SIGNATURE = "checksums.sha256.asc"  # detached OpenPGP signature of checksums.sha256; outside it, like itself
+ENCRYPTED_SUFFIX = ".age"  # an age-encrypted .tar.zst: PATH.age of a bundle folder or of its .tar.zst
 EMBEDDINGS = "embeddings.parquet"  # schema_version 1 only
 SHARD_DIR = "embeddings"  # schema_version 2: embeddings/part-NNNNN.parquet
 SHARD_RE = re.compile(r"^embeddings/part-(\d{5})\.parquet$")
@@ -90,6 +92,19 @@ def archive_stem(path: Path) -> str:
     return path.name[: -len(ARCHIVE_SUFFIX)]
 
 
+def is_encrypted(path: Path) -> bool:
+    return path.name.endswith(ENCRYPTED_SUFFIX)
+
+
+def encrypted_path(path: Path) -> Path:
+    """Where the encrypted copy of a bundle folder or archive goes: ``PATH.age`` beside it.
+
+    Either way it holds the packed ``.tar.zst``: ``knowledge_snapshot_X.age`` for the folder,
+    ``knowledge_snapshot_X.tar.zst.age`` for its archive.
+    """
+    return path.parent / f"{path.name}{ENCRYPTED_SUFFIX}"
+
+
 def check_relative(rel: str) -> str:
     """Return ``rel`` when it is a plain relative POSIX path inside a bundle, else raise BundleError."""
     p = PurePosixPath(rel)
@@ -110,6 +125,10 @@ def manifest_path(root: Path) -> Path:
 
 def checksums_path(root: Path) -> Path:
     return root / CHECKSUMS
+
+
+def signature_path(root: Path) -> Path:
+    return root / SIGNATURE
 
 
 def embeddings_path(root: Path) -> Path:

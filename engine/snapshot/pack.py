@@ -3,7 +3,8 @@
 Reproducible: entries sorted by path under the top folder ``<bundle name>/``, PAX format, owner
 0:0 with empty user/group names, mtime 0, mode 0755 for folders and 0644 for files, zstd (level 6
 by default, single-threaded, streamed). The same bundle always packs to the same bytes, and the
-archive unpacks with ``tar --use-compress-program=unzstd -xf`` or ``zstd -dc X | tar x``.
+archive unpacks with ``tar --use-compress-program=unzstd -xf`` or ``zstd -dc X | tar x``. The
+archive holds every file of the folder, so a signature (``checksums.sha256.asc``) travels with it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import tarfile
 from pathlib import Path
+from typing import BinaryIO
 
 from engine.errors import BundleError
 
@@ -47,28 +49,39 @@ def _entries(bundle: Path) -> list[tuple[str, Path | None]]:
     return sorted(names.items())
 
 
-def pack_bundle(bundle: str | os.PathLike[str], *, level: int = 6) -> Path:
-    """Write ``<bundle name>.tar.zst`` next to ``bundle`` (atomically, replacing an older one); return it."""
-    import zstandard
-
+def finished_bundle(bundle: str | os.PathLike[str]) -> Path:
+    """The resolved bundle folder; BundleError when it is not a finished bundle (no manifest.json)."""
     root = Path(bundle).resolve()
     if not layout.manifest_path(root).is_file():
         raise BundleError(f"{root} is not a finished bundle (no manifest.json)",
                           hint="pack a folder written by export_snapshot")
+    return root
+
+
+def write_archive(root: Path, out: BinaryIO, *, level: int = 6) -> None:
+    """Stream the reproducible ``.tar.zst`` of the bundle folder ``root`` into ``out`` (not closed)."""
+    import zstandard
+
+    compressor = zstandard.ZstdCompressor(level=level, threads=0)
+    with compressor.stream_writer(out, closefd=False) as zfh:
+        with tarfile.open(fileobj=zfh, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            for name, path in _entries(root):
+                if path is None:
+                    tar.addfile(_info(name, directory=True))
+                    continue
+                with open(path, "rb") as fh:
+                    size = os.fstat(fh.fileno()).st_size
+                    tar.addfile(_info(name, directory=False, size=size), fh)
+
+
+def pack_bundle(bundle: str | os.PathLike[str], *, level: int = 6) -> Path:
+    """Write ``<bundle name>.tar.zst`` next to ``bundle`` (atomically, replacing an older one); return it."""
+    root = finished_bundle(bundle)
     target = layout.archive_path(root)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as raw:
-            compressor = zstandard.ZstdCompressor(level=level, threads=0)
-            with compressor.stream_writer(raw, closefd=False) as zfh:
-                with tarfile.open(fileobj=zfh, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                    for name, path in _entries(root):
-                        if path is None:
-                            tar.addfile(_info(name, directory=True))
-                            continue
-                        with open(path, "rb") as fh:
-                            size = os.fstat(fh.fileno()).st_size
-                            tar.addfile(_info(name, directory=False, size=size), fh)
+            write_archive(root, raw, level=level)
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, target)

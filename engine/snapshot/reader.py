@@ -11,7 +11,7 @@ import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import BundleError
 from engine.records import RecordBatch
@@ -19,24 +19,38 @@ from engine.records import RecordBatch
 from . import checksums, layout, manifest
 from .unpack import UnpackLimits, safe_unpack
 
+if TYPE_CHECKING:
+    from engine.crypto import AgeKeys
+
 
 @contextmanager
 def open_bundle(path: str | os.PathLike[str], *, tmp_dir: str | None = None,
-                limits: UnpackLimits | None = None) -> Iterator[Path]:
-    """Yield the bundle's root folder; a ``.tar.zst`` is safely unpacked into a temporary folder first."""
+                limits: UnpackLimits | None = None, keys: AgeKeys | None = None) -> Iterator[Path]:
+    """Yield the bundle's root folder; a ``.tar.zst`` is safely unpacked into a temporary folder first.
+
+    An encrypted ``.age`` bundle is decrypted with ``keys`` (default: ``PROCOS_AGE_IDENTITY``) as it unpacks.
+    """
     p = Path(path)
     if p.is_dir():
         yield p.resolve()
         return
     if not p.exists():
-        raise BundleError(f"no bundle at {p}", hint="give a bundle folder or its .tar.zst")
-    if not layout.is_archive(p):
-        raise BundleError(f"{p} is neither a bundle folder nor a .tar.zst archive")
-    tmp, root = safe_unpack(p, tmp_dir, limits)
+        raise BundleError(f"no bundle at {p}", hint="give a bundle folder, its .tar.zst or an encrypted .age")
+    if not (layout.is_archive(p) or layout.is_encrypted(p)):
+        raise BundleError(f"{p} is neither a bundle folder nor a .tar.zst archive (nor an encrypted .age one)")
+    tmp, root = safe_unpack(p, tmp_dir, limits, keys=_keys_for(p, keys))
     try:
         yield root
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _keys_for(path: Path, keys: AgeKeys | None) -> AgeKeys | None:
+    if keys is not None or not layout.is_encrypted(path):
+        return keys
+    from .access import configured_keys
+
+    return configured_keys()
 
 
 def read_manifest(root: Path) -> dict[str, Any]:
@@ -49,8 +63,8 @@ def read_manifest(root: Path) -> dict[str, Any]:
     return doc
 
 
-def manifest_of(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The manifest of a bundle folder or ``.tar.zst`` without unpacking the archive (not verified)."""
+def manifest_of(path: str | os.PathLike[str], keys: AgeKeys | None = None) -> dict[str, Any]:
+    """The manifest of a bundle folder, ``.tar.zst`` or encrypted ``.age`` without unpacking the archive (not verified)."""
     p = Path(path)
     if p.is_dir():
         return read_manifest(p)
@@ -58,7 +72,12 @@ def manifest_of(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     try:
         with open(p, "rb") as raw:
-            reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+            source = raw
+            if layout.is_encrypted(p):
+                from .unpack import decrypting
+
+                source = decrypting(raw, p, _keys_for(p, keys))
+            reader = zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True)
             with tarfile.open(fileobj=reader, mode="r|") as tar:
                 for member in tar:
                     parts = member.name.split("/")

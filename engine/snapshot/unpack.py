@@ -4,6 +4,7 @@ Refused with :class:`~engine.errors.UnsafeArchive` (and nothing left behind): ab
 ``..`` components, symbolic and hard links, devices, fifos and any other non-regular entry,
 members outside one top folder, duplicate members, a member or a total above the size limits,
 and more members than allowed. Files are created with ``O_EXCL|O_NOFOLLOW`` and fixed modes.
+An encrypted archive (``.age``: an age-encrypted ``.tar.zst``) goes through the same checks, decrypted as it streams.
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
-from engine.errors import UnsafeArchive
+from engine.errors import DecryptionFailed, UnsafeArchive
 
 from . import layout
+
+if TYPE_CHECKING:
+    from engine.crypto import AgeKeys, AgeReader
 
 CHUNK = 1 << 20
 
@@ -55,61 +60,80 @@ def _check_type(member: tarfile.TarInfo) -> None:
 
 
 def safe_unpack(archive: str | os.PathLike[str], dest_parent: str | os.PathLike[str] | None = None,
-                limits: UnpackLimits | None = None) -> tuple[Path, Path]:
+                limits: UnpackLimits | None = None, *, keys: AgeKeys | None = None) -> tuple[Path, Path]:
     """Unpack ``archive`` into a new temporary folder; return ``(temp folder, bundle root inside it)``.
 
-    The caller removes the temporary folder. On UnsafeArchive (or any failure) it is already gone.
+    An ``.age`` archive is decrypted with ``keys`` while it streams into the same checks: its header
+    (the key) is checked before the temporary folder exists, and every chunk authenticates before
+    its bytes are unpacked; after the tar's end the rest of the file is read and authenticated too.
+    The caller removes the temporary folder. On UnsafeArchive, DecryptionFailed (or any failure)
+    it is already gone.
     """
     import zstandard
 
     limits = limits or UnpackLimits()
-    tmp = Path(tempfile.mkdtemp(prefix=".procos-unpack-", dir=dest_parent))
-    try:
-        top = _unpack_into(Path(archive), tmp, limits, zstandard)
-    except tarfile.TarError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise UnsafeArchive(f"{archive} is not a readable tar archive ({exc})") from exc
-    except zstandard.ZstdError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise UnsafeArchive(f"{archive} is not a readable zstd stream ({exc})") from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    path = Path(archive)
+    with open(path, "rb") as raw:
+        source = decrypting(raw, path, keys) if layout.is_encrypted(path) else raw
+        tmp = Path(tempfile.mkdtemp(prefix=".procos-unpack-", dir=dest_parent))
+        try:
+            top = _unpack_into(source, path, tmp, limits, zstandard)
+            if source is not raw:
+                source.drain()
+        except tarfile.TarError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise UnsafeArchive(f"{archive} is not a readable tar archive ({exc})") from exc
+        except zstandard.ZstdError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise UnsafeArchive(f"{archive} is not a readable zstd stream ({exc})") from exc
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return tmp, tmp / top
 
 
-def _unpack_into(archive: Path, tmp: Path, limits: UnpackLimits, zstandard) -> str:
+def decrypting(raw: BinaryIO, path: Path, keys: AgeKeys | None) -> AgeReader:
+    """A decrypting reader over the ``.age`` file ``raw`` (its header and key checked now); DecryptionFailed otherwise."""
+    from engine.crypto import AgeReader
+
+    if keys is None:
+        raise DecryptionFailed(f"{path} is encrypted (age) and no key was given to decrypt it; nothing was written",
+                               [{"path": str(path), "problem": "encrypted, no key given"}],
+                               hint="give --identity KEY_FILE (or set PROCOS_AGE_IDENTITY) or --passphrase-file F")
+    return AgeReader(raw, keys, path)
+
+
+def _unpack_into(source: BinaryIO, archive: Path, tmp: Path, limits: UnpackLimits, zstandard) -> str:
     top: str | None = None
     seen: set[str] = set()
     total = 0
-    with open(archive, "rb") as raw:
-        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-        with tarfile.open(fileobj=reader, mode="r|") as tar:
-            for count, member in enumerate(tar, start=1):
-                if count > limits.max_members:
-                    raise UnsafeArchive(f"{archive} has more than {limits.max_members} members")
-                parts = _check_name(member.name)
-                _check_type(member)
-                if top is None:
-                    top = parts[0]
-                elif parts[0] != top:
-                    raise UnsafeArchive(f"archive member {member.name!r} is outside the top folder {top!r}")
-                rel = "/".join(parts)
-                if rel in seen:
-                    raise UnsafeArchive(f"archive member {member.name!r} appears twice")
-                seen.add(rel)
-                target = tmp.joinpath(*parts)
-                if member.isdir():
-                    target.mkdir(mode=0o755, parents=True, exist_ok=True)
-                    continue
-                if member.size > limits.max_member_bytes:
-                    raise UnsafeArchive(f"archive member {member.name!r} is {member.size} bytes, more than "
-                                        f"the {limits.max_member_bytes} allowed per file")
-                total += member.size
-                if total > limits.max_total_bytes:
-                    raise UnsafeArchive(f"{archive} unpacks to more than {limits.max_total_bytes} bytes")
-                target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-                _copy_member(tar, member, target)
+    reader = zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True, closefd=False)
+    with reader, tarfile.open(fileobj=reader, mode="r|") as tar:
+        for count, member in enumerate(tar, start=1):
+            if count > limits.max_members:
+                raise UnsafeArchive(f"{archive} has more than {limits.max_members} members")
+            parts = _check_name(member.name)
+            _check_type(member)
+            if top is None:
+                top = parts[0]
+            elif parts[0] != top:
+                raise UnsafeArchive(f"archive member {member.name!r} is outside the top folder {top!r}")
+            rel = "/".join(parts)
+            if rel in seen:
+                raise UnsafeArchive(f"archive member {member.name!r} appears twice")
+            seen.add(rel)
+            target = tmp.joinpath(*parts)
+            if member.isdir():
+                target.mkdir(mode=0o755, parents=True, exist_ok=True)
+                continue
+            if member.size > limits.max_member_bytes:
+                raise UnsafeArchive(f"archive member {member.name!r} is {member.size} bytes, more than "
+                                    f"the {limits.max_member_bytes} allowed per file")
+            total += member.size
+            if total > limits.max_total_bytes:
+                raise UnsafeArchive(f"{archive} unpacks to more than {limits.max_total_bytes} bytes")
+            target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            _copy_member(tar, member, target)
     if top is None:
         raise UnsafeArchive(f"{archive} is empty")
     if not layout.is_bundle_name(top):

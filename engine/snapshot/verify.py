@@ -5,7 +5,9 @@ nothing unlisted) -> manifest against files (artifact counts, content hash) -> d
 schema, row count, dimensions, each row's vector_hash, strictly ascending unique ids, canonical
 metadata; for schema_version 2 every shard against the manifest, see :mod:`.shard_checks`) ->
 FAISS index (readable, ntotal, d) -> lineage (``artifacts_state``; a delta's ``changes.jsonl``
-against its rows, see :mod:`.delta_checks`). Paths are relative to the bundle root.
+against its rows, see :mod:`.delta_checks`) -> signature (``checksums.sha256.asc``, when there is
+one, checked by gpg against the trusted keys, see :mod:`.signature`; a bad one is a finding).
+Paths are relative to the bundle root.
 
 Schema_version 1 bundles (one ``embeddings.parquet``) are verified as such. Files are hashed and
 shards checked in a small thread pool (``max_workers``, default ``min(4, cpu count)``).
@@ -17,12 +19,19 @@ import os
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.errors import BundleError, BundleInvalid, UnsupportedSchemaVersion
+from engine.errors import BadSignature, BundleError, BundleInvalid, UnsupportedSchemaVersion
 
 from . import checksums, layout, manifest
 from .data_checks import check_embeddings
+
+if TYPE_CHECKING:
+    from engine.crypto import AgeKeys
+
+    from .access import BundleAccess
+
+NO_SIGNATURE = {"status": "missing", "fingerprint": None}
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,7 @@ class VerifyReport:
     manifest: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     unsupported_version: str | None = None
+    signature: dict[str, Any] = field(default_factory=lambda: dict(NO_SIGNATURE))
 
     @property
     def ok(self) -> bool:
@@ -56,7 +66,8 @@ class VerifyReport:
         self.errors.append(Finding(path, problem, code, hint))
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "errors": [f.to_json() for f in self.errors], "manifest": self.manifest}
+        return {"ok": self.ok, "errors": [f.to_json() for f in self.errors], "manifest": self.manifest,
+                "signature": dict(self.signature)}
 
     def summary(self) -> str:
         if self.ok:
@@ -70,38 +81,54 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def verify_bundle(path: str | os.PathLike[str], *, tmp_dir: str | None = None,
+def verify_bundle(path: str | os.PathLike[str], *, trusted_keys: list[str] | tuple[str, ...] | None = None,
+                  keys: AgeKeys | None = None, tmp_dir: str | None = None,
                   max_workers: int | None = None) -> VerifyReport:
-    """Verify a bundle folder or ``.tar.zst`` (unpacked safely into a temporary folder first)."""
+    """Verify a bundle folder, ``.tar.zst`` or encrypted ``.age`` (unpacked safely into a temporary folder first).
+
+    ``trusted_keys`` are fingerprints trusted in addition to the configured ``PROCOS_TRUSTED_KEYS``;
+    ``keys`` decrypt an ``.age`` bundle (default: ``PROCOS_AGE_IDENTITY``).
+    """
     from .reader import open_bundle
 
-    with open_bundle(path, tmp_dir=tmp_dir) as root:
-        report = verify_dir(root, max_workers=max_workers)
+    with open_bundle(path, tmp_dir=tmp_dir, keys=keys) as root:
+        report = verify_dir(root, max_workers=max_workers, trusted_keys=trusted_keys)
     report.path = str(path)
     return report
 
 
-def verified_manifest(root: Path, name: object, *, consequence: str, purpose: str) -> dict[str, Any]:
+def verified_manifest(root: Path, name: object, *, consequence: str, purpose: str,
+                      access: BundleAccess | None = None) -> dict[str, Any]:
     """The manifest of the unpacked bundle at ``root`` once every check passes; otherwise raise.
 
     ``consequence`` says what did not happen because of it ("nothing was imported") and ``purpose``
     what the bundle was needed for ("import this bundle"); both go into the message people read.
+    With ``access`` the signature is checked against its trusted keys, and a bundle without a good
+    one raises SignatureRequired when ``access`` requires it (see :class:`~.access.BundleAccess`).
     """
-    report = verify_dir(root)
+    report = verify_dir(root, trusted_keys=access.trusted_keys if access is not None else None)
     if report.unsupported_version:
         raise UnsupportedSchemaVersion(f"{name}: {report.unsupported_version}",
                                        hint=f"upgrade procos-knowledge to {purpose}")
     if not report.ok:
         first = report.errors[0]
-        raise BundleInvalid(f"{name} failed verification with {len(report.errors)} problem(s), e.g. "
+        error = BadSignature if any(f.code == "signature" for f in report.errors) else BundleInvalid
+        raise error(f"{name} failed verification with {len(report.errors)} problem(s), e.g. "
                             f"{first.path}: {first.problem}; {consequence}",
                             [f.to_json() for f in report.errors],
                             hint="run procos snapshot verify for the full list; export the bundle again "
                                  "or use another one")
+    requirement = access.requirement() if access is not None else None
+    if requirement:
+        from .access import require_good
+
+        require_good(report.signature, name, requirement, consequence)
     return report.manifest
 
 
-def verify_dir(root: Path, *, max_workers: int | None = None) -> VerifyReport:
+def verify_dir(root: Path, *, max_workers: int | None = None,
+               trusted_keys: list[str] | tuple[str, ...] | None = None, signature: bool = True) -> VerifyReport:
+    """Verify the bundle folder ``root``; ``signature=False`` leaves a signature unchecked (when re-signing)."""
     report = VerifyReport(str(root))
     if not root.is_dir():
         report.add(".", f"{root} is not a folder", "missing")
@@ -118,7 +145,21 @@ def verify_dir(root: Path, *, max_workers: int | None = None) -> VerifyReport:
         from .delta_checks import check_lineage
 
         check_lineage(root, doc, listed, actual, report)  # artifacts_state; changes.jsonl of deltas
+    if signature:
+        _check_signature(root, report, trusted_keys)
     return report
+
+
+def _check_signature(root: Path, report: VerifyReport, trusted_keys: list[str] | tuple[str, ...] | None) -> None:
+    from .signature import check_signature, trusted_fingerprints
+
+    if not layout.signature_path(root).exists():
+        return  # unsigned: "missing", with neither gpg nor the trust settings involved
+    report.signature = check_signature(root, trusted_fingerprints(trusted_keys))
+    if report.signature["status"] == "bad":
+        report.add(layout.SIGNATURE, "the signature does not verify against checksums.sha256 (a file changed after "
+                   "signing, or the signature is damaged or not a detached signature)", "signature",
+                   "get an intact copy of the bundle, or sign it again (procos snapshot sign) if its content is right")
 
 
 def _check_manifest(root: Path, report: VerifyReport) -> dict[str, Any] | None:
@@ -198,6 +239,10 @@ def _check_files(root: Path, report: VerifyReport, pool: Executor, version: int 
         if rel == layout.CHECKSUMS:
             report.add(rel, "lists itself; checksums.sha256 must exclude itself", "checksums")
             continue
+        if rel == layout.SIGNATURE:
+            report.add(rel, "is listed in checksums.sha256; the signature of checksums.sha256 stays outside it",
+                       "checksums")
+            continue
         if not _allowed(rel, version):
             report.add(rel, "is not a file a bundle may hold (unknown name or artifact kind)", "unknown_file")
         if rel not in on_disk:
@@ -210,7 +255,7 @@ def _check_files(root: Path, report: VerifyReport, pool: Executor, version: int 
         if digest != listed[rel]:
             report.add(rel, f"sha256 mismatch: checksums.sha256 says {listed[rel]}, the file has {digest}",
                        "checksum", "the file was changed or damaged after export; export again")
-    for rel in sorted(on_disk - set(listed) - {layout.CHECKSUMS}):
+    for rel in sorted(on_disk - set(listed) - {layout.CHECKSUMS, layout.SIGNATURE}):
         report.add(rel, "not listed in checksums.sha256", "unlisted",
                    "remove the file, or export again if it belongs to the bundle")
     required = [layout.MANIFEST] + ([layout.EMBEDDINGS] if version == 1 else [])

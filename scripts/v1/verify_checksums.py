@@ -1,9 +1,10 @@
 """Verify every byte and count of the bundle (verify_snapshot); fail the task listing the first problems.
 
 Records the verified ``content_hash`` (and id, record count): the approval is for exactly that content.
+Outside dev the bundle must carry a good signature by a trusted key before anyone is asked to approve it.
 """
 
-from engine.errors import BundleInvalid
+from engine.errors import BundleInvalid, SignatureRequired
 
 SHOWN = 5
 
@@ -25,6 +26,14 @@ def run(ctx):
                             [e if isinstance(e, dict) else {"problem": str(e)} for e in errors],
                             hint=f"procos snapshot verify {bundle} lists every problem; export the bundle again")
     doc = result.get("manifest") or {}
+    signature = result.get("signature") or {"status": "missing", "fingerprint": None}
+    if ctx.environment != "dev" and signature.get("status") != "good":
+        raise SignatureRequired(
+            f"bundle {bundle} has no good signature by a trusted key (signature {signature.get('status')}); "
+            f"in {ctx.environment} every import needs one, so nobody is asked to approve it",
+            [{"path": "checksums.sha256.asc", "problem": f"signature {signature.get('status')}"}],
+            hint="sign it (procos snapshot sign BUNDLE --key KEYID) and trust the key (PROCOS_TRUSTED_KEYS)")
+    ctx.data["signature"] = signature
     ctx.data["verified"] = True
     ctx.data["snapshot_id"] = doc.get("snapshot_id")
     # what the approver approves: the load steps refuse a bundle whose content_hash is not this one

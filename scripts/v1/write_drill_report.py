@@ -8,8 +8,12 @@ def run(ctx):
         "bundle": data["bundle"], "snapshot_id": data.get("snapshot_id"),
         "record_count": data["record_count"], "restored": data.get("restored"), "artifacts": data.get("artifacts"),
         "export_seconds": data.get("export_seconds"), "restore_seconds": data["restore_seconds"],
-        "validation": data["validation"],
+        "search_tuning": (data.get("rebuild") or {}).get("search_tuning"),
+        "validation": data["validation"], "passed": bool(data.get("passed")),
     }
     written = ctx.api.write_drill_report(data["out_dir"], report)
     data["report"] = str(written["report"])
     data["report_markdown"] = str(written["markdown"])
+    key = ctx.api.signing_key()
+    if key:  # a signed report: gpg --verify dr_drill_X.json.asc dr_drill_X.json
+        data["report_signature"] = ctx.api.sign_file(data["report"], key)["signature"]
