@@ -10,7 +10,9 @@ from click.testing import CliRunner
 from workflow_support import make_env
 
 from engine.cli import LazyGroup
-from engine.cli.workflow import instance_group, parse_vars, process_group, task_group
+from engine.cli.instances import instance_group
+from engine.cli.tasks import task_group
+from engine.cli.workflow import parse_vars, process_group
 
 
 @click.group(cls=LazyGroup)
@@ -56,7 +58,7 @@ def test_approval_round_trip_through_the_cli(env):
     assert (started["outcome"], started["exit_code"]) == ("", 0)
     iid = started["instance_id"]
     [task] = json.loads(run("task", "list", "--json", user="bob").output)
-    assert set(task) == {"task_id", "instance_id", "process", "name", "lane"}
+    assert {"task_id", "instance_id", "process", "name", "lane", "started_by", "waiting_since", "subject"} == set(task)
     refused = run("task", "complete", task["task_id"], "--approve", code=77, user="carol")
     assert "lacks role" in refused.output
     impersonated = run("task", "complete", task["task_id"], "--as", "bob", "--approve", code=77, user="carol")
@@ -70,7 +72,7 @@ def test_approval_round_trip_through_the_cli(env):
                     "started_by": "carol", "started_at": inst["started_at"], "updated_at": inst["updated_at"]}
     shown = json.loads(run("instance", "show", iid, "--json").output)
     assert {"instance_id", "state", "data", "history"} <= set(shown)
-    assert "user_action" in run("instance", "show", iid).output
+    assert "user_action" in run("instance", "show", iid, "--history").output
 
 
 def test_error_state_exits_nonzero_and_retry_cancel_work(env, tmp_path):

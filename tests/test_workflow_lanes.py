@@ -31,7 +31,8 @@ def test_task_list_shows_only_tasks_the_user_may_complete(env):
     svc, iid = start_prod(env, user="alice")
     [task] = svc.list_tasks("bob")
     assert task == {"task_id": task["task_id"], "instance_id": iid, "process": "fx_approval",
-                    "name": "Approve the change", "lane": "Approver"}
+                    "name": "Approve the change", "lane": "Approver", "started_by": "alice",
+                    "waiting_since": task["waiting_since"], "subject": {}}
     assert svc.list_tasks("carol") == []  # Owner only
     assert svc.list_tasks("alice") == []  # has Approver, but started it (prod)
     assert svc.list_tasks("mallory") == []  # not a user of the store

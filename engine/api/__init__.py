@@ -18,6 +18,7 @@ from .drift import drift_check
 from .settings import deployment_environment, show_config, signing_key
 from .snapshots import (
     abort_export,
+    bundle_size,
     check_package,
     export_artifacts,
     export_delta,
@@ -51,6 +52,7 @@ from .stores import (
 from .validation import tune_search, validate, validation_report_path
 
 __all__ = [
+    "bundle_size",
     "deployment_environment",
     "show_config",
     "signing_key",

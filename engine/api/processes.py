@@ -24,7 +24,7 @@ from engine.workflow.identity import Identity, read_token_file
 __all__ = [
     "Identity", "add_user", "audit_log", "authenticate", "cancel_instance", "complete_task", "issue_token",
     "list_instances", "list_processes", "list_tasks", "list_users", "login", "remove_user", "retry_instance",
-    "set_password", "show_instance", "show_process", "start_process", "token_from_file",
+    "set_password", "show_instance", "show_process", "show_task", "start_process", "token_from_file",
 ]
 
 
@@ -127,6 +127,12 @@ def list_tasks(*, actor: Identity | None = None, token: str | None = None, as_us
     """The waiting tasks the acting user may complete."""
     with _service() as svc:
         return svc.list_tasks(_who(svc, actor, token, as_user, "list tasks"))
+
+
+def show_task(task_id: str) -> dict[str, Any]:
+    """One waiting task in full: ``{"task_id", ..., "subject", "data", "environment"}``."""
+    with _service() as svc:
+        return svc.show_task(task_id)
 
 
 def complete_task(task_id: str, approve: bool, comment: str | None = None, *, actor: Identity | None = None,

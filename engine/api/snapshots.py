@@ -109,6 +109,14 @@ def verify_snapshot(path: str | Path, *, trusted_keys: list[str] | None = None, 
     return snapshot.verify_bundle(path, trusted_keys=access.trusted_keys, keys=access.keys).to_json()
 
 
+def bundle_size(path: str | Path) -> int:
+    """Bytes on disk of a bundle folder (every file) or of an archive file."""
+    p = Path(path)
+    if p.is_file():
+        return p.stat().st_size
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+
+
 def inspect_snapshot(path: str | Path) -> str:
     """A human summary of a bundle's manifest."""
     from engine import snapshot

@@ -28,8 +28,8 @@ GROUPS: dict[str, str] = {
     "demo": "engine.cli.demo:demo",
     "drift": "engine.cli.drift:drift",
     "process": "engine.cli.workflow:process_group",
-    "instance": "engine.cli.workflow:instance_group",
-    "task": "engine.cli.workflow:task_group",
+    "instance": "engine.cli.instances:instance_group",
+    "task": "engine.cli.tasks:task_group",
     "user": "engine.cli.users:user_group",
     "audit": "engine.cli.users:audit",
 }

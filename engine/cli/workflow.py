@@ -1,8 +1,9 @@
-"""``procos process|instance|task``: thin shells over :mod:`engine.api.processes`.
+"""``procos process ...``: thin shells over :mod:`engine.api.processes` (``instance`` and ``task`` live in
+:mod:`.instances` and :mod:`.tasks`).
 
 Commands that run an instance (``process start``, ``instance retry``, ``task complete``) run it until
-it completes, fails or waits on a user task, print ``{"instance_id", "state", "data"}`` with
-``--json``, and exit 1 when the instance ended in ``error``.
+it completes, fails or waits on a user task, print ``{"instance_id", "state", "outcome", "exit_code",
+"data"}`` with ``--json``, and exit with the outcome's code (see ``procos --help``).
 """
 
 from __future__ import annotations
@@ -60,17 +61,27 @@ json_flag = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 @click.group("process")
 def process_group() -> None:
-    """BPMN process definitions (processes/ and PROCOS_PROCESSES)."""
+    """BPMN process definitions (processes/ and PROCOS_PROCESSES): list, show, start.
+
+    \b
+    Example: procos process show import_snapshot
+    """
 
 
 @process_group.command("list")
 @json_flag
 def process_list(as_json: bool) -> None:
-    """List the processes found, with their content-hash versions."""
+    """List the processes found, with their content-hash versions.
+
+    \b
+    Example: procos process list
+    """
+    from .tables import table
+
     found = _api().list_processes()
-    lines = [f"{p['name']}\t{p['version'] or '-'}\t{p['file']}" + (f"\tERROR: {p['error']}" if "error" in p else "")
-             for p in found]
-    _print(found, as_json, "\n".join(lines) or "no processes found")
+    _print(found, as_json, table(found, [("NAME", lambda p: p["name"]), ("VERSION", lambda p: p["version"] or "-"),
+                                         ("FILE", lambda p: p["file"]), ("PROBLEM", lambda p: p.get("error", ""))],
+                                 widest=70, empty="no processes found"))
 
 
 @process_group.command("show")
@@ -117,83 +128,3 @@ def process_start(name: str, variables: tuple[str, ...], actor: dict, as_json: b
     _finish(_api().start_process(name, parse_vars(variables), **actor), as_json)
 
 
-@click.group("instance")
-def instance_group() -> None:
-    """Process instances: list, show (history), retry, cancel."""
-
-
-@instance_group.command("list")
-@json_flag
-def instance_list(as_json: bool) -> None:
-    """List instances with their state."""
-    found = _api().list_instances()
-    lines = [f"{i['instance_id']}\t{i['process']}\t{i['state']}\t{i['started_by']}\t{i['started_at']}"
-             for i in found]
-    _print(found, as_json, "\n".join(lines) or "no instances")
-
-
-@instance_group.command("show")
-@click.argument("instance_id")
-@json_flag
-def instance_show(instance_id: str, as_json: bool) -> None:
-    """Show an instance's state, data and full history/audit."""
-    shown = _api().show_instance(instance_id)
-    lines = [f"instance {shown['instance_id']} ({shown['process']} {shown['version']}): {shown['state']}"]
-    if shown.get("error"):
-        lines.append(f"error: {shown['error']}")
-    for h in shown["history"]:
-        rest = {k: v for k, v in h.items() if k not in ("time", "kind", "task_id")}
-        lines.append(f"{h['time']}  {h['kind']:<14} {json.dumps(rest, sort_keys=True)}")
-    _print(shown, as_json, "\n".join(lines))
-
-
-@instance_group.command("retry")
-@click.argument("instance_id")
-@click.option("--var", "variables", multiple=True, metavar="KEY=VALUE",
-              help="Change a variable before retrying (repeatable; audited).")
-@actor_options
-@json_flag
-def instance_retry(instance_id: str, variables: tuple[str, ...], actor: dict, as_json: bool) -> None:
-    """Continue an instance in error or interrupted from its last completed step.
-
-    \b
-    Example: procos instance retry 3f2a9c0d1e7b --var out_dir=/srv/snapshots
-    """
-    _finish(_api().retry_instance(instance_id, variables=parse_vars(variables), **actor), as_json)
-
-
-@instance_group.command("cancel")
-@click.argument("instance_id")
-@actor_options
-@json_flag
-def instance_cancel(instance_id: str, actor: dict, as_json: bool) -> None:
-    """Cancel an instance that is not running."""
-    _finish(_api().cancel_instance(instance_id, **actor), as_json)
-
-
-@click.group("task")
-def task_group() -> None:
-    """User tasks (approvals) in lanes."""
-
-
-@task_group.command("list")
-@actor_options
-@json_flag
-def task_list(actor: dict, as_json: bool) -> None:
-    """List the waiting tasks you may complete."""
-    found = _api().list_tasks(**actor)
-    lines = [f"{t['task_id']}\t{t['instance_id']}\t{t['process']}\t{t['name']}\t{t['lane'] or '-'}" for t in found]
-    _print(found, as_json, "\n".join(lines) or "no tasks you may complete")
-
-
-@task_group.command("complete")
-@click.argument("task_id")
-@click.option("--approve/--reject", "approve", default=None, help="The decision (required).")
-@click.option("--comment", default=None, help="A comment for the audit log.")
-@actor_options
-@json_flag
-def task_complete(task_id: str, approve: bool | None, comment: str | None, actor: dict, as_json: bool) -> None:
-    """Approve or reject a waiting task and run the instance on."""
-    if approve is None:
-        raise click.UsageError("give a decision: --approve or --reject")
-    _finish(_api().complete_task(task_id, approve, comment, **actor), as_json, decided=True)

@@ -229,7 +229,9 @@ def _load_records(repo: VectorRepository, root: Path, doc: dict[str, Any], mode:
     problem = _settings_problem(repo, doc)
     if problem:
         raise SettingsMismatch(problem, hint="import into a new store opened with open_target(uri, manifest)")
-    batches = reader.iter_batches(root, doc, batch_size)
+    from engine.progress import counted
+
+    batches = counted(reader.iter_batches(root, doc, batch_size), "import", doc.get("record_count"))
     index_file = layout.faiss_index_path(root)  # a FAISS target adopts it when it matches every row
     prebuilt = str(index_file) if index_file.is_file() else None
     if mode == "replace":

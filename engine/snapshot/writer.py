@@ -80,7 +80,10 @@ def dump_embeddings(repo: VectorRepository, staging_dir: str | os.PathLike[str],
     # Read before the stream starts: the rows are at this sequence or later, so a delta built on
     # this bundle (changes after it) never misses a change; re-applying one is harmless.
     sequence = repo.sequence()
-    result = write_embeddings(staging_dir, repo.iter_batches(batch_size), settings=repo.settings,
+    from engine.progress import counted
+
+    batches = counted(repo.iter_batches(batch_size), "export", repo.count())
+    result = write_embeddings(staging_dir, batches, settings=repo.settings,
                               backend=repo.backend, uri=repo.uri, compression_level=compression_level,
                               shard_rows=shard_rows)
     update_state(Path(staging_dir), sequence=sequence, store_id=repo.store_id)

@@ -6,9 +6,10 @@ Scripts stay thin: they read and write ``ctx.data`` and call the library through
   dicts with str keys). Whatever the script leaves there becomes the task's output; anything that is not
   JSON fails the task with a clear error.
 - ``ctx.instance_id``, ``ctx.process``, ``ctx.task_id`` (BPMN id), ``ctx.task_name``, ``ctx.started_by``,
-  ``ctx.environment`` (``data["environment"]``, default ``"dev"``), ``ctx.home`` (``PROCOS_HOME``).
+  ``ctx.environment`` (``data["environment"]``: the deployment's, set at start; ``"prod"`` if absent), ``ctx.home`` (``PROCOS_HOME``).
 - ``ctx.emit(event, **fields)``: append an event (events.jsonl, state DB, webhook).
 - ``ctx.log(message)``: add a line to the instance's history.
+- ``ctx.progress(done, total, unit)``: the step's progress (library calls report theirs by themselves).
 - ``ctx.open_repository(uri, **kw)``: :func:`engine.repository.open_repository`.
 - ``ctx.api``: the library's front door module :mod:`engine.api`; ``ctx.export_snapshot``,
   ``ctx.verify_snapshot``, ``ctx.import_snapshot``, ``ctx.validate`` call the functions of that name.
@@ -50,7 +51,7 @@ class ScriptContext:
 
     @property
     def environment(self) -> str:
-        return str(self.data.get("environment", "dev"))
+        return str(self.data.get("environment", "prod"))
 
     def emit(self, event: str, **fields: Any) -> None:
         """Record ``event`` with ``fields`` (JSON values) for this instance."""
@@ -59,6 +60,12 @@ class ScriptContext:
     def log(self, message: str) -> None:
         """Add ``message`` to the instance's history."""
         self._log(str(message))
+
+    def progress(self, done: int, total: int | None = None, unit: str = "rows", op: str | None = None) -> None:
+        """Report the step's progress (shown by ``procos instance show`` and the panel)."""
+        from engine import progress
+
+        progress.update(op or self.task_id, done, total, unit)
 
     def on_cancel(self, op: str, **args: Any) -> None:
         """Have a cancel of this instance run ``engine.api.<op>(**args)`` until :meth:`cancel_done`."""

@@ -25,6 +25,7 @@ from SpiffWorkflow.bpmn.specs.mixins.script_task import ScriptTask
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition
 
+from engine import progress
 from engine.errors import ProcosError, ScriptFailed, ScriptRefused
 
 from . import conditions
@@ -46,6 +47,8 @@ class ScriptHooks(Protocol):
     def script_started(self, task: Any, script: ResolvedScript) -> None: ...
 
     def script_finished(self, task: Any, script: ResolvedScript, error: ProcosError | None) -> None: ...
+
+    def progress_sink(self, task: Any) -> Any: ...
 
     def script_refused(self, task: Any, script: ResolvedScript | None, error: ScriptRefused) -> None: ...
 
@@ -94,7 +97,8 @@ class ProcosScriptEngine(PythonScriptEngine):
         ctx = self.hooks.context(task, resolved, data)
         self.hooks.script_started(task, resolved)
         try:
-            run_script(resolved, ctx)
+            with progress.reporting(self.hooks.progress_sink(task), min_interval=1.0):
+                run_script(resolved, ctx)
             _check_json(ctx.data, task_name, resolved)
         except ScriptRefused as exc:
             self.hooks.script_finished(task, resolved, exc)

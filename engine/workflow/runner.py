@@ -206,6 +206,14 @@ class InstanceRun:
                              started_by=self.row.started_by, home=self.settings.home,
                              emit=self.emit, log=self.log)
 
+    def progress_sink(self, task: Any) -> Any:
+        """Where a running script's progress goes: the instance's progress row (``instance show``, panel)."""
+        iid, step = self.row.instance_id, task.task_spec.bpmn_id
+
+        def sink(update: dict) -> None:
+            self.store.set_progress(iid, step, update)
+        return sink
+
     def script_started(self, task: Any, script: ResolvedScript) -> None:
         self.store.add_history(self.row.instance_id, [history.entry(
             "script_started", script=script.source, sha256=script.sha256, **history.task_fields(task))])

@@ -200,7 +200,8 @@ class WorkflowService:
                 "history": self.store.history(instance_id), "process": row.process, "version": row.version,
                 "started_by": row.started_by, "started_at": row.started_at, "updated_at": row.updated_at,
                 "error": row.error,
-                "tasks": [t.__dict__ for t in self.store.list_tasks() if t.instance_id == instance_id]}
+                "tasks": [t.__dict__ for t in self.store.list_tasks() if t.instance_id == instance_id],
+                "progress": self.store.progress(instance_id) if state == "running" else None}
 
     def retry_instance(self, instance_id: str, user: Identity | str | None = None, *,
                        variables: dict | None = None, cwd: str | Path | None = None) -> dict:
@@ -280,10 +281,31 @@ class WorkflowService:
         """The waiting user tasks ``user`` may complete (lane role held, separation of duties)."""
         actor = self._actor(user, "list tasks")
         starters = {r.instance_id: r.started_by for r in self.store.list_instances()}
-        return [{"task_id": t.task_id, "instance_id": t.instance_id, "process": t.process, "name": t.name,
-                 "lane": t.lane} for t in self.store.list_tasks()
+        return [self._describe_task(t, self.store.get_instance(t.instance_id)) for t in self.store.list_tasks()
                 if refusal(actor, t.lane, started_by=starters.get(t.instance_id, ""),
                            environment=t.environment) is None]
+
+    def show_task(self, task_id: str) -> dict:
+        """One waiting task in full: what is to be decided, the instance's request, who may decide."""
+        found = self.store.find_task(task_id)
+        if found is None:
+            raise TaskNotFound(f"no waiting task {task_id!r} (already completed, or never existed)",
+                               hint="procos task list shows the tasks you may complete")
+        row = self.store.get_instance(found.instance_id)
+        data = current_data(load_workflow(_serializer(), row.state_json))
+        return {**self._describe_task(found, row, data), "data": data, "environment": found.environment,
+                "separation_of_duties": found.environment != "dev"}
+
+    def _describe_task(self, t: Any, row: InstanceRow | None, data: dict | None = None) -> dict:
+        """A task with what is to be approved: the request's source/target/bundle and its figures."""
+        if data is None and row is not None:
+            data = current_data(load_workflow(_serializer(), row.state_json))
+        data = data or {}
+        subject = {k: data[k] for k in ("source", "target", "bundle", "out_dir", "mode", "snapshot_id",
+                                        "content_hash", "record_count", "bytes", "signature") if k in data}
+        return {"task_id": t.task_id, "instance_id": t.instance_id, "process": t.process, "name": t.name,
+                "lane": t.lane, "started_by": row.started_by if row else None,
+                "waiting_since": row.updated_at if row else None, "subject": subject}
 
     def complete_task(self, task_id: str, user: Identity | str | None, approve: bool,
                       comment: str | None = None) -> dict:

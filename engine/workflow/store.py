@@ -96,6 +96,21 @@ class InstanceStore(Protocol):
     def add_event(self, event: dict) -> None:
         """Store an event (``event``, ``instance_id``, ``time`` and fields)."""
 
+    def set_progress(self, instance_id: str, task: str, update: dict) -> None:
+        """Record the running step's latest progress (one row per instance, replaced each time)."""
+        body = json.dumps({"task": task, **update}, sort_keys=True)
+        with self._tx() as cur:
+            self._exec(cur, "DELETE FROM progress WHERE instance_id = ?", (instance_id,))
+            self._exec(cur, "INSERT INTO progress (instance_id, task, body, updated_at) VALUES (?, ?, ?, ?)",
+                       (instance_id, task, body, now_iso()))
+
+    def progress(self, instance_id: str) -> dict | None:
+        """The latest progress of the instance's running step (``{"task","op","done","total",...}``), or None."""
+        with self._tx() as cur:
+            row = self._exec(cur, "SELECT body, updated_at FROM progress WHERE instance_id = ?",
+                             (instance_id,)).fetchone()
+        return {**json.loads(row[0]), "updated_at": row[1]} if row else None
+
     def events(self, instance_id: str | None = None) -> list[dict]:
         """Stored events, oldest first, optionally of one instance."""
 
@@ -205,6 +220,21 @@ class SqlStore(UserRecords):
             self._exec(cur, "INSERT INTO events (time, event, instance_id, body) VALUES (?, ?, ?, ?)",
                        (event["time"], event["event"], event.get("instance_id"), json.dumps(event, sort_keys=True)))
 
+    def set_progress(self, instance_id: str, task: str, update: dict) -> None:
+        """Record the running step's latest progress (one row per instance, replaced each time)."""
+        body = json.dumps({"task": task, **update}, sort_keys=True)
+        with self._tx() as cur:
+            self._exec(cur, "DELETE FROM progress WHERE instance_id = ?", (instance_id,))
+            self._exec(cur, "INSERT INTO progress (instance_id, task, body, updated_at) VALUES (?, ?, ?, ?)",
+                       (instance_id, task, body, now_iso()))
+
+    def progress(self, instance_id: str) -> dict | None:
+        """The latest progress of the instance's running step (``{"task","op","done","total",...}``), or None."""
+        with self._tx() as cur:
+            row = self._exec(cur, "SELECT body, updated_at FROM progress WHERE instance_id = ?",
+                             (instance_id,)).fetchone()
+        return {**json.loads(row[0]), "updated_at": row[1]} if row else None
+
     def events(self, instance_id: str | None = None) -> list[dict]:
         with self._tx() as cur:
             if instance_id is None:
@@ -230,6 +260,8 @@ CREATE TABLE IF NOT EXISTS history (seq {serial}, instance_id TEXT NOT NULL, tim
 CREATE INDEX IF NOT EXISTS history_instance ON history (instance_id, seq);
 CREATE TABLE IF NOT EXISTS events (seq {serial}, time TEXT NOT NULL, event TEXT NOT NULL, instance_id TEXT,
     body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS progress (instance_id TEXT PRIMARY KEY, task TEXT NOT NULL, body TEXT NOT NULL,
+    updated_at TEXT NOT NULL);
 """ + USER_TABLES
 
 

@@ -1,7 +1,8 @@
 """Check a request's variables before anything is approved or frozen; fill in defaults.
 
 Used first by export_snapshot and import_snapshot. Fails the task naming each missing or bad variable.
-Defaults: environment "dev"; for imports mode "append" and on_conflict "version".
+Defaults: for imports mode "append" and on_conflict "version". Records what an export approver decides
+on: the source's record count and dimensions.
 """
 
 from engine.errors import InvalidInput
@@ -21,10 +22,14 @@ def run(ctx):
         raise InvalidInput(f"process {ctx.process} needs the variable(s) {', '.join(missing)}",
                            hint=f"procos process start {ctx.process} "
                                 + " ".join(f"--var {name}=..." for name in missing))
-    data.setdefault("environment", "dev")
+    data.setdefault("environment", "prod")  # the service always sets the deployment's; fail closed
     if data["environment"] not in ENVIRONMENTS:
         raise InvalidInput(f"environment must be dev or prod, got {data['environment']!r}",
                            hint="--var environment=prod (manual approval) or --var environment=dev")
+    if ctx.process == "export_snapshot":
+        stats = ctx.api.store_stats(data["source"])
+        data["record_count"] = int(stats["count"])
+        data["dimensions"] = stats.get("dimensions")
     if ctx.process == "import_snapshot":
         data.setdefault("mode", "append")
         data.setdefault("on_conflict", "version")

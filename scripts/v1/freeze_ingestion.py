@@ -1,6 +1,8 @@
 """Set the source store's freeze flag (writes are refused until it is cleared); count the attempt.
 
-Every pass through the frozen phase starts here, including a restart after a retried failure.
+Every pass through the frozen phase starts here, including a restart after a retried failure. A store
+that was already paused before the export (an operator's ``procos store pause``) is left as it was
+found: the export neither takes over nor clears that pause (``paused_before``).
 """
 
 from engine.errors import WorkflowError
@@ -9,12 +11,19 @@ MAX_ATTEMPTS = 5
 
 
 def run(ctx):
-    attempt = int(ctx.data.get("attempt", 0)) + 1
+    data = ctx.data
+    attempt = int(data.get("attempt", 0)) + 1
     if attempt > MAX_ATTEMPTS:
         raise WorkflowError(f"the export was restarted {MAX_ATTEMPTS} times without completing",
                             hint="something keeps clearing the freeze flag or removing the staging folder; "
                                  "find it, then start a new export")
-    ctx.data["attempt"] = attempt
-    ctx.data["restart"] = False
-    ctx.data["frozen"] = ctx.api.pause_ingestion(ctx.data["source"])["paused"]
-    ctx.on_cancel("resume_ingestion", uri=ctx.data["source"])  # a cancel must not leave the store frozen
+    data["attempt"] = attempt
+    data["restart"] = False
+    if "paused_before" not in data:  # the operator's state, as found by the first attempt
+        data["paused_before"] = bool(ctx.api.is_paused(data["source"]))
+    if data["paused_before"]:
+        ctx.log("the store was paused before the export; it stays paused afterwards")
+        data["frozen"] = True
+        return
+    data["frozen"] = ctx.api.pause_ingestion(data["source"])["paused"]
+    ctx.on_cancel("resume_ingestion", uri=data["source"])  # a cancel must not leave the store frozen

@@ -39,3 +39,4 @@ def run(ctx):
     # what the approver approves: the load steps refuse a bundle whose content_hash is not this one
     ctx.data["content_hash"] = doc.get("content_hash")
     ctx.data["record_count"] = doc.get("record_count")
+    ctx.data["bytes"] = ctx.api.bundle_size(bundle)
