@@ -7,6 +7,13 @@ line (``Error: ...``) and the hint on the next (``Try: ...``) and exits non-zero
 
 from __future__ import annotations
 
+EXIT_CODES = {
+    0: "succeeded (also a rejection the approver chose)", 1: "error", 2: "usage error",
+    3: "bundle verification failed", 4: "a check failed (validation failed, drift found, drill failed)",
+    75: "store paused or locked (try again later)", 77: "not authorized",
+    130: "interrupted (Ctrl-C or SIGTERM; an instance resumes with procos instance retry ID)",
+}
+
 
 class ProcosError(Exception):
     """Base class of every user-facing error."""

@@ -279,7 +279,7 @@ def test_an_unusable_queries_file_is_one_error_line_with_a_hint(source, tmp_path
     np.save(path, content)
     out = CliRunner().invoke(cli, ["validate", source["uri"], source["uri"], "--queries-file", str(path),
                                    "--report", str(tmp_path / "r.md")])
-    assert out.exit_code == 1, out.output
+    assert out.exit_code == 4, out.output  # a check failed
     assert problem in out.output and "Traceback" not in out.output and "Try:" in out.output
     assert not (tmp_path / "r.md").exists()
 

@@ -68,7 +68,7 @@ def test_identical_records_pass_the_exact_check_at_100_percent_on_every_pair(sto
 def test_a_poor_untuned_hnsw_target_fails_on_recall_alone_and_the_report_says_so(stores, name, tmp_path):
     report = tmp_path / "report.md"
     out = CliRunner().invoke(cli, ["validate", stores["source"], stores[name], "--report", str(report), "--json"])
-    assert out.exit_code == 1
+    assert out.exit_code == 4  # a check failed
     result = json.loads(out.stdout)
     assert [f["check"] for f in result["failures"]] == ["recall"]
     assert result["exact"]["passed"] and result["checks"]["records"]["vector_mismatch"] == 0

@@ -20,6 +20,7 @@ from .snapshots import (
     abort_export,
     bundle_size,
     check_package,
+    describe_snapshot,
     export_artifacts,
     export_delta,
     export_embeddings,
@@ -53,6 +54,7 @@ from .validation import tune_search, validate, validation_report_path
 
 __all__ = [
     "bundle_size",
+    "describe_snapshot",
     "deployment_environment",
     "show_config",
     "signing_key",

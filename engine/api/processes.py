@@ -22,7 +22,7 @@ from engine.workflow import WorkflowService
 from engine.workflow.identity import Identity, read_token_file
 
 __all__ = [
-    "Identity", "add_user", "audit_log", "authenticate", "cancel_instance", "complete_task", "issue_token",
+    "Identity", "add_user", "render_demo", "run_demo", "audit_log", "authenticate", "cancel_instance", "complete_task", "issue_token",
     "list_instances", "list_processes", "list_tasks", "list_users", "login", "remove_user", "retry_instance",
     "set_password", "show_instance", "show_process", "show_task", "start_process", "token_from_file",
 ]
@@ -63,6 +63,20 @@ def login(name: str, password: str) -> Identity | None:
     """The identity for a correct user name and panel password, else None (the failure is audited)."""
     with _service() as svc:
         return svc.directory.login(name, password)
+
+
+def run_demo(folder: str | Path | None = None, *, count: int = 2_000, dim: int = 64) -> dict[str, Any]:
+    """The lift-and-shift playbook in its own folder (dev there only): ``{"passed", "folder", "bundle", ...}``."""
+    from engine.workflow.playbook import run_demo as play
+
+    return play(folder, count=count, dim=dim)
+
+
+def render_demo(report: dict[str, Any]) -> str:
+    """The demo report as text: PASS or FAIL first."""
+    from engine.workflow.playbook import render
+
+    return render(report)
 
 
 # --- processes and instances ------------------------------------------------------------------------

@@ -117,6 +117,18 @@ def bundle_size(path: str | Path) -> int:
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
 
 
+def describe_snapshot(path: str | Path, *, identity: str | None = None) -> dict[str, Any]:
+    """A bundle at a glance, not verified: manifest figures plus size on disk, age, signed, encrypted, parent."""
+    from engine.snapshot.describe import describe_bundle
+
+    keys = None
+    if identity is not None:
+        from .crypto import bundle_access
+
+        keys = bundle_access(identity=identity).keys
+    return describe_bundle(path, keys)
+
+
 def inspect_snapshot(path: str | Path) -> str:
     """A human summary of a bundle's manifest."""
     from engine import snapshot

@@ -5,8 +5,11 @@ and each command is a thin shell over one function of :mod:`engine.api`. To add 
 line to :data:`GROUPS`.
 
 Errors: an :class:`~engine.errors.ProcosError` prints ``Error: <message>`` (and ``Try: <hint>``)
-on stderr and exits with the error's exit code; anything else prints one line and exits 1.
-``--debug`` adds the traceback.
+on stderr, one line each, and exits with the error's exit code; anything else prints one line and
+exits 1. ``--debug`` adds the traceback.
+
+Every command (loaded lazily) gets the same finishing: ``-q/--quiet`` and ``-v/--verbose`` and the
+exit codes in its help. Colour is used only on a terminal, and never when ``NO_COLOR`` is set.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 import click
 
-from engine.errors import ProcosError
+from engine.errors import EXIT_CODES, ProcosError
 
 # command group name -> "module:attribute" of its click.Group, imported on first use
 GROUPS: dict[str, str] = {
@@ -32,12 +35,41 @@ GROUPS: dict[str, str] = {
     "task": "engine.cli.tasks:task_group",
     "user": "engine.cli.users:user_group",
     "audit": "engine.cli.users:audit",
+    "config": "engine.cli.config:config_group",
+    "completion": "engine.cli.config:completion",
 }
 
-EXIT_CODES_HELP = """\b
-Exit codes: 0 ok, 1 error, 2 usage error, 75 store paused or locked (try again later),
-77 not authorized."""
+EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(f"  {code:>3}  {what}" for code, what in EXIT_CODES.items())
 
+
+def _verbosity(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    if value:
+        root = ctx.find_root()
+        root.ensure_object(dict)
+        root.obj[param.name] = max(root.obj.get(param.name) or 0, int(value))
+
+
+QUIET = click.Option(["-q", "--quiet"], is_flag=True, expose_value=False, callback=_verbosity, is_eager=True,
+                     help="Print nothing but errors and --json output (the exit code tells the outcome).")
+VERBOSE = click.Option(["-v", "--verbose"], count=True, expose_value=False, callback=_verbosity, is_eager=True,
+                       help="Say more: progress and library log lines on stderr (-vv: debug).")
+
+
+def finish_command(cmd: click.Command) -> click.Command:
+    """Give ``cmd`` (and its subcommands) -q/-v and the exit codes in its help; idempotent."""
+    if not getattr(cmd, "_procos_finished", False):
+        names = {o for p in cmd.params for o in getattr(p, "opts", [])}
+        if "-q" not in names:
+            cmd.params.extend([QUIET, VERBOSE])
+        if "130" not in (cmd.epilog or ""):
+            cmd.epilog = f"{cmd.epilog}\n\n{EXIT_CODES_HELP}" if cmd.epilog else EXIT_CODES_HELP
+        if not isinstance(cmd, click.Group) and cmd.callback is not None:
+            cmd.callback = _quiet_aware(cmd.callback)
+        cmd._procos_finished = True  # type: ignore[attr-defined]
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            finish_command(sub)
+    return cmd
 
 class LazyGroup(click.Group):
     """A click group that imports a command group's module only when that group is used."""
@@ -50,11 +82,12 @@ class LazyGroup(click.Group):
         if target is None:
             return super().get_command(ctx, cmd_name)
         module_name, _, attr = target.partition(":")
-        return getattr(importlib.import_module(module_name), attr)
+        return finish_command(getattr(importlib.import_module(module_name), attr))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with _verbosity_applied(ctx):
+                return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except ProcosError as err:
@@ -66,6 +99,40 @@ class LazyGroup(click.Group):
         except Exception as err:  # noqa: BLE001 - the last line of defence, reported, never silent
             report_error(err, debug=bool(ctx.params.get("debug")))
             ctx.exit(1)
+
+
+def _quiet_aware(callback: Any) -> Any:
+    """Run a command's callback with its human output dropped under -q (its --json output is kept)."""
+    import contextlib
+    import functools
+    import io
+
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        root = click.get_current_context().find_root().obj or {}
+        if root.get("quiet") and not kwargs.get("as_json"):
+            with contextlib.redirect_stdout(io.StringIO()):
+                return callback(*args, **kwargs)
+        return callback(*args, **kwargs)
+    return run
+
+
+class _verbosity_applied:
+    """-v: library logs on stderr (-q is applied per command, see :func:`_quiet_aware`)."""
+
+    def __init__(self, ctx: click.Context) -> None:
+        self.ctx = ctx
+
+    def __enter__(self) -> None:
+        obj = self.ctx.obj or {}
+        import logging
+
+        if obj.get("verbose"):
+            logging.basicConfig(level=logging.DEBUG if obj["verbose"] > 1 else logging.INFO,
+                                format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+    def __exit__(self, *exc: object) -> None:
+        pass
 
 
 def report_error(err: BaseException, *, debug: bool) -> None:
@@ -83,7 +150,7 @@ def report_error(err: BaseException, *, debug: bool) -> None:
         click.echo(f"Error: unexpected {type(err).__name__}: {redact_text(str(err))}{suffix}", err=True)
 
 
-@click.group(cls=LazyGroup, epilog=EXIT_CODES_HELP)
+@click.group(cls=LazyGroup, epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show the full traceback when a command fails.")
 @click.option("--token-file", type=click.Path(dir_okay=False), metavar="FILE",
               help="Your personal token, read from FILE (mode 600), for every command that acts.")
@@ -94,11 +161,18 @@ def cli(ctx: click.Context, debug: bool, token_file: str | None) -> None:
 
     A store is named by a URI: faiss:PATH, postgresql://user@host/db or postgresql+embedded:PATH
     (options such as ?metric=l2&index=flat may follow). Where a command takes a URI it may be
-    omitted; $VECTOR_ENDPOINT is used instead.
+    omitted; $VECTOR_ENDPOINT is used instead. State (instances, users, reports) lives in
+    $PROCOS_HOME (default ~/.local/share/procos); settings in $PROCOS_HOME/config.yaml.
+
+    \b
+    Example: procos demo        (the lift-and-shift playbook on embedded defaults, PASS or FAIL)
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     ctx.obj["token_file"] = token_file
+
+
+cli.params.extend([QUIET, VERBOSE])
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:

@@ -17,14 +17,17 @@ def demo(folder: str | None, count: int, dim: int, as_json: bool) -> None:
     """Seed a FAISS store, export it (BPMN export_snapshot, dev), import the bundle into embedded
     pgvector (import_snapshot), validate (validate_snapshot), check drift, and report PASS or FAIL.
 
-    Exit code 0 only when everything passed.
+    Exit code 0 only when everything passed (4 when a check failed).
+
+    \b
+    Example: procos demo --dir ./demo
     """
-    from engine.workflow.playbook import render, run_demo
+    from engine.api.processes import render_demo, run_demo
 
     report = run_demo(folder, count=count, dim=dim)
     if as_json:
         emit_json(report)
     else:
-        click.echo(render(report), nl=False)
+        click.echo(render_demo(report), nl=False)
     if not report["passed"]:
-        raise SystemExit(1)
+        raise SystemExit(4)  # a check failed

@@ -15,7 +15,11 @@ Exit codes: 0 no drift, {DRIFT_EXIT} drift found (vector_drift_detected was emit
 
 @click.group()
 def drift() -> None:
-    """Detect vectors that changed since a snapshot bundle was taken."""
+    """Detect vectors that changed since a snapshot bundle was taken.
+
+    \b
+    Example: procos drift check faiss:./kb --snapshot ./snapshots/knowledge_snapshot_20260101_120000
+    """
 
 
 @drift.command(epilog=EXIT_HELP)
@@ -36,6 +40,9 @@ def check(uri: str | None, snapshot: str, sample: int | None, check_all: bool, s
     URI omitted: $VECTOR_ENDPOINT. Lists drifted (vector bytes changed), missing (in the bundle,
     not in the store) and unexpected (in the store, not in the bundle; --all only) ids. When any
     drift is found, vector_drift_detected goes to $PROCOS_HOME/events.jsonl and $PROCOS_WEBHOOK_URL.
+
+    \b
+    Example: procos drift check faiss:./kb --snapshot ./snapshots/knowledge_snapshot_20260101_120000 --json
     """
     from engine import api
 

@@ -31,3 +31,21 @@ def emit(result: dict[str, Any], as_json: bool) -> None:
 
 
 JSON_OPT = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+COLOURS = {"PASS": "green", "OK": "green", "succeeded": "green", "completed": "green", "FAIL": "red",
+           "FAILED": "red", "error": "red", "failed": "red", "drift": "yellow", "DRIFT": "yellow",
+           "waiting": "yellow", "interrupted": "yellow", "rejected": "yellow"}
+
+
+def use_colour() -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    import os
+    import sys
+
+    return not os.environ.get("NO_COLOR") and hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
+
+
+def paint(word: str) -> str:
+    """``word`` in its colour (PASS green, FAIL red, ...) when colour is on; else unchanged."""
+    colour = COLOURS.get(word)
+    return click.style(word, fg=colour, bold=True) if colour and use_colour() else word

@@ -6,7 +6,7 @@ import click
 
 from engine.errors import ProcosError
 
-from .output import JSON_OPT, emit, emit_json
+from .output import JSON_OPT, emit, emit_json, paint
 from .snapshot_crypto import TRUSTED_KEY_OPT, decryption_options, encrypt, sign
 
 VERIFY_FAILED = 3
@@ -38,6 +38,8 @@ def snapshot() -> None:
     \b
     Exit codes: 0 ok, 1 error, 3 verification found problems (also: a bad signature, a required
     signature missing or untrusted, a bundle that does not decrypt), 75 store paused or locked.
+    \b
+    Example: procos snapshot export faiss:./kb --out ./snapshots && procos snapshot verify ./snapshots/knowledge_snapshot_*
     """
 
 
@@ -52,7 +54,11 @@ snapshot.add_command(encrypt)
 @JSON_OPT
 def export(uri: str | None, out_dir: str, artifacts_dir: str | None, pack: bool, compression_level: int,
            freeze: bool, source_env: str | None, shard_rows: int | None, as_json: bool) -> None:
-    """Export the store URI into a new bundle inside --out."""
+    """Export the store URI into a new bundle inside --out.
+
+    \b
+    Example: procos snapshot export faiss:./source --out ./snapshots --pack --json
+    """
     from engine import api
 
     result = api.export_snapshot(uri, out_dir, artifacts_dir=artifacts_dir, pack=pack,
@@ -66,7 +72,11 @@ def export(uri: str | None, out_dir: str, artifacts_dir: str | None, pack: bool,
 @click.option("--level", type=click.IntRange(1, 22), default=6, show_default=True, help="zstd level.")
 @JSON_OPT
 def pack(bundle: str, level: int, as_json: bool) -> None:
-    """Write BUNDLE.tar.zst next to BUNDLE (reproducible: the same bundle packs to the same bytes)."""
+    """Write BUNDLE.tar.zst next to BUNDLE (reproducible: the same bundle packs to the same bytes).
+
+    \b
+    Example: procos snapshot pack ./snapshots/knowledge_snapshot_20260101_120000
+    """
     from engine import api
 
     emit(api.pack_snapshot(bundle, level), as_json)
@@ -97,9 +107,9 @@ def verify(path: str, trusted_keys: tuple[str, ...], identity: str | None, passp
     if as_json:
         emit_json(report)
     elif report["ok"]:
-        click.echo(f"OK: {path} verified ({report['manifest'].get('record_count')} records), {signature}")
+        click.echo(f"{paint('OK')}: {path} verified ({report['manifest'].get('record_count')} records), {signature}")
     else:
-        click.echo(f"FAILED: {path}: {len(report['errors'])} problem(s)")
+        click.echo(f"{paint('FAILED')}: {path}: {len(report['errors'])} problem(s)")
         for err in report["errors"]:
             click.echo(f"  {err['path']}: {err['problem']}")
     if not report["ok"]:
@@ -108,11 +118,32 @@ def verify(path: str, trusted_keys: tuple[str, ...], identity: str | None, passp
 
 @snapshot.command()
 @click.argument("path", type=click.Path(exists=True))
-def inspect(path: str) -> None:
-    """Print a human summary of a bundle's manifest (no verification)."""
+@click.option("--identity", type=click.Path(exists=True, dir_okay=False), help="age identity to read an encrypted bundle.")
+@JSON_OPT
+def inspect(path: str, identity: str | None, as_json: bool) -> None:
+    """Print a summary of a bundle (no verification): its manifest, size on disk, age, signed, encrypted, parent.
+
+    \b
+    Example: procos snapshot inspect ./snapshots/knowledge_snapshot_20260101_120000 --json
+    """
     from engine import api
 
+    from .tables import duration, size
+
+    described = api.describe_snapshot(path, identity=identity)
+    if as_json:
+        emit_json(described)
+        return
+    if described.get("snapshot_id") is None:
+        click.echo(f"bundle:        {path}\nencrypted:     yes ({size(described['bytes'])}); {described.get('note')}")
+        return
     click.echo(api.inspect_snapshot(path))
+    parent = described.get("parent") or {}
+    click.echo(f"on disk:       {size(described['bytes'])}{' (packed)' if described['packed'] else ''}, "
+               f"age {duration(described.get('age_seconds'))}")
+    signed = {True: "yes (checksums.sha256.asc; run verify to check it)", False: "no", None: "unknown"}
+    click.echo(f"signed:        {signed[described['signed']]}; encrypted: {'yes' if described['encrypted'] else 'no'}")
+    click.echo(f"parent:        {parent.get('snapshot_id') or '- (a full bundle)'}")
 
 
 @snapshot.command()
@@ -127,6 +158,9 @@ def delta(uri: str, base: str, out_dir: str, artifacts_dir: str | None, pack: bo
 
     The delta holds the upserted records, the deleted ids (changes.jsonl) and the added, changed
     or removed artifacts; its manifest names --base as its parent.
+
+    \b
+    Example: procos snapshot delta faiss:./kb --base ./snapshots/knowledge_snapshot_20260101_120000 --out ./snapshots
     """
     from engine import api
 
@@ -147,6 +181,9 @@ def migrate(bundle: str, out_dir: str | None, shard_rows: int | None, as_json: b
     BUNDLE is verified first and never modified. The copy keeps its snapshot id and creation time,
     splits embeddings.parquet into embeddings/part-NNNNN.parquet shards and records migrated_from.
     Import migrates v1 bundles on its own; this command keeps a migrated copy.
+
+    \b
+    Example: procos snapshot migrate ./old/knowledge_snapshot_20250101_000000 --out ./snapshots
     """
     from engine import api
 
@@ -163,6 +200,9 @@ def catalog(folder: str, quick: bool, as_json: bool) -> None:
     Problems: broken chains (a delta whose parent is not catalogued, damaged or gone), missing
     bundles, bundles that fail verification, unreadable catalog lines, uncatalogued bundles.
     Exit code 3 when there is any problem.
+
+    \b
+    Example: procos snapshot catalog ./snapshots
     """
     from engine import api
 

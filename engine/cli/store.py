@@ -16,7 +16,11 @@ URI_ARG = click.argument("uri", required=False, metavar="[URI]")
 
 @click.group()
 def store() -> None:
-    """Work with one vector store (URI omitted: $VECTOR_ENDPOINT)."""
+    """Work with one vector store (URI omitted: $VECTOR_ENDPOINT).
+
+    \b
+    Example: procos store stats faiss:./kb --json
+    """
 
 
 @store.command()
@@ -35,6 +39,9 @@ def seed(uri: str | None, count: int, dim: int, seed_: int, batch_size: int, art
 
     The same --seed always gives the same records (ids rec-0000001, ...), so seeding twice
     rewrites the same rows.
+
+    \b
+    Example: procos store seed faiss:./source --count 5000 --dim 128
     """
     from engine import api
 
@@ -51,7 +58,11 @@ def seed(uri: str | None, count: int, dim: int, seed_: int, batch_size: int, art
 @URI_ARG
 @JSON_OPT
 def stats(uri: str | None, as_json: bool) -> None:
-    """Show the store's backend, record count, dimensions, metric, index, pause flag and sequence."""
+    """Show the store's backend, record count, dimensions, metric, index, pause flag and sequence.
+
+    \b
+    Example: procos store stats postgresql+embedded:./target-pg --json
+    """
     from engine import api
 
     result = api.store_stats(uri)
@@ -90,6 +101,9 @@ def query(uri: str | None, record_id: str | None, vector_file: str | None, k: in
     """Find the K nearest records to a stored record (--id) or to a vector (--vector-file).
 
     Scores are distances: lower is closer.
+
+    \b
+    Example: procos store query faiss:./source --id rec-0000042 -k 5
     """
     from engine import api
 
@@ -113,7 +127,11 @@ def query(uri: str | None, record_id: str | None, vector_file: str | None, k: in
 @URI_ARG
 @JSON_OPT
 def pause(uri: str | None, as_json: bool) -> None:
-    """Set the store's freeze flag: every process's writes are refused until resume."""
+    """Set the store's freeze flag: every process's writes are refused until resume.
+
+    \b
+    Example: procos store pause faiss:./source
+    """
     from engine import api
 
     result = api.pause_ingestion(uri)
@@ -127,7 +145,11 @@ def pause(uri: str | None, as_json: bool) -> None:
 @URI_ARG
 @JSON_OPT
 def resume(uri: str | None, as_json: bool) -> None:
-    """Clear the store's freeze flag so writes are accepted again."""
+    """Clear the store's freeze flag so writes are accepted again.
+
+    \b
+    Example: procos store resume faiss:./source
+    """
     from engine import api
 
     result = api.resume_ingestion(uri)

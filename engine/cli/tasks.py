@@ -34,14 +34,21 @@ def task_list(actor: dict, as_json: bool) -> None:
     \b
     Example: PROCOS_TOKEN=$(cat ~/.procos-token) procos task list
     """
-    from .tables import age, table
+    from .tables import age, size, table
     from .views import what
 
     found = _api().list_tasks(**actor)
+
+    def records(t: dict) -> str:
+        n = (t.get("subject") or {}).get("record_count")
+        return f"{n:,} records" if isinstance(n, int) else "-"
+
     _print(found, as_json, table(found, [
         ("TASK", lambda t: t["task_id"]), ("PROCESS", lambda t: t["process"]),
-        ("STARTED BY", lambda t: t.get("started_by") or "-"), ("APPROVE", what),
-        ("AGE", lambda t: age(t.get("waiting_since")))], widest=60, empty="no tasks you may complete"))
+        ("STARTED BY", lambda t: t.get("started_by") or "-"), ("RECORDS", records),
+        ("SIZE", lambda t: size((t.get("subject") or {}).get("bytes"))),
+        ("AGE", lambda t: age(t.get("waiting_since"))), ("APPROVE", what)], widest=40,
+        empty="no tasks you may complete"))
 
 
 @task_group.command("show")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .output import JSON_OPT, emit_json
+from .output import JSON_OPT, emit_json, paint
 
 
 @click.command()
@@ -30,7 +30,7 @@ from .output import JSON_OPT, emit_json
 def validate(source: str, target: str, queries: int, queries_file: str | None, k: int, sample: int | None,
              recall_floor: float | None, recall_vs_source: float | None, min_overlap: float | None, seed: int,
              report_path: str | None, as_json: bool) -> None:
-    """Compare TARGET with SOURCE (store URIs or bundles); exit 0 only when validation passes.
+    """Compare TARGET with SOURCE (store URIs or bundles); exit 0 when validation passes, 4 when it fails.
 
     \b
     Checks: counts, dimensions and metric; every id present; vector hashes; artifact checksums;
@@ -53,7 +53,7 @@ def validate(source: str, target: str, queries: int, queries_file: str | None, k
         emit_json(result)
     else:
         exact, recall = result["exact"], result["recall"]
-        line = f"{'PASS' if result['passed'] else 'FAIL'}: {result['queries']} queries"
+        line = f"{paint('PASS' if result['passed'] else 'FAIL')}: {result['queries']} queries"
         if not exact.get("skipped"):
             line += (f", exact top-{k} identical for {exact['queries'] - exact['mismatched']} of {exact['queries']}, "
                      f"recall@{k} target {recall['target']:.3f} / source {recall['source']:.3f} "
@@ -62,4 +62,4 @@ def validate(source: str, target: str, queries: int, queries_file: str | None, k
         for failure in result["failures"]:
             click.echo(f"  {failure['check']}: {failure['message']}")
     if not result["passed"]:
-        raise SystemExit(1)
+        raise SystemExit(4)  # a check failed

@@ -6,6 +6,7 @@ import json
 import textwrap
 from typing import Any
 
+from .output import paint
 from .tables import MAX_LINE, age, clip, duration, parse_time, size, table
 
 RESULT_KEYS = ("bundle", "snapshot_id", "content_hash", "record_count", "imported", "skipped", "deleted",
@@ -43,7 +44,9 @@ def _result(data: dict) -> str:
     for key in RESULT_KEYS:
         if key in data and data[key] not in (None, ""):
             value = data[key]
-            if key == "content_hash":
+            if isinstance(value, dict | list):
+                value = _short(value) if not (isinstance(value, dict) and "files" in value) else f"{value['files']} files"
+            elif key == "content_hash":
                 value = str(value)[:16] + "…"
             parts.append(f"{key} {value}")
     return "; ".join(parts)
@@ -67,7 +70,7 @@ def instance_summary(shown: dict) -> str:
     started, ended = parse_time(shown.get("started_at")), parse_time(shown.get("updated_at"))
     took = (ended - started).total_seconds() if started and ended and state in FINISHED else None
     lines = [f"instance   {iid}  {shown['process']} (version {shown['version']})",
-             f"state      {state}" + (f"   outcome {shown['outcome']}" if shown.get("outcome") else "")
+             f"state      {paint(state)}" + (f"   outcome {paint(shown['outcome'])}" if shown.get("outcome") else "")
              + (f"   exit code {shown['exit_code']}" if shown.get("exit_code") else ""),
              f"started    {shown.get('started_at', '-')} by {shown.get('started_by', '-')} ({age(shown.get('started_at'))}"
              " ago)"]
@@ -80,8 +83,8 @@ def instance_summary(shown: dict) -> str:
         lines += _wrap("step", f"{step.get('name')} ({step.get('task')})" + _progress(shown.get("progress")))
     for task in shown.get("tasks") or []:
         lines += _wrap("waiting", f"task {task['task_id']}: {task['name']} (lane {task.get('lane') or '-'})")
-        lines += _wrap("decide", f"procos task show {task['task_id']}; procos task complete {task['task_id']} "
-                                 "--approve|--reject --comment TEXT")
+        lines.append(f"{'details':<10} procos task show {task['task_id']}")
+        lines.append(f"{'decide':<10} procos task complete {task['task_id']} --approve|--reject")
     result = _result(shown.get("data") or {})
     if result and state in ("completed", "waiting", "error"):
         lines += _wrap("result" if state == "completed" else "so far", result)
@@ -102,14 +105,19 @@ def _detail(h: dict) -> str:
     rest = {k: v for k, v in h.items() if k not in skip}
     for key in ("message", "why", "error", "decision", "state", "event", "outcome", "script"):
         if key in rest:
-            first = rest.pop(key)
+            first = _short(rest.pop(key))
             others = " ".join(f"{k}={_short(v)}" for k, v in rest.items())
             return f"{first} {others}".strip()
     return " ".join(f"{k}={_short(v)}" for k, v in rest.items())
 
 
 def _short(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    """A scalar as text; a mapping or list as its size (the full value is in --json)."""
+    if isinstance(value, dict):
+        return f"<{len(value)} fields>"
+    if isinstance(value, list):
+        return f"<{len(value)} items>"
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def task_summary(task: dict) -> str:
@@ -131,7 +139,7 @@ def task_summary(task: dict) -> str:
         lines.append(f"{'signature':<10} {sig.get('status')} {sig.get('fingerprint') or ''}".rstrip())
     if task.get("separation_of_duties"):
         lines.append(f"{'rule':<10} four eyes: {task.get('started_by')} started it and may not decide it")
-    lines += _wrap("decide", f"procos task complete {task['task_id']} --approve|--reject --comment TEXT")
+    lines.append(f"{'decide':<10} procos task complete {task['task_id']} --approve|--reject --comment TEXT")
     return "\n".join(clip(line) for line in lines)
 
 
@@ -140,7 +148,5 @@ def what(task: dict) -> str:
     s = task.get("subject") or {}
     thing = s.get("bundle") or s.get("source") or ""
     into = f" -> {s['target']}" if s.get("target") else ""
-    figures = [f"{s['record_count']:,} records" if isinstance(s.get("record_count"), int) else "",
-               size(s["bytes"]) if s.get("bytes") else "", f"id {str(s['snapshot_id'])[:8]}" if s.get("snapshot_id") else ""]
-    extra = ", ".join(f for f in figures if f)
-    return f"{thing}{into}" + (f" ({extra})" if extra else "")
+    ident = f" (id {str(s['snapshot_id'])[:8]})" if s.get("snapshot_id") else ""
+    return f"{thing}{into}{ident}"

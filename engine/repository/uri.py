@@ -52,7 +52,9 @@ class StoreURI:
 def parse_uri(uri: str | None) -> StoreURI:
     """Parse a store URI (or ``$VECTOR_ENDPOINT`` when ``uri`` is None)."""
     if uri is None:
-        uri = os.environ.get(ENV_VAR)
+        from engine.config import load_config
+
+        uri = load_config().get("endpoint")  # VECTOR_ENDPOINT, else endpoint: in config.yaml
         if not uri:
             raise InvalidURI("no store URI given and VECTOR_ENDPOINT is not set",
                              hint="pass a URI such as faiss:./store or postgresql+embedded:./pgdata")

@@ -201,15 +201,20 @@ def plan_chain(repo: VectorRepository | None, paths: Sequence[str | os.PathLike[
     if mode not in MODES:
         raise InvalidInput(f"import mode must be append or replace, got {mode!r}")
     rule = _rule(on_conflict)
+    from .plan import record_plan
+
     with open_chain(paths, access) as chain:
         final, removed = artifact_plan(chain)
         last = chain[-1][2]
+        problem = _settings_problem(repo, last) if repo is not None else None
+        deleted: list[str] = []
+        counts = record_plan(repo if problem is None else None, merged_records(chain, deleted), mode, rule,
+                             deleted if mode == "append" else None)
         return {"bundles": [_describe(name, doc) for name, _, doc in chain],
                 "target": repo.uri if repo is not None else target, "mode": mode,
                 "on_conflict": rule.value if mode == "append" else None, "snapshot_id": last["snapshot_id"],
                 "content_hash": last["content_hash"], "artifacts": len(final), "removed_artifacts": removed,
-                "target_count": repo.count() if repo is not None else 0,
-                "settings_problem": _settings_problem(repo, last) if repo is not None else None}
+                "target_count": repo.count() if repo is not None else 0, "settings_problem": problem, **counts}
 
 
 def import_chain_into(uri: str, paths: Sequence[str | os.PathLike[str]], mode: str = "append",

@@ -124,15 +124,23 @@ def plan_import(repo: VectorRepository | None, src: str | os.PathLike[str], mode
     with reader.open_bundle(src, keys=access.keys if access is not None else None) as root:
         doc = check_bundle(root, access, src)
         refuse_delta(doc, src)
+        from .plan import record_plan
+
         problem = _settings_problem(repo, doc) if repo is not None else None
+        counts = record_plan(repo if problem is None else None, reader.iter_batches(root, doc, 10_000), mode, rule)
+        if problem is not None:
+            counts.update(target_exists=True, would_create=False)
         return {"source": str(src), "schema_version": doc["schema_version"],
-                "migrate": doc["schema_version"] != manifest.SCHEMA_VERSION, "target": repo.uri if repo is not None else target, "mode": mode,
+                "migrate": doc["schema_version"] != manifest.SCHEMA_VERSION,
+                "target": repo.uri if repo is not None else target, "mode": mode,
                 "on_conflict": rule.value if mode == "append" else None,
                 "snapshot_id": doc["snapshot_id"], "content_hash": doc["content_hash"],
                 "records": doc["record_count"], "dimensions": doc["dimensions"], "metric": doc["metric"],
                 "artifacts": len(reader.artifact_paths(root)),
                 "target_count": repo.count() if repo is not None else 0,
-                "settings_problem": problem, "signature": _signature(root, access)}
+                "settings_problem": problem, "signature": _signature(root, access), **counts,
+                "bundles": [{"path": str(src), "kind": manifest.kind_of(doc), "snapshot_id": doc["snapshot_id"],
+                             "content_hash": doc["content_hash"], "records": doc["record_count"]}]}
 
 
 def _signature(root: Path, access: BundleAccess | None) -> dict[str, Any]:

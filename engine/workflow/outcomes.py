@@ -27,12 +27,6 @@ CHECK_FAILED = 4
 INTERRUPTED = 130
 EXIT_BY_OUTCOME = {"succeeded": 0, "rejected": 0, "failed": CHECK_FAILED, "drift": CHECK_FAILED, "cancelled": 0}
 
-EXIT_CODES_TEXT = (
-    "Exit codes: 0 succeeded (also a rejection the approver chose), 1 error, 2 usage error, "
-    "3 bundle verification failed, 4 a check failed (validation failed, drift found, drill failed), "
-    "75 store paused or locked (try again later), 77 not authorized, 130 interrupted (resume with "
-    "procos instance retry ID)."
-)
 
 
 def declared_outcomes(root: Any) -> dict[str, str]:
@@ -70,4 +64,4 @@ def exit_code(state: str, outcome: str | None, error_exit: int | None = None) ->
     return EXIT_BY_OUTCOME.get(outcome or "", 0)
 
 
-__all__ = ["BPMN", "EXIT_CODES_TEXT", "OUTCOMES", "completed_outcome", "declared_outcomes", "exit_code"]
+__all__ = ["BPMN", "OUTCOMES", "completed_outcome", "declared_outcomes", "exit_code"]
