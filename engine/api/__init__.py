@@ -7,6 +7,7 @@ libraries (FAISS, psycopg, pyarrow) are imported by the code that needs them, ne
 - stores: :mod:`engine.api.stores` (seed, stats, query, pause/resume)
 - snapshots, validation and drills: :mod:`engine.api.snapshots`
 - drift detection: :mod:`engine.api.drift`
+- transport and retention (push, pull, list, abort-incomplete, prune): :mod:`engine.api.transport`
 """
 
 from __future__ import annotations
@@ -45,9 +46,11 @@ from .stores import (
     seed_store,
     store_stats,
 )
+from .transport import abort_incomplete, list_snapshots, prune_snapshots, pull_snapshot, push_snapshot
 
 __all__ = [
     "abort_export",
+    "abort_incomplete",
     "check_package",
     "drift_check",
     "export_artifacts",
@@ -60,11 +63,15 @@ __all__ = [
     "is_paused",
     "inspect_snapshot",
     "load_query_vector",
+    "list_snapshots",
     "load_vectors",
     "migrate_snapshot",
     "opened",
     "pack_snapshot",
     "pause_ingestion",
+    "prune_snapshots",
+    "pull_snapshot",
+    "push_snapshot",
     "query_store",
     "rebuild_search",
     "register_artifacts",

@@ -151,6 +151,11 @@ def import_snapshot(path: str | Path | list[str | Path], uri: str | None, *, mod
 
     if isinstance(path, list | tuple):
         return import_chain(list(path), uri, mode=mode, on_conflict=on_conflict, dry_run=dry_run)
+    if _is_remote(path):  # s3://...: pulled into a temporary folder, imported from there, then removed
+        from engine.transport import fetched
+
+        with fetched([path]) as [local]:
+            return import_snapshot(local, uri, mode=mode, on_conflict=on_conflict, dry_run=dry_run)
     _mode(mode)
     _on_conflict(on_conflict)
     if dry_run:
@@ -186,6 +191,11 @@ def import_chain(paths: list[str | Path], uri: str | None, *, mode: str = "appen
     _on_conflict(on_conflict)
     if not paths:
         raise InvalidInput("no bundles given", hint="give the full bundle, then its deltas, then the target URI")
+    if any(_is_remote(p) for p in paths):  # remote bundles of the chain are pulled to a temporary folder first
+        from engine.transport import fetched
+
+        with fetched(list(paths)) as local:
+            return import_chain(local, uri, mode=mode, on_conflict=on_conflict, dry_run=dry_run)
     if dry_run:
         return _plan(list(paths), uri, mode, on_conflict)
     from engine.snapshot.delta_import import import_chain_into
@@ -243,6 +253,10 @@ def rebuild_search(uri: str | None) -> dict[str, Any]:
         repo.compact()
         stats = repo.stats()
     return {**stats, "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _is_remote(path: object) -> bool:
+    return isinstance(path, str) and path.startswith("s3://")
 
 
 def _store_exists(uri: str) -> bool:

@@ -187,3 +187,8 @@ def import_(args: tuple[str, ...], mode: str, on_conflict: str, dry_run: bool, a
     *bundles, uri = args
     source = bundles[0] if len(bundles) == 1 else list(bundles)
     emit(api.import_snapshot(source, uri, mode=mode, on_conflict=on_conflict, dry_run=dry_run), as_json)
+
+
+from .remote import add_remote_commands  # noqa: E402 - push, pull, list, abort-incomplete, prune
+
+add_remote_commands(snapshot)
