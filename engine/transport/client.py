@@ -6,7 +6,8 @@ endpoint (``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``, or ``endpoint_url`` gi
 Credentials are never read, copied or printed by procos: nothing here touches them, and error
 messages carry only the operation, the bucket/key and what the server answered (redacted).
 
-botocore retries each request (``standard`` mode: connection errors, 5xx, throttling); on top of
+botocore retries each request (``standard`` mode: connection errors, 5xx, throttling; up to
+``AWS_MAX_ATTEMPTS`` or the profile's ``max_attempts`` attempts, else 6); on top of
 that :func:`retrying` retries a whole unit of work (a part, a ranged GET) with exponential backoff,
 because a connection that drops while a response body is being read is not retried by botocore.
 """
@@ -23,8 +24,8 @@ from engine.secrets import redact_text
 
 T = TypeVar("T")
 BOTO_ATTEMPTS = 6
-OWN_ATTEMPTS = 6
-BACKOFF_BASE = 0.25
+OWN_ATTEMPTS = 5
+BACKOFF_BASE = 0.2
 BACKOFF_CAP = 20.0
 TRANSIENT_CODES = frozenset({
     "RequestTimeout", "RequestTimeoutException", "Throttling", "ThrottlingException", "SlowDown",
@@ -38,14 +39,16 @@ def s3_client(endpoint_url: str | None = None, *, concurrency: int = 8) -> Any:
     import boto3
     from botocore.config import Config
 
+    session = boto3.session.Session()
+    configured = session._session.get_config_variable("max_attempts")  # AWS_MAX_ATTEMPTS or the profile's
     config = Config(
-        retries={"max_attempts": BOTO_ATTEMPTS, "mode": "standard"},
+        retries={"max_attempts": int(configured or BOTO_ATTEMPTS), "mode": "standard"},
         connect_timeout=10, read_timeout=60, max_pool_connections=max(10, concurrency + 4),
         # procos computes and sends SHA-256 itself and checks what comes back; no second checksum
         request_checksum_calculation="when_required", response_checksum_validation="when_required",
     )
     try:
-        return boto3.session.Session().client("s3", endpoint_url=endpoint_url or None, config=config)
+        return session.client("s3", endpoint_url=endpoint_url or None, config=config)
     except Exception as exc:  # botocore raises its own types for profiles, regions and endpoints
         raise TransportError(f"cannot set up the S3 client: {_describe(exc)}",
                              hint="check AWS_PROFILE, AWS_REGION and the endpoint URL") from exc
@@ -74,24 +77,27 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def retrying(work: Callable[[], T], *, what: str, attempts: int = OWN_ATTEMPTS,
-             on_retry: Callable[[], None] | None = None) -> T:
+             progress: Callable[[], int] | None = None) -> T:
     """Run ``work``; on a transient failure wait (exponential backoff with jitter) and run it again.
 
-    ``on_retry`` runs before each new attempt (to reset a half-written part). Anything else, or the
-    last transient failure, is raised as TransportError saying ``what`` failed.
+    With ``progress`` (a counter ``work`` advances, such as bytes received), an attempt that made
+    progress does not count against ``attempts``: only failures in a row without progress do.
+    Anything else, or the last transient failure, is raised as TransportError saying ``what`` failed.
     """
-    for attempt in range(1, attempts + 1):
+    failures = 0
+    mark = progress() if progress else 0
+    while True:
         try:
             return work()
         except TransportError:
             raise
         except Exception as exc:  # classified below: transient ones retried, the rest reported
-            if not is_transient(exc) or attempt == attempts:
+            if progress is not None and progress() != mark:
+                mark, failures = progress(), 0
+            failures += 1
+            if not is_transient(exc) or failures >= attempts:
                 raise failure(exc, what) from exc
-        time.sleep(min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)) * (0.5 + random.random()))
-        if on_retry is not None:
-            on_retry()
-    raise AssertionError("unreachable")
+        time.sleep(min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (failures - 1)) * (0.5 + random.random()))
 
 
 def failure(exc: BaseException, what: str) -> TransportError:

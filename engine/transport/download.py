@@ -157,41 +157,42 @@ class Downloader:
             obj.digests[number] = hashlib.sha256(b"").digest()
             self.state.mark(obj, number)
             return
+        sha = hashlib.sha256()
+        written = [0]  # a retry continues from the byte where the last attempt stopped
         fd = os.open(obj.target, os.O_WRONLY)
         try:
-            digest = retrying(lambda: self._get_range(obj, fd, offset, length),
-                              what=f"downloading part {number} of s3://{self.bucket}/{obj.key}")
+            retrying(lambda: self._get_range(obj, fd, offset, length, sha, written), progress=lambda: written[0],
+                     what=f"downloading part {number} of s3://{self.bucket}/{obj.key}")
         finally:
             os.close(fd)
-        obj.digests[number] = digest
+        obj.digests[number] = sha.digest()
         self.state.mark(obj, number)
         self._count(received=length)
 
-    def _get_range(self, obj: RemoteObject, fd: int, offset: int, length: int) -> bytes:
+    def _get_range(self, obj: RemoteObject, fd: int, offset: int, length: int, sha: Any, written: list[int]) -> None:
+        """GET bytes ``offset + written[0]`` .. ``offset + length - 1`` into the file, hashing them in order."""
         from botocore.exceptions import ClientError
 
+        start = offset + written[0]
         try:
             reply = self.client.get_object(Bucket=self.bucket, Key=obj.key, IfMatch=obj.etag,
-                                           Range=f"bytes={offset}-{offset + length - 1}")
+                                           Range=f"bytes={start}-{offset + length - 1}")
         except ClientError as exc:
             if error_code(exc) in ("PreconditionFailed", "412"):
                 raise TransportError(f"s3://{self.bucket}/{obj.key} changed while it was being pulled",
                                      hint="run the pull again to fetch the new object") from exc
             raise
-        sha = hashlib.sha256()
         body = reply["Body"]
-        written = 0
         try:
-            while written < length:
-                chunk = body.read(min(CHUNK, length - written))
+            while written[0] < length:
+                chunk = body.read(min(CHUNK, length - written[0]))
                 if not chunk:
-                    raise ConnectionError(f"the response ended {length - written} bytes early")
-                os.pwrite(fd, chunk, offset + written)
+                    raise ConnectionError(f"the response ended {length - written[0]} bytes early")
+                os.pwrite(fd, chunk, offset + written[0])
                 sha.update(chunk)
-                written += len(chunk)
+                written[0] += len(chunk)
         finally:
             body.close()
-        return sha.digest()
 
     def _checked(self, obj: RemoteObject) -> bool:
         """Whether the object on disk matches S3's checksum (parts from earlier runs are read back)."""

@@ -93,8 +93,17 @@ def _resolve(client: Any, loc: S3Location, last: str, source: str) -> tuple[str,
     for name in (last + layout.ARCHIVE_SUFFIX, last + layout.ARCHIVE_SUFFIX + AGE_SUFFIX, last + AGE_SUFFIX):
         if _keys(client, loc.bucket, loc.key(name), exact=True):
             return name, {name: loc.key(name)}
+    if _unfinished(client, loc.bucket, loc.key(last)):
+        raise TransportError(f"{source} is not a complete bundle (only unfinished uploads: its push did not finish)",
+                             hint="run the push again to finish it, or remove it with procos snapshot abort-incomplete")
     raise TransportError(f"{source} does not exist (no bundle folder, .tar.zst or .age by that name)",
                          hint="list the bundles with procos snapshot list s3://BUCKET/PREFIX")
+
+
+def _unfinished(client: Any, bucket: str, prefix: str) -> bool:
+    reply = retrying(lambda: client.list_multipart_uploads(Bucket=bucket, Prefix=prefix, MaxUploads=1),
+                     what=f"listing unfinished uploads under s3://{bucket}/{prefix}")
+    return bool(reply.get("Uploads"))
 
 
 def _keys(client: Any, bucket: str, prefix: str, *, exact: bool = False) -> list[str]:

@@ -30,6 +30,7 @@ from engine.errors import TransportError
 
 from . import s3sums
 from .client import error_code, failure, retrying
+from .unfinished import part_matches, resumable, uploads_of
 
 MiB = s3sums.MiB
 
@@ -204,7 +205,7 @@ class Uploader:
     def _multipart(self, path: Path, key: str, size: int, part_size: int, sha256: str | None,
                    meta: dict[str, str]) -> Pending:
         ranges = s3sums.part_ranges(size, part_size)
-        upload_id, listed = self._resumable(key, ranges)
+        upload_id, listed = resumable(self.client, self.bucket, key, ranges)
         if upload_id is None:
             upload_id = retrying(lambda: self.client.create_multipart_upload(
                 Bucket=self.bucket, Key=key, ChecksumAlgorithm="SHA256", Metadata=meta,
@@ -224,7 +225,7 @@ class Uploader:
                 digest = hashlib.sha256(data).digest()
                 pending.digests.append(digest)
                 have = listed.get(number)
-                if have is not None and _part_matches(have, data, digest):
+                if have is not None and part_matches(have, data, digest):
                     pending.etags[number] = have["ETag"]
                     self.slots.release()
                     self._count(skipped=length)
@@ -255,37 +256,6 @@ class Uploader:
         finally:
             self.slots.release()
 
-    def _resumable(self, key: str, ranges: list[tuple[int, int]]) -> tuple[str | None, dict[int, dict]]:
-        """An unfinished upload of ``key`` whose parts fit ``ranges``, with its parts; else (None, {})."""
-        uploads = retrying(lambda: self._uploads(key), what=f"listing unfinished uploads of {self.url(key)}")
-        for upload in sorted(uploads, key=lambda u: str(u.get("Initiated")), reverse=True):
-            parts = retrying(lambda u=upload: self._parts(key, u["UploadId"]),
-                             what=f"listing the parts of an unfinished upload of {self.url(key)}")
-            if parts is not None and all(1 <= n <= len(ranges) and p["Size"] == ranges[n - 1][1]
-                                         for n, p in parts.items()):
-                return upload["UploadId"], parts
-        return None, {}
-
-    def _uploads(self, key: str) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=key):
-            found += [u for u in page.get("Uploads", []) if u["Key"] == key]
-        return found
-
-    def _parts(self, key: str, upload_id: str) -> dict[int, dict[str, Any]] | None:
-        from botocore.exceptions import ClientError
-
-        parts: dict[int, dict[str, Any]] = {}
-        try:
-            for page in self.client.get_paginator("list_parts").paginate(Bucket=self.bucket, Key=key,
-                                                                        UploadId=upload_id):
-                parts.update({p["PartNumber"]: p for p in page.get("Parts", [])})
-        except ClientError as exc:
-            if error_code(exc) == "NoSuchUpload":
-                return None
-            raise
-        return parts
-
     def finish(self, pending: Pending) -> None:
         """Wait for the parts, complete the upload, and check the stored object; raise TransportError if not done."""
         errors = []
@@ -302,7 +272,7 @@ class Uploader:
             Bucket=self.bucket, Key=pending.key, UploadId=pending.upload_id, MultipartUpload={"Parts": parts}),
             what=f"completing the upload of {self.url(pending.key)}")
         self.check_stored(pending.key, pending.size, s3sums.object_checksum(pending.digests, True))
-        for stale in self._uploads(pending.key):  # older unfinished uploads of the same key are garbage now
+        for stale in uploads_of(self.client, self.bucket, pending.key):  # older unfinished uploads: garbage now
             retrying(lambda s=stale: self.client.abort_multipart_upload(
                 Bucket=self.bucket, Key=pending.key, UploadId=s["UploadId"]),
                 what=f"removing a stale unfinished upload of {self.url(pending.key)}")
@@ -320,13 +290,3 @@ def _pread(fd: int, offset: int, length: int) -> bytes:
                                  hint="do not change a bundle while it is pushed")
         buf += chunk
     return bytes(buf)
-
-
-def _part_matches(listed: dict[str, Any], data: bytes, digest: bytes) -> bool:
-    """Whether a part S3 already holds is these bytes: its SHA-256 when listed, else its MD5 ETag."""
-    if listed.get("Size") != len(data):
-        return False
-    if listed.get("ChecksumSHA256"):
-        return s3sums.same(listed["ChecksumSHA256"], s3sums.b64(digest))
-    etag = str(listed.get("ETag", "")).strip('"')
-    return len(etag) == 32 and etag == hashlib.md5(data, usedforsecurity=False).hexdigest()
