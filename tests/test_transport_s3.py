@@ -227,3 +227,27 @@ def test_prune_on_s3_reports_object_lock_retention_and_removes_the_rest(s3, tmp_
     assert [e["name"] for e in api.list_snapshots(f"s3://{bucket}/p")] == [names[3], names[1]]
     versions = s3.client.list_object_versions(Bucket=bucket, Prefix=f"p/{names[0]}/")
     assert not versions.get("Versions") and not versions.get("DeleteMarkers")  # gone, not hidden
+
+
+def test_a_complete_remote_bundle_with_another_manifest_is_never_overwritten(s3, bundle: Path, tmp_path: Path):
+    api.push_snapshot(bundle, s3.url("same"))
+    before = {k: s3.client.head_object(Bucket=s3.bucket, Key=k)["ETag"] for k in s3.keys("same/")}
+    impostor = fake_bundle(tmp_path, bundle.name, created_utc="2024-01-01T00:00:00Z")  # same name, other content
+    proc = procos("snapshot", "push", str(impostor), s3.url("same"))
+    assert proc.returncode == 1 and "another manifest.json" in proc.stderr and "nothing was uploaded" in proc.stderr
+    assert {k: s3.client.head_object(Bucket=s3.bucket, Key=k)["ETag"] for k in s3.keys("same/")} == before
+
+
+def test_a_signed_bundle_keeps_its_signature_and_is_listed_as_signed(s3, tmp_path: Path):
+    root = fake_bundle(tmp_path, "knowledge_snapshot_20240101_000000", created_utc="2024-01-01T00:00:00Z")
+    (root / "checksums.sha256.asc").write_text("-----BEGIN PGP SIGNATURE-----\n...\n", encoding="utf-8")
+    (root / "stray.txt").write_text("not part of the bundle")
+    proc = procos("snapshot", "push", str(root), s3.url("signed"))
+    assert proc.returncode == 1 and "stray.txt" in proc.stderr and s3.keys("signed/") == {}
+    (root / "stray.txt").unlink()
+    api.push_snapshot(root, s3.url("signed"))
+    assert f"signed/{root.name}/checksums.sha256.asc" in s3.keys("signed/")
+    [entry] = api.list_snapshots(s3.url("signed"))
+    assert entry["signed"] is True
+    [local] = api.list_snapshots(tmp_path)
+    assert local["signed"] is True

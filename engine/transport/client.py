@@ -116,6 +116,8 @@ def failure(exc: BaseException, what: str) -> TransportError:
                             "or Object Lock protects the object",
             "InvalidAccessKeyId": "check the AWS credentials and the endpoint",
             "SignatureDoesNotMatch": "check the AWS credentials and the endpoint",
+            "InvalidObjectState": "the object is in an archive storage class: restore it first "
+                                  "(aws s3api restore-object), then run the command again",
         }.get(code, "run the same command again: finished work is not repeated")
         return TransportError(f"{what}: the server answered {code}: {_describe(exc)}", hint=hint)
     if is_transient(exc):

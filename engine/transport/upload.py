@@ -2,8 +2,8 @@
 
 One :class:`Uploader` serves one push. Files up to the part size go up with one PutObject; larger
 ones as multipart uploads. The calling thread reads each part once (``pread``), feeds it to the
-file's running sha256 and to the part's own sha256, and hands it to a pool of ``concurrency``
-threads; a semaphore of ``concurrency`` slots is taken before a part is read and given back when it
+file's running sha256 and hands it to a pool of ``concurrency`` threads, which hash the part
+itself (its S3 checksum) and send it; a semaphore of ``concurrency`` slots is taken before a part is read and given back when it
 is sent, so at most ``concurrency`` parts (``concurrency x part size`` bytes) are in memory,
 whatever the file sizes. Every part carries ``x-amz-checksum-sha256``, so S3 refuses damaged bytes.
 
@@ -210,7 +210,7 @@ class Uploader:
             upload_id = retrying(lambda: self.client.create_multipart_upload(
                 Bucket=self.bucket, Key=key, ChecksumAlgorithm="SHA256", Metadata=meta,
                 **self.options.object_args())["UploadId"], what=f"starting the upload of {self.url(key)}")
-        pending = Pending(key, path, size, upload_id, {}, [])
+        pending = Pending(key, path, size, upload_id, {}, [b""] * len(ranges))
         whole = hashlib.sha256()
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -222,10 +222,10 @@ class Uploader:
                     self.slots.release()
                     raise
                 whole.update(data)
-                digest = hashlib.sha256(data).digest()
-                pending.digests.append(digest)
                 have = listed.get(number)
+                digest = hashlib.sha256(data).digest() if have is not None else None  # else hashed by the sender
                 if have is not None and part_matches(have, data, digest):
+                    pending.digests[number - 1] = digest
                     pending.etags[number] = have["ETag"]
                     self.slots.release()
                     self._count(skipped=length)
@@ -240,8 +240,11 @@ class Uploader:
             pending.problem = exc.message
         return pending
 
-    def _send_part(self, pending: Pending, number: int, data: bytes, digest: bytes) -> None:
+    def _send_part(self, pending: Pending, number: int, data: bytes, digest: bytes | None) -> None:
         try:
+            if digest is None:
+                digest = hashlib.sha256(data).digest()
+            pending.digests[number - 1] = digest
             reply = retrying(lambda: self.client.upload_part(
                 Bucket=self.bucket, Key=pending.key, UploadId=pending.upload_id, PartNumber=number, Body=data,
                 ContentLength=len(data), ChecksumAlgorithm="SHA256", ChecksumSHA256=s3sums.b64(digest)),
