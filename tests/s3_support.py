@@ -122,19 +122,21 @@ class TcpProxy:
 
     ``drop_rate`` is the chance that a forwarded chunk (at most 64 KiB) ends the connection with a
     reset instead; ``bytes_per_second`` limits the bandwidth of each direction of each connection.
-    ``cut_after`` resets every connection once it has carried that many bytes to the server.
+    ``cut_after`` resets every connection once it has carried that many bytes to the server;
+    ``cut_body_rate`` is the chance that a response is cut right after its headers, before its body.
     ``upstream_bytes`` counts what it forwarded to the server.
     """
 
     CHUNK = 64 * 1024
 
     def __init__(self, upstream: str, *, drop_rate: float = 0.0, bytes_per_second: float | None = None,
-                 cut_after: int | None = None, seed: int = 0) -> None:
+                 cut_after: int | None = None, cut_body_rate: float = 0.0, seed: int = 0) -> None:
         host, _, port = upstream.removeprefix("http://").partition(":")
         self.upstream = (host, int(port))
         self.drop_rate = drop_rate
         self.bytes_per_second = bytes_per_second
         self.cut_after = cut_after
+        self.cut_body_rate = cut_body_rate
         self.random = random.Random(seed)
         self.lock = threading.Lock()
         self.upstream_bytes = 0
@@ -168,8 +170,11 @@ class TcpProxy:
             threading.Thread(target=self._pump, args=(upstream, client, pair, False), daemon=True).start()
 
     def _drop(self) -> bool:
+        return self._chance(self.drop_rate)
+
+    def _chance(self, rate: float) -> bool:
         with self.lock:
-            if self.drop_rate and self.random.random() < self.drop_rate:
+            if rate and self.random.random() < rate:
                 self.drops += 1
                 return True
         return False
@@ -184,12 +189,15 @@ class TcpProxy:
 
     def _pump(self, src: socket.socket, dst: socket.socket, pair: list[socket.socket], outbound: bool) -> None:
         budget = [0]
+        after_headers = False
         try:
             while True:
                 data = src.recv(self.CHUNK)
                 if not data:
                     break
-                if self._drop() or (outbound and self._over_budget(len(data), budget)):
+                cut_body = after_headers and self._chance(self.cut_body_rate)
+                after_headers = not outbound and data.startswith(b"HTTP/") and data.endswith(b"\r\n\r\n")
+                if cut_body or self._drop() or (outbound and self._over_budget(len(data), budget)):
                     for s in pair:  # a reset, as when a network path dies (shutdown wakes the other pump)
                         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                         s.shutdown(socket.SHUT_RDWR)

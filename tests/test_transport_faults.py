@@ -15,6 +15,7 @@ import pytest
 from s3_support import TcpProxy, fake_bundle, ok_json, procos, procos_env, seeded_bundle
 
 from engine import api
+from engine.errors import TransportError
 from engine.snapshot import layout
 
 MiB = 1 << 20
@@ -137,18 +138,37 @@ def test_push_and_pull_complete_and_verify_through_a_proxy_that_drops_connection
     try:
         pushed = api.push_snapshot(bundle, url, part_size_mib=5, concurrency=4, endpoint_url=proxy.url)
         drops_in_push = proxy.drops
-        print("keys after push", len(s3.keys("flaky/")), pushed)
         pulled = api.pull_snapshot(f"{url}/{bundle.name}", tmp_path / "restore", concurrency=4,
                                    endpoint_url=proxy.url)
     finally:
         proxy.close()
-    print("drops", drops_in_push, proxy.drops)
     assert drops_in_push > 0 and proxy.drops > drops_in_push  # connections were cut in both directions
     assert pushed["bytes_sent"] == pushed["bytes"]
     assert pulled["verified"] and digests(Path(pulled["path"])) == digests(bundle)
     for rel, digest in digests(bundle).items():
         head = s3.client.head_object(Bucket=s3.bucket, Key=f"flaky/{bundle.name}/{rel}")
         assert head["Metadata"]["procos-sha256"] == digest
+
+
+def test_a_listing_cut_before_its_body_is_retried_never_taken_for_an_empty_location(s3, tmp_path: Path, monkeypatch):
+    # botocore parses a 200 answer whose body never arrived as an empty listing: "no bundle there"
+    for day in (1, 2):
+        api.push_snapshot(fake_bundle(tmp_path, f"knowledge_snapshot_2024010{day}_000000",
+                                      created_utc=f"2024-01-0{day}T00:00:00Z"), s3.url("lst"))
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")  # botocore's backoff is slow; procos retries on top
+    proxy = TcpProxy(s3.endpoint, cut_body_rate=0.3, seed=11)
+    outcomes = []
+    try:
+        for _ in range(20):
+            try:
+                outcomes.append(len(api.list_snapshots(s3.url("lst"), endpoint_url=proxy.url)))
+            except TransportError:
+                outcomes.append("failed")
+    finally:
+        proxy.close()
+    assert proxy.drops > 10
+    assert 0 not in outcomes and 1 not in outcomes
+    assert outcomes.count(2) >= 10
 
 
 def test_a_push_that_cannot_finish_exits_non_zero_naming_what_is_missing(s3, bundle: Path):

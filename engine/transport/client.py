@@ -48,10 +48,29 @@ def s3_client(endpoint_url: str | None = None, *, concurrency: int = 8) -> Any:
         request_checksum_calculation="when_required", response_checksum_validation="when_required",
     )
     try:
-        return session.client("s3", endpoint_url=endpoint_url or None, config=config)
+        client = session.client("s3", endpoint_url=endpoint_url or None, config=config)
     except Exception as exc:  # botocore raises its own types for profiles, regions and endpoints
         raise TransportError(f"cannot set up the S3 client: {_describe(exc)}",
                              hint="check AWS_PROFILE, AWS_REGION and the endpoint URL") from exc
+    client.meta.events.register("before-parse.s3.*", refuse_truncated_body)
+    return client
+
+
+def refuse_truncated_body(operation_model: Any, response_dict: dict[str, Any], **_: Any) -> None:
+    """Raise IncompleteReadError (transient) for a response body shorter than its Content-Length.
+
+    botocore parses a 200 answer whose connection dropped before the body as an empty document:
+    an empty listing that looks like "nothing there". Streaming bodies (GetObject) check their own
+    length when read; HEAD answers have no body.
+    """
+    from botocore.exceptions import IncompleteReadError
+
+    body = response_dict.get("body")
+    if not isinstance(body, bytes | bytearray) or operation_model.http.get("method") == "HEAD":
+        return
+    declared = str((response_dict.get("headers") or {}).get("content-length", ""))
+    if declared.isdigit() and int(declared) != len(body):
+        raise IncompleteReadError(actual_bytes=len(body), expected_bytes=int(declared))
 
 
 def is_transient(exc: BaseException) -> bool:
