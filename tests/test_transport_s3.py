@@ -251,3 +251,15 @@ def test_a_signed_bundle_keeps_its_signature_and_is_listed_as_signed(s3, tmp_pat
     assert entry["signed"] is True
     [local] = api.list_snapshots(tmp_path)
     assert local["signed"] is True
+
+
+def test_an_archive_is_never_replaced_by_other_bytes_of_the_same_name(s3, tmp_path: Path):
+    archive = tmp_path / "knowledge_snapshot_20240101_000000.tar.zst.age"  # opaque to procos
+    archive.write_bytes(b"first archive")
+    api.push_snapshot(archive, s3.url("a"))
+    assert api.push_snapshot(archive, s3.url("a"))["bytes_skipped"] == archive.stat().st_size
+    archive.write_bytes(b"other archive")
+    proc = procos("snapshot", "push", str(archive), s3.url("a"))
+    assert proc.returncode == 1 and "holds other bytes" in proc.stderr
+    body = s3.client.get_object(Bucket=s3.bucket, Key=f"a/{archive.name}")["Body"].read()
+    assert body == b"first archive"

@@ -142,14 +142,21 @@ def _push_file(uploader: Uploader, path: Path, loc: S3Location, form: str) -> di
         doc, signed = describe.archive_summary(path)
         metadata = describe.to_metadata(doc, signed)
     key = loc.key(path.name)
-    present = _present(uploader, key)
-    started = uploader.start(path, key, sha256=None, present=key in present, metadata=metadata)
-    if isinstance(started, Pending):
-        uploader.finish(started)
-    elif started is not None:
-        started.result()
+    size = path.stat().st_size
+    if key in _present(uploader, key):
+        if not uploader.already_there(path, key, size, None):
+            raise TransportError(f"{uploader.url(key)} already exists and holds other bytes than {path}; nothing "
+                                 "was uploaded", hint="remove it first (procos snapshot prune) or push to another "
+                                 "prefix")
+        uploader.count(skipped=size)
+    else:
+        started = uploader.start(path, key, sha256=None, present=False, metadata=metadata)
+        if isinstance(started, Pending):
+            uploader.finish(started)
+        elif started is not None:
+            started.result()
     return {"destination": loc.child(path.name), "name": path.name, "snapshot_id": (doc or {}).get("snapshot_id"),
-            "content_hash": (doc or {}).get("content_hash"), "files": 1, "bytes": path.stat().st_size}
+            "content_hash": (doc or {}).get("content_hash"), "files": 1, "bytes": size}
 
 
 def _present(uploader: Uploader, prefix: str) -> dict[str, int]:

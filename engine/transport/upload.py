@@ -94,7 +94,7 @@ class Uploader:
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def _count(self, sent: int = 0, skipped: int = 0) -> None:
+    def count(self, sent: int = 0, skipped: int = 0) -> None:
         with self._lock:
             self.bytes_sent += sent
             self.bytes_skipped += skipped
@@ -110,7 +110,7 @@ class Uploader:
         a Future for a single PutObject, or a Pending multipart upload (finish it with :meth:`finish`)."""
         size = path.stat().st_size
         if present and self.already_there(path, key, size, sha256):
-            self._count(skipped=size)
+            self.count(skipped=size)
             return None
         part_size = s3sums.part_size_for(size, self.options.part_size)
         meta = {s3sums.META_PART_SIZE: str(part_size), **(metadata or {})}
@@ -153,7 +153,7 @@ class Uploader:
     def _put_small(self, path: Path, key: str, size: int, sha256: str | None, meta: dict[str, str]) -> None:
         try:
             digest = self._put_bytes(path, key, sha256, meta)
-            self._count(sent=size)
+            self.count(sent=size)
         finally:
             self.slots.release()
         self.check_stored(key, size, s3sums.b64(digest))
@@ -228,7 +228,7 @@ class Uploader:
                     pending.digests[number - 1] = digest
                     pending.etags[number] = have["ETag"]
                     self.slots.release()
-                    self._count(skipped=length)
+                    self.count(skipped=length)
                     continue
                 pending.futures.append(self.pool.submit(self._send_part, pending, number, data, digest))
                 del data
@@ -255,7 +255,7 @@ class Uploader:
                                      f"not the {s3sums.b64(digest)} sent", hint="run the same command again")
             with self._lock:
                 pending.etags[number] = reply["ETag"]
-            self._count(sent=len(data))
+            self.count(sent=len(data))
         finally:
             self.slots.release()
 
@@ -267,8 +267,14 @@ class Uploader:
                 future.result()
             except Exception as exc:  # every failed part is reported, not just the first
                 errors.append(exc.message if isinstance(exc, TransportError) else failure(exc, "a part").message)
-        if pending.problem or errors:
-            raise TransportError(pending.problem or errors[0], hint="run the same command again")
+        if pending.problem:  # the file is not what the bundle lists: its upload must not be continued
+            retrying(lambda: self.client.abort_multipart_upload(Bucket=self.bucket, Key=pending.key,
+                                                                UploadId=pending.upload_id),
+                     what=f"aborting the upload of {self.url(pending.key)}")
+            raise TransportError(pending.problem, hint="verify the bundle (procos snapshot verify); export it again "
+                                 "if it is damaged")
+        if errors:
+            raise TransportError(errors[0], hint="run the same command again")
         parts = [{"PartNumber": n, "ETag": pending.etags[n], "ChecksumSHA256": s3sums.b64(d)}
                  for n, d in enumerate(pending.digests, start=1)]
         retrying(lambda: self.client.complete_multipart_upload(
