@@ -141,7 +141,7 @@ def _name_of(rel: str) -> str | None:
 def _place(found: dict[str, Holding], loc: S3Location, key: str, size: int) -> None:
     rel = loc.relative(key)
     name = _name_of(rel)
-    if name is None:
+    if name is None or key.endswith("/"):  # not a bundle, or a "folder" marker object
         return
     h = found.setdefault(name, Holding(name))
     first, sep, inner = rel.partition("/")

@@ -82,7 +82,7 @@ def _resolve(client: Any, loc: S3Location, last: str, source: str) -> tuple[str,
         return last, {last: loc.key(last)}
     found = _keys(client, loc.bucket, loc.key(last) + "/")
     if found:
-        rels = {loc.relative(key)[len(last) + 1:]: key for key in found}
+        rels = {loc.relative(key)[len(last) + 1:]: key for key in found if not key.endswith("/")}  # no folder markers
         if layout.MANIFEST not in rels:
             raise TransportError(f"{source} is not a complete bundle (no manifest.json: its push did not finish)",
                                  hint="run the push again to finish it, or remove it with procos snapshot "
