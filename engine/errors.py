@@ -161,6 +161,16 @@ class LineageError(BundleError):
     """A chain of delta bundles has a gap, a fork or a wrong parent."""
 
 
+# --- transport ---------------------------------------------------------------------------------
+
+
+class TransportError(ProcosError):
+    """A bundle could not be moved to or from a location (S3 or a folder), or a remote bundle is unusable.
+
+    The message names the location and what is missing; it never holds credentials.
+    """
+
+
 # --- workflows ---------------------------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from reference import build_records, with_options
+from s3_support import moto_endpoint, s3  # noqa: F401 - fixtures: a moto S3 server for the transport tests
 
 PG_DSN_ENV = "PROCOS_TEST_PG_DSN"
 

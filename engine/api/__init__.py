@@ -9,6 +9,7 @@ libraries (FAISS, psycopg, pyarrow) are imported by the code that needs them, ne
 - validation and search tuning: :mod:`engine.api.validation`
 - drift detection: :mod:`engine.api.drift`
 - signing and encryption: :mod:`engine.api.crypto`
+- transport and retention (push, pull, list, abort-incomplete, prune): :mod:`engine.api.transport`
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from .stores import (
     seed_store,
     store_stats,
 )
+from .transport import abort_incomplete, list_snapshots, prune_snapshots, pull_snapshot, push_snapshot
 from .validation import tune_search, validate, validation_report_path
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "show_config",
     "signing_key",
     "abort_export",
+    "abort_incomplete",
     "check_package",
     "drift_check",
     "encrypt_snapshot",
@@ -72,11 +75,15 @@ __all__ = [
     "is_paused",
     "inspect_snapshot",
     "load_query_vector",
+    "list_snapshots",
     "load_vectors",
     "migrate_snapshot",
     "opened",
     "pack_snapshot",
     "pause_ingestion",
+    "prune_snapshots",
+    "pull_snapshot",
+    "push_snapshot",
     "query_store",
     "rebuild_search",
     "register_artifacts",

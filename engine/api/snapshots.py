@@ -187,6 +187,11 @@ def import_snapshot(path: str | Path | list[str | Path], uri: str | None, *, mod
              "passphrase_file": passphrase_file}
     if isinstance(path, list | tuple):
         return import_chain(list(path), uri, mode=mode, on_conflict=on_conflict, dry_run=dry_run, **trust)
+    if _is_remote(path):  # s3://...: pulled into a temporary folder, imported from there, then removed
+        from engine.transport import fetched
+
+        with fetched([path]) as [local]:
+            return import_snapshot(local, uri, mode=mode, on_conflict=on_conflict, dry_run=dry_run, **trust)
     _mode(mode)
     _on_conflict(on_conflict)
     access = bundle_access(**trust)
@@ -228,6 +233,13 @@ def import_chain(paths: list[str | Path], uri: str | None, *, mode: str = "appen
     _on_conflict(on_conflict)
     if not paths:
         raise InvalidInput("no bundles given", hint="give the full bundle, then its deltas, then the target URI")
+    if any(_is_remote(p) for p in paths):  # remote bundles of the chain are pulled to a temporary folder first
+        from engine.transport import fetched
+
+        with fetched(list(paths)) as local:
+            return import_chain(local, uri, mode=mode, on_conflict=on_conflict, dry_run=dry_run,
+                                require_signature=require_signature, trusted_keys=trusted_keys, identity=identity,
+                                passphrase_file=passphrase_file)
     access = bundle_access(require_signature=require_signature, trusted_keys=trusted_keys, identity=identity,
                            passphrase_file=passphrase_file)
     if dry_run:
@@ -316,6 +328,10 @@ def _tuned(uri: str | None) -> dict[str, Any]:
     from .validation import tune_search
 
     return tune_search(uri)
+
+
+def _is_remote(path: object) -> bool:
+    return isinstance(path, str) and path.startswith("s3://")
 
 
 def _store_exists(uri: str) -> bool:

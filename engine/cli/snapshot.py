@@ -256,3 +256,8 @@ def import_(args: tuple[str, ...], mode: str, on_conflict: str, dry_run: bool, r
     emit(api.import_snapshot(source, uri, mode=mode, on_conflict=on_conflict, dry_run=dry_run,
                              require_signature=require_signature, trusted_keys=list(trusted_keys),
                              identity=identity, passphrase_file=passphrase_file), as_json)
+
+
+from .remote import add_remote_commands  # noqa: E402 - push, pull, list, abort-incomplete, prune
+
+add_remote_commands(snapshot)

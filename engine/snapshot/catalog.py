@@ -43,9 +43,8 @@ def append_line(path: Path, entry: dict[str, Any]) -> None:
     """Append one JSON line to ``path`` atomically (one O_APPEND write, then fsync)."""
     data = (json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
     created = not path.exists()
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = _locked(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # makes the torn-line check and the write one step among writers
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
             data = b"\n" + data  # a torn line from a crash: start on a line of our own
@@ -58,6 +57,65 @@ def append_line(path: Path, entry: dict[str, Any]) -> None:
         from .staging import fsync_dir
 
         fsync_dir(path.parent)
+
+
+def _locked(path: Path, flags: int) -> int:
+    """Open ``path`` and take its exclusive lock, on the file that is at ``path`` once locked.
+
+    :func:`drop_entries` replaces the catalog by a rename while holding the lock: a writer that
+    waited for the lock on the old file opens the new one and locks again.
+    """
+    while True:
+        fd = os.open(path, flags, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # makes the torn-line check and the write one step among writers
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def drop_entries(folder: str | os.PathLike[str], paths: set[str]) -> int:
+    """Remove the lines of the bundles named ``paths`` from a snapshots folder's catalog (after a prune).
+
+    Every other line is kept byte for byte. The new catalog is written aside, fsynced and renamed
+    over the old one under the catalog's lock, so a crash leaves the old or the new catalog.
+    Returns the number of lines removed.
+    """
+    path = layout.catalog_path(Path(folder))
+    if not path.is_file():
+        return 0
+    fd = _locked(path, os.O_RDWR)
+    try:
+        with open(path, "rb") as fh:
+            lines = fh.read().splitlines(keepends=True)
+        kept = [line for line in lines if _entry_path(line) not in paths]
+        if len(kept) == len(lines):
+            return 0
+        tmp = path.with_name(f".{layout.CATALOG}.tmp-{os.getpid()}")
+        with open(tmp, "wb") as out:
+            out.write(b"".join(kept))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+        from .staging import fsync_dir
+
+        fsync_dir(path.parent)
+        return len(lines) - len(kept)
+    finally:
+        os.close(fd)
+
+
+def _entry_path(line: bytes) -> str | None:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    return str(entry.get("path")) if isinstance(entry, dict) and "path" in entry else None
 
 
 def record_bundle(bundle: Path, doc: dict[str, Any]) -> dict[str, Any]:
