@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1] / "engine"
 
 LAYERS = {
-    "engine.errors": 0, "engine.records": 0, "engine.config": 0, "engine.secrets": 0, "engine.files": 0,
+    "engine.errors": 0, "engine.records": 0, "engine.config": 0, "engine.secrets": 0, "engine.files": 0, "engine.progress": 0,
     "engine.repository": 1, "engine.synthetic": 1, "engine.events": 1, "engine.crypto": 1,
     "engine.snapshot": 2, "engine.validation": 2, "engine.drift": 2, "engine.transport": 2,
     "engine.api": 3,
@@ -89,3 +89,20 @@ def test_every_engine_module_belongs_to_a_layer():
     orphans = [module_name(p) for p in ROOT.rglob("*.py")
                if module_name(p) != "engine" and layer_of(module_name(p)) is None]
     assert not orphans, f"modules outside the layer map: {orphans}"
+
+
+FRONT_DOOR = ("engine.api", "engine.errors")  # what the CLI and the panel may import from the engine
+
+
+def test_the_cli_and_the_panel_reach_the_engine_only_through_engine_api():
+    """One front door: the CLI and the panel call engine.api (and raise/catch engine.errors), nothing else."""
+    problems = []
+    for package in ("cli", "ui"):
+        for path in sorted((ROOT / package).rglob("*.py")) if (ROOT / package).is_dir() else []:
+            current = module_name(path)
+            tree = ast.parse(path.read_text(), filename=str(path))
+            for target, _ in imported_modules(tree, current, path.name == "__init__.py"):
+                if target.startswith("engine") and not target.startswith((f"engine.{package}", *FRONT_DOOR)) \
+                        and target != "engine":
+                    problems.append(f"{current} imports {target}")
+    assert not problems, "\n".join(problems)

@@ -135,7 +135,7 @@ def test_one_perturbed_vector_fails_naming_the_id(source, tmp_path):
     repo.close()
     report = tmp_path / "report.md"
     code, result = run_cli("validate", source["uri"], target, "--report", str(report))
-    assert code == 1 and not result["passed"]
+    assert code == 4 and not result["passed"]  # a check failed
     failed = failures_by_check(result)
     assert failed["vector_hash"]["ids"] == ["rec-0000123"]
     assert "ids_missing" not in failed and "record_content" not in failed and "count" not in failed
@@ -279,7 +279,7 @@ def test_an_unusable_queries_file_is_one_error_line_with_a_hint(source, tmp_path
     np.save(path, content)
     out = CliRunner().invoke(cli, ["validate", source["uri"], source["uri"], "--queries-file", str(path),
                                    "--report", str(tmp_path / "r.md")])
-    assert out.exit_code == 4, out.output  # a check failed
+    assert out.exit_code == 1, out.output  # an error (unusable input), not a failed check
     assert problem in out.output and "Traceback" not in out.output and "Try:" in out.output
     assert not (tmp_path / "r.md").exists()
 

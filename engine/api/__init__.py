@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .crypto import encrypt_snapshot, sign_file, sign_snapshot, signature_status
 from .drift import drift_check
-from .settings import deployment_environment, show_config, signing_key
+from .settings import deployment_environment, redact, show_config, signing_key
 from .snapshots import (
     abort_export,
     bundle_size,
@@ -58,6 +58,7 @@ __all__ = [
     "bundle_size",
     "describe_snapshot",
     "deployment_environment",
+    "redact",
     "show_config",
     "signing_key",
     "abort_export",

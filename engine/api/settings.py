@@ -24,3 +24,10 @@ def signing_key() -> str | None:
     from engine.config import load_config
 
     return load_config().get("signing_key")
+
+
+def redact(text: str) -> str:
+    """``text`` with every password removed (what the CLI and the panel print)."""
+    from engine.secrets import redact_text
+
+    return redact_text(text)

@@ -139,7 +139,7 @@ def report_error(err: BaseException, *, debug: bool) -> None:
     """Print an error for a person: one ``Error:`` line, a ``Try:`` line, the traceback with debug."""
     if debug:
         traceback.print_exception(err, file=sys.stderr)
-    from engine.secrets import redact_text
+    from engine.api import redact as redact_text
 
     if isinstance(err, ProcosError):
         click.echo(f"Error: {redact_text(err.message)}", err=True)

@@ -298,14 +298,19 @@ class WorkflowService:
 
     def _describe_task(self, t: Any, row: InstanceRow | None, data: dict | None = None) -> dict:
         """A task with what is to be approved: the request's source/target/bundle and its figures."""
+        problem = None
         if data is None and row is not None:
-            data = current_data(load_workflow(_serializer(), row.state_json))
+            try:
+                data = current_data(load_workflow(_serializer(), row.state_json))
+            except WorkflowError as exc:  # one unreadable instance must not hide everyone's inbox
+                problem = exc.message
         data = data or {}
         subject = {k: data[k] for k in ("source", "target", "bundle", "out_dir", "mode", "snapshot_id",
                                         "content_hash", "record_count", "bytes", "signature") if k in data}
         return {"task_id": t.task_id, "instance_id": t.instance_id, "process": t.process, "name": t.name,
                 "lane": t.lane, "started_by": row.started_by if row else None,
-                "waiting_since": row.updated_at if row else None, "subject": subject}
+                "waiting_since": row.updated_at if row else None, "subject": subject,
+                **({"problem": problem} if problem else {})}
 
     def complete_task(self, task_id: str, user: Identity | str | None, approve: bool,
                       comment: str | None = None) -> dict:
