@@ -317,7 +317,7 @@ def test_dev_import_into_embedded_pgvector_emits_import_ready(pg_import):
     assert result["data"]["imported"] == COUNT and result["data"]["artifacts"] > 0
     ran = scripts_run(p.show(result["instance_id"]))
     assert ran == ["Task_check_request", "Task_check_package", "Task_verify", "Task_auto_approve", "Task_load",
-                   "Task_register", "Task_rebuild", "Task_announce"]
+                   "Task_register", "Task_rebuild", "Task_remove_fetched", "Task_announce"]
     [event] = p.events()
     assert event["event"] == "import_ready" and event["imported"] == COUNT
     assert event["target"] == pg_import["target"]

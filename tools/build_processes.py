@@ -55,6 +55,7 @@ def export_snapshot() -> Proc:
         Var("artifacts_dir", "path", "a folder of extra knowledge artifacts to include"),
         Var("pack", "bool", "also write the reproducible .tar.zst", default="false"),
         Var("compression_level", "int", "zstd level of the Parquet shards", default="6"),
+        Var("destination", "s3url", "also push the bundle to this S3 location (s3://BUCKET/PREFIX)", default='""'),
     ]
     p.lanes = [("Owner", [0]), ("Approver", [1]), ("System", [2, 3])]
     p.node("Event_requested", "start", "Export requested", 0, 0)
@@ -69,14 +70,20 @@ def export_snapshot() -> Proc:
     p.node("Task_checksums", "script", "Compute checksums", 10, 2, script="scripts/v1/compute_checksums.py")
     p.node("Gateway_restart", "xgw", "Restart needed?", 11, 2, default="Flow_complete")
     p.node("Task_unfreeze", "script", "Clear the freeze flag", 12, 2, script="scripts/v1/resume_ingestion.py")
-    p.node("Task_announce", "script", "Emit snapshot_exported", 13, 2, script="scripts/v1/announce_export.py")
-    p.node("Event_exported", "end", "Snapshot exported", 14, 2)
+    p.node("Gateway_push", "xgw", "Destination given?", 13, 2, default="Flow_no_push")
+    p.node("Task_push", "script", "Push the bundle", 14, 1, script="scripts/v1/push_bundle.py")
+    p.node("Task_announce", "script", "Emit snapshot_exported", 15, 2, script="scripts/v1/announce_export.py")
+    p.node("Event_exported", "end", "Snapshot exported", 16, 2)
     p.chain("x", ["Gateway_attempt", "Task_freeze", "Task_stage", "Task_dump", "Task_package", "Task_checksums",
                   "Gateway_restart"])
     p.flow("Flow_restart", "Gateway_restart", "Gateway_attempt", condition="restart == True",
            name="restart (retry after a failure)", via=loop_back(p, "Gateway_restart", "Gateway_attempt"))
     p.flow("Flow_complete", "Gateway_restart", "Task_unfreeze", name="complete")
-    p.chain("y", ["Task_unfreeze", "Task_announce", "Event_exported"])
+    p.flow("Flow_unfrozen", "Task_unfreeze", "Gateway_push")
+    p.flow("Flow_push", "Gateway_push", "Task_push", condition='destination != ""', name="push")
+    p.flow("Flow_no_push", "Gateway_push", "Task_announce", name="no destination")
+    p.flow("Flow_pushed", "Task_push", "Task_announce")
+    p.flow("Flow_announced", "Task_announce", "Event_exported")
     # the error path: any frozen-phase failure clears the flag and removes the staging folder
     p.errors = [("Error_export_failed", "export_failed")]
     p.node("Gateway_failed", "xgw", "Export failed", 11, 3)
@@ -98,7 +105,8 @@ def import_snapshot() -> Proc:
              "environment (dev|prod); optional on_conflict. Out: imported, skipped, artifacts. "
              "Emits import_ready; approval_rejected on rejection.")
     p.variables = [
-        Var("bundle", "bundle", "the bundle to import (folder, .tar.zst or .age)", required=True),
+        Var("bundle", "bundle", "the bundle to import (folder, .tar.zst or .age, or s3://BUCKET/PREFIX/NAME)",
+            required=True),
         Var("target", "store", "the store to import into (created with the bundle's settings if new)",
             required=True),
         Var("mode", "choice", "append, or replace every record atomically", default='"append"',
@@ -109,18 +117,25 @@ def import_snapshot() -> Proc:
     p.lanes = [("Owner", [0]), ("Approver", [1]), ("System", [2])]
     p.node("Event_requested", "start", "Import requested", 0, 0)
     p.node("Task_check_request", "script", "Check the request", 1, 2, script="scripts/v1/check_request.py")
-    p.node("Task_check_package", "script", "Validate the package", 2, 2, script="scripts/v1/check_package.py")
-    p.node("Task_verify", "script", "Verify checksums", 3, 2, script="scripts/v1/verify_checksums.py")
-    approval(p, 4, 2, "Gateway_go", "import")
-    p.node("Gateway_go", "xgw", "Approved", 7, 2)
-    p.node("Task_load", "script", "Load vectors", 8, 2, script="scripts/v1/load_vectors.py")
-    p.node("Task_register", "script", "Register artifacts", 9, 2, script="scripts/v1/register_artifacts.py")
-    p.node("Task_rebuild", "script", "Rebuild search structures", 10, 2, script="scripts/v1/rebuild_search.py")
-    p.node("Task_announce", "script", "Emit import_ready", 11, 2, script="scripts/v1/announce_import.py")
-    p.node("Event_ready", "end", "Import ready", 12, 2)
-    p.chain("i", ["Event_requested", "Task_check_request", "Task_check_package", "Task_verify",
-                  "Gateway_environment"])
-    p.chain("j", ["Gateway_go", "Task_load", "Task_register", "Task_rebuild", "Task_announce", "Event_ready"])
+    p.node("Gateway_remote", "xgw", "Bundle in S3?", 2, 2, default="Flow_local")
+    p.node("Task_fetch", "script", "Fetch the bundle", 3, 3, script="scripts/v1/fetch_bundle.py")
+    p.node("Task_check_package", "script", "Validate the package", 4, 2, script="scripts/v1/check_package.py")
+    p.node("Task_verify", "script", "Verify checksums", 5, 2, script="scripts/v1/verify_checksums.py")
+    approval(p, 6, 2, "Gateway_go", "import")
+    p.node("Gateway_go", "xgw", "Approved", 9, 2)
+    p.node("Task_load", "script", "Load vectors", 10, 2, script="scripts/v1/load_vectors.py")
+    p.node("Task_register", "script", "Register artifacts", 11, 2, script="scripts/v1/register_artifacts.py")
+    p.node("Task_rebuild", "script", "Rebuild search structures", 12, 2, script="scripts/v1/rebuild_search.py")
+    p.node("Task_remove_fetched", "script", "Remove the fetched copy", 13, 2, script="scripts/v1/remove_fetched.py")
+    p.node("Task_announce", "script", "Emit import_ready", 14, 2, script="scripts/v1/announce_import.py")
+    p.node("Event_ready", "end", "Import ready", 15, 2)
+    p.chain("i", ["Event_requested", "Task_check_request", "Gateway_remote"])
+    p.flow("Flow_remote", "Gateway_remote", "Task_fetch", condition="bundle_remote == True", name="s3://")
+    p.flow("Flow_local", "Gateway_remote", "Task_check_package", name="local")
+    p.flow("Flow_fetched", "Task_fetch", "Task_check_package")
+    p.chain("k", ["Task_check_package", "Task_verify", "Gateway_environment"])
+    p.chain("j", ["Gateway_go", "Task_load", "Task_register", "Task_rebuild", "Task_remove_fetched", "Task_announce",
+                  "Event_ready"])
     return p
 
 
@@ -164,23 +179,30 @@ def simulate_restore() -> Proc:
         Var("queries", "int", "how many sample queries", default="20"),
         Var("k", "int", "top-k of each query", default="10"),
         Var("recall_floor", "float", "the restored store passes when its recall@k is at least this"),
+        Var("destination", "s3url", "also push the drill's bundle to this S3 location", default='""'),
     ]
     p.node("Event_requested", "start", "Drill started", 0, 0)
     p.node("Task_export", "script", "Export from the source", 1, 0, script="scripts/v1/export_for_drill.py")
-    p.node("Task_scratch", "script", "Prepare a scratch target", 2, 0, script="scripts/v1/prepare_scratch.py")
-    p.node("Task_restore", "script", "Restore the records", 3, 0,
+    p.node("Gateway_push", "xgw", "Destination given?", 2, 0, default="Flow_no_push")
+    p.node("Task_push", "script", "Push the bundle", 3, 1, script="scripts/v1/push_bundle.py")
+    p.node("Task_scratch", "script", "Prepare a scratch target", 4, 0, script="scripts/v1/prepare_scratch.py")
+    p.node("Task_restore", "script", "Restore the records", 5, 0,
            script="scripts/v1/restore_scratch.py")
-    p.node("Task_restore_artifacts", "script", "Restore the artifacts", 4, 0,
+    p.node("Task_restore_artifacts", "script", "Restore the artifacts", 6, 0,
            script="scripts/v1/restore_artifacts.py")
-    p.node("Task_rebuild", "script", "Rebuild and tune search", 5, 0, script="scripts/v1/rebuild_search.py")
-    p.node("Task_validate", "script", "Validate the restore", 6, 0, script="scripts/v1/sample_retrievals.py")
-    p.node("Task_report", "script", "Write the drill report", 7, 0, script="scripts/v1/write_drill_report.py")
-    p.node("Task_announce", "script", "Emit dr_drill_completed", 8, 0, script="scripts/v1/announce_drill.py")
-    p.node("Gateway_drill", "xgw", "Drill passed?", 9, 0, default="Flow_drill_failed")
-    p.node("Event_done", "end", "Drill passed", 10, 0)
-    p.node("Event_drill_failed", "end", "Drill failed", 10, 1, outcome="failed")
-    p.chain("d", ["Event_requested", "Task_export", "Task_scratch", "Task_restore", "Task_restore_artifacts",
-                  "Task_rebuild", "Task_validate", "Task_report", "Task_announce", "Gateway_drill"])
+    p.node("Task_rebuild", "script", "Rebuild and tune search", 7, 0, script="scripts/v1/rebuild_search.py")
+    p.node("Task_validate", "script", "Validate the restore", 8, 0, script="scripts/v1/sample_retrievals.py")
+    p.node("Task_report", "script", "Write the drill report", 9, 0, script="scripts/v1/write_drill_report.py")
+    p.node("Task_announce", "script", "Emit dr_drill_completed", 10, 0, script="scripts/v1/announce_drill.py")
+    p.node("Gateway_drill", "xgw", "Drill passed?", 11, 0, default="Flow_drill_failed")
+    p.node("Event_done", "end", "Drill passed", 12, 0)
+    p.node("Event_drill_failed", "end", "Drill failed", 12, 1, outcome="failed")
+    p.chain("d", ["Event_requested", "Task_export", "Gateway_push"])
+    p.flow("Flow_push", "Gateway_push", "Task_push", condition='destination != ""', name="push")
+    p.flow("Flow_no_push", "Gateway_push", "Task_scratch", name="no destination")
+    p.flow("Flow_pushed", "Task_push", "Task_scratch")
+    p.chain("e", ["Task_scratch", "Task_restore", "Task_restore_artifacts", "Task_rebuild", "Task_validate",
+                  "Task_report", "Task_announce", "Gateway_drill"])
     p.flow("Flow_drill_passed", "Gateway_drill", "Event_done", condition="passed == True", name="passed")
     p.flow("Flow_drill_failed", "Gateway_drill", "Event_drill_failed", name="failed")
     return p

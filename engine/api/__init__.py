@@ -51,10 +51,20 @@ from .stores import (
     seed_store,
     store_stats,
 )
-from .transport import abort_incomplete, list_snapshots, prune_snapshots, pull_snapshot, push_snapshot
+from .transport import (
+    abort_incomplete,
+    fetch_bundle,
+    list_snapshots,
+    prune_snapshots,
+    pull_snapshot,
+    push_snapshot,
+    remove_fetched,
+)
 from .validation import tune_search, validate, validation_report_path
 
 __all__ = [
+    "fetch_bundle",
+    "remove_fetched",
     "bundle_size",
     "describe_snapshot",
     "deployment_environment",

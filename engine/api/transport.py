@@ -119,3 +119,27 @@ def prune_snapshots(location: str | Path, *, keep_last: int = 0, keep_daily: int
         raise InvalidInput("no retention policy given: prune would keep every bundle",
                            hint="give at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly")
     return prune(location, policy, dry_run=dry_run, endpoint_url=endpoint_url)
+
+
+def fetch_bundle(source: str, folder: str | Path) -> dict[str, Any]:
+    """A local copy of bundle ``source`` (``s3://...``) in ``folder``: pulled and verified once, reused after.
+
+    For the import process, whose steps may run in different commands: the first step pulls the bundle,
+    later steps (perhaps after an approval, on another runner) find it there or pull it again. Returns
+    ``{"path", "source", "pulled"}``.
+    """
+    from engine.transport.location import split_bundle_url
+
+    _, name = split_bundle_url(source)
+    target = Path(folder) / name
+    if (target / "manifest.json").is_file() or (target.is_file() and target.stat().st_size > 0):
+        return {"path": str(target), "source": source, "pulled": False}
+    result = pull_snapshot(source, folder)
+    return {"path": str(result["path"]), "source": source, "pulled": True}
+
+
+def remove_fetched(folder: str | Path) -> None:
+    """Remove a folder of fetched bundle copies (the import process's clean-up and cancel action)."""
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)

@@ -30,6 +30,7 @@ from typing import Any
 CANCEL_ACTIONS = {
     "resume_ingestion": ("uri",),  # engine.api.resume_ingestion(uri): clear a freeze flag
     "abort_export": ("staging",),  # engine.api.abort_export(staging): remove an unfinished bundle
+    "remove_fetched": ("folder",),  # engine.api.remove_fetched(folder): remove a pulled copy of an S3 bundle
 }
 
 

@@ -12,7 +12,7 @@ A process declares its variables in its BPMN file (``procos process show NAME`` 
       </bpmn:extensionElements>
 
 Types: ``string``, ``int``, ``float``, ``bool``, ``choice`` (``choices="a,b"``), ``store`` (a store URI;
-``existing="true"``: the store must exist), ``bundle`` (a bundle folder, ``.tar.zst`` or ``.age`` that exists and
+``existing="true"``: the store must exist), ``s3url`` (``s3://BUCKET/PREFIX``, or empty for none), ``bundle`` (a bundle folder, ``.tar.zst`` or ``.age`` that exists and
 is readable, or an ``s3://`` URL), ``source`` (a store URI or a bundle), ``path`` (an existing readable
 file or folder), ``folder`` (an output folder; need not exist). Relative paths, and relative ``faiss:`` /
 ``postgresql+embedded:`` URIs, are made absolute against the starter's working folder, so an approver in
@@ -34,7 +34,7 @@ from engine.errors import InvalidVariables, ProcosError
 
 from .lint import NS, PROCOS_NS
 
-TYPES = ("string", "int", "float", "bool", "choice", "store", "bundle", "source", "path", "folder")
+TYPES = ("string", "int", "float", "bool", "choice", "store", "bundle", "source", "path", "folder", "s3url")
 RESERVED = ("environment",)  # set by the deployment, never declared
 
 
@@ -147,6 +147,10 @@ def normalize(var: Variable, value: Any, cwd: Path) -> Any:
         if value not in var.choices:
             raise ValueError(f"expected one of {', '.join(var.choices)}, got {_show(value)}")
         return value
+    if kind == "s3url":
+        if value == "" or (isinstance(value, str) and value.startswith("s3://") and len(value) > 5):
+            return value
+        raise ValueError(f"expected an S3 location s3://BUCKET/PREFIX, got {_show(value)}")
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"expected a {kind}, got {_show(value)}")
     if kind == "folder":

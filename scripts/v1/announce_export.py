@@ -4,4 +4,5 @@
 def run(ctx):
     data = ctx.data
     ctx.emit("snapshot_exported", bundle=data["bundle"], snapshot_id=data["snapshot_id"],
-             content_hash=data["content_hash"], record_count=data["record_count"], source=data["source"])
+             content_hash=data["content_hash"], record_count=data["record_count"], source=data["source"],
+             remote=data.get("remote"))

@@ -31,6 +31,7 @@ def run(ctx):
         data["record_count"] = int(stats["count"])
         data["dimensions"] = stats.get("dimensions")
     if ctx.process == "import_snapshot":
+        data["bundle_remote"] = str(data["bundle"]).startswith("s3://")
         data.setdefault("mode", "append")
         data.setdefault("on_conflict", "version")
         if data["mode"] not in MODES:

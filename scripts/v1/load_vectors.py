@@ -4,9 +4,13 @@ The bundle must still have the content_hash that was verified and approved; a bu
 since is refused before anything is written.
 """
 
+import os
+
 
 def run(ctx):
     data = ctx.data
+    if data.get("bundle_source") and not os.path.exists(data["bundle"]):  # fetched by a runner elsewhere
+        data["bundle"] = ctx.api.fetch_bundle(data["bundle_source"], data["fetched_folder"])["path"]
     result = ctx.api.load_vectors(data["bundle"], data["target"], mode=data.get("mode", "append"),
                                   on_conflict=data.get("on_conflict", "version"),
                                   expected_content_hash=data["content_hash"],
