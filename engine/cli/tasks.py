@@ -26,9 +26,10 @@ def task_group() -> None:
 
 
 @task_group.command("list")
+@click.option("--ids", is_flag=True, help="Print only the task ids, one per line (for scripts).")
 @actor_options
 @json_flag
-def task_list(actor: dict, as_json: bool) -> None:
+def task_list(ids: bool, actor: dict, as_json: bool) -> None:
     """List the waiting tasks you may complete, with what is to be approved.
 
     \b
@@ -38,6 +39,10 @@ def task_list(actor: dict, as_json: bool) -> None:
     from .views import what
 
     found = _api().list_tasks(**actor)
+    if ids and not as_json:
+        for t in found:
+            click.echo(t["task_id"])
+        return
 
     def records(t: dict) -> str:
         n = (t.get("subject") or {}).get("record_count")

@@ -17,14 +17,39 @@ def _api() -> Any:
     return processes
 
 
-def _show_token(result: dict, as_json: bool) -> None:
+def _show_token(result: dict, as_json: bool, save_to: str | None = None) -> None:
+    if save_to:
+        _save(save_to, result["token"])
+        result = {**result, "token": None, "token_file": save_to}
     if as_json:
         emit_json(result)
         return
     click.echo(f"user {result['user']} ({', '.join(result['roles']) or 'no roles'})")
+    if save_to:
+        click.echo(f"token saved in {save_to} (mode 600): use it with --token-file {save_to}")
+        return
     click.echo(f"token {result['token']}")
     click.echo("This token is shown once and stored only as a hash: keep it in a file only you can read "
                "(chmod 600) and pass it with --token-file, or export PROCOS_TOKEN.", err=True)
+
+
+def _save(path: str, token: str) -> None:
+    """Write ``token`` into a new file readable by its owner only (never over an existing file)."""
+    import os
+
+    from engine.errors import InvalidInput
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise InvalidInput(f"{path} exists; a token is never written over a file",
+                           hint="remove it, or name another file") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(token + "\n")
+
+
+SAVE_TOKEN = click.option("--save-token", metavar="FILE", type=click.Path(dir_okay=False),
+                          help="Write the token into FILE (created mode 600) instead of printing it.")
 
 
 @click.group("user")
@@ -39,17 +64,18 @@ def user_group() -> None:
 @user_group.command("add")
 @click.argument("name")
 @click.option("--role", "roles", multiple=True, metavar="ROLE", help="A role (repeatable): Owner, Approver, Admin...")
+@SAVE_TOKEN
 @actor_options
 @JSON_OPT
-def user_add(name: str, roles: tuple[str, ...], actor: dict, as_json: bool) -> None:
+def user_add(name: str, roles: tuple[str, ...], save_token: str | None, actor: dict, as_json: bool) -> None:
     """Create user NAME with its roles and print its token (shown once).
 
     Needs the Admin role; the very first user of an empty store must be an Admin.
 
     \b
-    Example: procos user add bob --role Approver --json
+    Example: procos user add bob --role Approver --save-token bob.token
     """
-    _show_token(_api().add_user(name, list(roles), **actor), as_json)
+    _show_token(_api().add_user(name, list(roles), **actor), as_json, save_token)
 
 
 @user_group.command("list")
@@ -88,15 +114,16 @@ def user_remove(name: str, actor: dict, as_json: bool) -> None:
 
 @user_group.command("token")
 @click.argument("name")
+@SAVE_TOKEN
 @actor_options
 @JSON_OPT
-def user_token(name: str, actor: dict, as_json: bool) -> None:
+def user_token(name: str, save_token: str | None, actor: dict, as_json: bool) -> None:
     """Issue a new token for NAME, revoking the old one (yourself, or any user as an Admin).
 
     \b
     Example: procos user token alice --json > alice.json
     """
-    _show_token(_api().issue_token(name, **actor), as_json)
+    _show_token(_api().issue_token(name, **actor), as_json, save_token)
 
 
 @user_group.command("passwd")
