@@ -386,3 +386,22 @@ def test_quiet_colour_completion_and_the_man_page(tmp_path: Path):
     assert stale.returncode == 0, stale.stdout
     page = (ROOT / "docs" / "man" / "procos.1").read_text()
     assert all(f".SS procos {' '.join(path)}" in page for path, _ in walk_commands())
+
+
+def test_colour_on_a_terminal_only_and_never_with_no_color(tmp_path: Path):
+    import shutil
+
+    if shutil.which("script") is None:
+        pytest.skip("needs script(1) to give the command a terminal")
+    uri = f"faiss:{tmp_path / 's'}?index=flat"
+    api.seed_store(uri, 10, DIM)
+    bundle = api.export_snapshot(uri, tmp_path / "b")["path"]
+    command = f"{sys.executable} -m engine.cli snapshot verify {bundle}"
+
+    def on_a_terminal(**extra: str) -> str:
+        env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | extra
+        return subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True, text=True, env=env,
+                              cwd=ROOT, timeout=60).stdout
+
+    assert "\x1b[" in on_a_terminal()
+    assert "\x1b[" not in on_a_terminal(NO_COLOR="1") and "OK" in on_a_terminal(NO_COLOR="1")

@@ -99,14 +99,21 @@ def list_(location: str, incomplete: bool, endpoint_url: str | None, as_json: bo
     if as_json:
         emit_json(rows)
         return
-    for r in rows:
-        if incomplete:
-            click.echo(f"{r['name']}  {r['reason']}  ({r['objects']} objects, {r['bytes']} bytes, "
-                       f"{r['uploads']} unfinished uploads)")
-        else:
-            flags = ",".join(f for f in ("signed", "encrypted") if r[f])
-            click.echo(f"{r['created_utc']}  {r['kind'] or '?':5}  {r['name']}  {r['record_count']} records  "
-                       f"{r['bytes']} bytes  {flags}")
+    from .tables import age, size, table
+
+    if incomplete:
+        click.echo(table(rows, [("NAME", lambda r: r["name"]), ("WHY", lambda r: r["reason"]),
+                                ("OBJECTS", lambda r: r["objects"]), ("SIZE", lambda r: size(r["bytes"])),
+                                ("UPLOADS", lambda r: r["uploads"])], empty="nothing incomplete"))
+        return
+    click.echo(table(rows, [
+        ("NAME", lambda r: r["name"]), ("KIND", lambda r: r["kind"] or "?"),
+        ("CREATED", lambda r: (r["created_utc"] or "-").replace("T", " ").rstrip("Z")),
+        ("AGE", lambda r: age(r["created_utc"])), ("RECORDS", lambda r: r["record_count"]),
+        ("SIZE", lambda r: size(r["bytes"])), ("SIGNED", lambda r: "yes" if r["signed"] else "no"),
+        ("ENCRYPTED", lambda r: "yes" if r["encrypted"] else "no"),
+        ("PARENT", lambda r: str((r.get("parent") or {}).get("snapshot_id") or "-")[:8])],
+        empty=f"no complete bundles in {location}"))
 
 
 @click.command(name="abort-incomplete")

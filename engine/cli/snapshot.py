@@ -206,13 +206,17 @@ def catalog(folder: str, quick: bool, as_json: bool) -> None:
     """
     from engine import api
 
+    from .tables import table
+
     report = api.snapshot_catalog(folder, quick=quick)
     if as_json:
         emit_json(report)
     else:
-        for b in report["bundles"]:
-            chain = " <- ".join(reversed([s[:8] for s in b["chain"]])) if b["chain"] else "(broken)"
-            click.echo(f"{'ok ' if b['ok'] else 'BAD'} {b['kind']:5} {b['path']}  {b['snapshot_id'][:8]}  {chain}")
+        click.echo(table(report["bundles"], [
+            ("STATUS", lambda b: paint("OK") if b["ok"] else paint("FAILED")), ("KIND", lambda b: b["kind"]),
+            ("SNAPSHOT", lambda b: b["snapshot_id"][:8]), ("BUNDLE", lambda b: b["path"]),
+            ("CHAIN", lambda b: " <- ".join(reversed([s[:8] for s in b["chain"]])) if b["chain"] else "(broken)")],
+            widest=60, empty=f"no catalogued bundles in {folder}"))
         for p in report["problems"]:
             click.echo(f"problem: {p['path'] or '-'}: {p['problem']}")
     if not report["ok"]:

@@ -61,6 +61,26 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+START_ATTEMPTS = 4  # pgserver waits only 10 s for pg_ctl; a busy machine may need longer
+
+
+def _start(pgserver: Any, path: Path) -> Any:
+    """``pgserver.get_server`` with patience: a start that timed out is often still coming up."""
+    import subprocess
+    import time
+
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+                return pgserver.get_server(path, cleanup_mode="stop")
+        except subprocess.TimeoutExpired:
+            if attempt == START_ATTEMPTS:
+                raise
+            time.sleep(2.0 * attempt)  # then look again: the postmaster may be ready by now
+    raise AssertionError("unreachable")
+
+
 def server_uri(datadir: str | os.PathLike[str]) -> str:
     """A libpq URI (database ``postgres``) of the embedded server for ``datadir``, starting it if needed."""
     path = Path(datadir).expanduser().resolve()
@@ -73,9 +93,7 @@ def server_uri(datadir: str | os.PathLike[str]) -> str:
                 if path.exists():
                     with pgserver.PostgresServer._lock:  # the lock pgserver itself takes for this list
                         _forget_dead_handles(path)
-                with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-                    server = pgserver.get_server(path, cleanup_mode="stop")
+                server = _start(pgserver, path)
             except Exception as exc:  # pgserver raises plain errors (CalledProcessError, OSError, ...)
                 log = path / "log"
                 raise StoreError(f"cannot start the embedded PostgreSQL server in {path}: {exc}",
