@@ -35,3 +35,21 @@ def _tighten(path: Path, mode: int) -> None:
             os.chmod(path, mode)
     except OSError:
         pass  # not ours to change (a shared folder): leave it, the files inside are still private
+
+
+def fsync_file(path: Path) -> None:
+    """Flush ``path``'s bytes to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a folder's entries (a rename or a new file in it) to the disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

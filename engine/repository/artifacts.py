@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from engine.errors import StoreError
+from engine.files import fsync_dir  # noqa: F401 - re-exported: the backends import it from here
 
 from .base import ArtifactInfo
 
@@ -48,14 +49,6 @@ def artifact_kind(path: str) -> str:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -18,16 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import BundleError
+from engine.files import fsync_dir
 
 from . import layout
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def fsync_tree_dirs(root: Path) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import BundleInvalid, TransportError
+from engine.files import fsync_dir, fsync_file
 from engine.snapshot import layout
 
 from .client import retrying, s3_client
@@ -57,9 +58,9 @@ def pull_bundle(source: str, out_dir: str | Path, *, concurrency: int = 8, endpo
     pulled = work / file_name
     verified = _verify(pulled, work, file_name) if verify else False
     for obj in objects:
-        _fsync(obj.target)
+        fsync_file(obj.target)
     os.rename(pulled, final)
-    _fsync_dir(out)
+    fsync_dir(out)
     shutil.rmtree(work, ignore_errors=True)
     doc = _manifest(final)
     return {"path": str(final), "name": file_name, "source": loc.child(file_name),
@@ -148,22 +149,6 @@ def _manifest(path: Path) -> dict[str, Any]:
     except BundleError:
         pass
     return {}
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @contextmanager

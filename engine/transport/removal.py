@@ -11,13 +11,13 @@ complete with files missing. Local bundle folders lose their ``manifest.json`` f
 
 from __future__ import annotations
 
-import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from engine.errors import TransportError
+from engine.files import fsync_dir
 from engine.snapshot import layout
 
 from .client import retrying
@@ -110,21 +110,13 @@ def remove_local(h: Holding) -> None:
     if "folder" in h.forms:
         root = Path(h.forms["folder"])
         layout.manifest_path(root).unlink(missing_ok=True)
-        _fsync_dir(root)
+        fsync_dir(root)
         shutil.rmtree(root)
     for form in ("tar.zst", "age"):
         if form in h.forms:
             Path(h.forms[form]).unlink(missing_ok=True)
     if h.forms:
-        _fsync_dir(Path(next(iter(h.forms.values()))).parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_dir(Path(next(iter(h.forms.values()))).parent)
 
 
 def abort_incomplete(location: str | Path, *, endpoint_url: str | None = None, client: Any = None

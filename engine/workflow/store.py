@@ -98,18 +98,9 @@ class InstanceStore(Protocol):
 
     def set_progress(self, instance_id: str, task: str, update: dict) -> None:
         """Record the running step's latest progress (one row per instance, replaced each time)."""
-        body = json.dumps({"task": task, **update}, sort_keys=True)
-        with self._tx() as cur:
-            self._exec(cur, "DELETE FROM progress WHERE instance_id = ?", (instance_id,))
-            self._exec(cur, "INSERT INTO progress (instance_id, task, body, updated_at) VALUES (?, ?, ?, ?)",
-                       (instance_id, task, body, now_iso()))
 
     def progress(self, instance_id: str) -> dict | None:
-        """The latest progress of the instance's running step (``{"task","op","done","total",...}``), or None."""
-        with self._tx() as cur:
-            row = self._exec(cur, "SELECT body, updated_at FROM progress WHERE instance_id = ?",
-                             (instance_id,)).fetchone()
-        return {**json.loads(row[0]), "updated_at": row[1]} if row else None
+        """The latest progress of the instance's running step, or None."""
 
     def events(self, instance_id: str | None = None) -> list[dict]:
         """Stored events, oldest first, optionally of one instance."""
