@@ -122,6 +122,9 @@ def test_no_password_is_persisted_or_printed_by_any_operation(pw_role, tmp_path:
                              "--var", f"out_dir={tmp_path / 'drill'}", "--as", "alice", "--json",
                              extra={"KB_PW": password}))
     assert env_run["state"] == "completed", env_run
+    drill = json.loads(run("process", "start", "simulate_restore", "--var", f"source={source}",
+                           "--var", f"out_dir={tmp_path / 'drill2'}", "--as", "alice", "--json"))
+    assert drill["state"] == "completed", drill  # the starting run borrowed the password it was given
     imported = json.loads(run("process", "start", "import_snapshot", "--var", f"bundle={bundle}",
                               "--var", f"target={target}", "--var", "mode=replace", "--as", "alice", "--json",
                               extra={"PGPASSWORD": password}))
@@ -132,7 +135,7 @@ def test_no_password_is_persisted_or_printed_by_any_operation(pw_role, tmp_path:
 
     assert [i for i, text in enumerate(outputs) if password in text] == []
     leaks = every_byte_mentions(password, procos.home, tmp_path / "snaps", tmp_path / "psnaps",
-                                tmp_path / "drill", tmp_path / "reports")
+                                tmp_path / "drill", tmp_path / "drill2", tmp_path / "reports")
     assert leaks == []
     shown = procos.show(started["instance_id"])
     assert any(h["kind"] == "secrets_removed" and h["variables"] == ["source"] for h in shown["history"])
