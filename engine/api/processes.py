@@ -22,7 +22,7 @@ from engine.workflow import WorkflowService
 from engine.workflow.identity import Identity, read_token_file
 
 __all__ = [
-    "Identity", "add_user", "instance_diagram", "list_events", "render_demo", "run_demo", "audit_log", "authenticate", "cancel_instance", "complete_task", "issue_token",
+    "Identity", "add_user", "instance_diagram", "list_events", "refresh_identity", "render_demo", "run_demo", "audit_log", "authenticate", "cancel_instance", "complete_task", "issue_token",
     "list_instances", "list_processes", "list_tasks", "list_users", "login", "remove_user", "retry_instance",
     "set_password", "show_instance", "show_process", "show_task", "start_process", "token_from_file",
 ]
@@ -67,6 +67,15 @@ def login(name: str, password: str, *, client: str | None = None) -> Identity | 
     the password (see :mod:`engine.workflow.throttle`)."""
     with _service() as svc:
         return svc.directory.login(name, password, client)
+
+
+def refresh_identity(identity: Identity) -> Identity | None:
+    """``identity`` as the user store holds it now (roles changed meanwhile), or None when the user is gone.
+
+    The panel calls this on every page view, so a removed user or a withdrawn role takes effect at once."""
+    with _service() as svc:
+        now = svc.directory.identity(identity.name, via=identity.via)
+    return now if now.known else None
 
 
 def run_demo(folder: str | Path | None = None, *, count: int = 2_000, dim: int = 64) -> dict[str, Any]:
