@@ -68,7 +68,9 @@ def render(shown: dict) -> None:
     if result and state in ("completed", "waiting"):
         if "content_hash" in result:
             result["content_hash"] = short_hash(result["content_hash"], 16)
-        st.table({k: [redact(str(v))] for k, v in result.items()})
+        if isinstance(result.get("artifacts"), dict):
+            result["artifacts"] = f"{result['artifacts'].get('files', '?')} files"
+        st.table({"Result": list(result), "Value": [redact(str(v)) for v in result.values()]})
     if state == "completed" and shown.get("outcome") == "succeeded":
         st.success(f"{shown['process']} completed.")
     elif state == "completed":

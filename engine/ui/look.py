@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-COLOURS = {"green": "🟢", "amber": "🟠", "red": "🔴"}
+MARKS = {"green": "✔", "amber": "▲", "red": "✖"}  # glyphs every common font has (no emoji font needed)
+BACKGROUNDS = {"✔": "#dafbe1", "▲": "#fff8c5", "✖": "#ffebe9"}
 STATE_COLOURS = {"completed": "green", "waiting": "amber", "running": "amber", "error": "red",
                  "interrupted": "red", "cancelled": "amber"}
 
@@ -58,8 +59,22 @@ def size(n: int | None) -> str:
 
 
 def badge(colour: str | None, text: str) -> str:
-    """``🟢 text`` (green), ``🟠`` (amber) or ``🔴`` (red); the word is always there too (not colour alone)."""
-    return f"{COLOURS.get(colour or 'amber', '⚪')} {text}"
+    """``✔ text`` (green), ``▲ text`` (amber) or ``✖ text`` (red): a mark and words, never colour alone;
+    :func:`table` paints such cells green, amber or red."""
+    return f"{MARKS.get(colour or 'amber', MARKS['amber'])} {text}"
+
+
+def _paint(value: Any) -> str:
+    if isinstance(value, str) and value[:1] in BACKGROUNDS:
+        return f"background-color: {BACKGROUNDS[value[:1]]}"
+    return ""
+
+
+def table(rows: list[dict]) -> Any:
+    """``rows`` as a styled table for ``st.dataframe``: badge cells get their colour."""
+    import pandas as pd
+
+    return pd.DataFrame(rows).style.map(_paint)
 
 
 def state_badge(state: str) -> str:

@@ -16,7 +16,7 @@ from engine import api
 from engine.api import activity, panel
 from engine.errors import ProcosError
 
-from ..look import age, badge, short_hash, size
+from ..look import age, badge, short_hash, size, table
 
 COLOURS = {"green": "#dafbe1", "amber": "#fff8c5", "red": "#ffebe9"}
 
@@ -90,11 +90,11 @@ def render(who) -> None:
         bundles = [{**b, **_described(b)} for b in bundles]
     status = statuses(location, bundles)
     st.graphviz_chart(lineage_dot(bundles, status))
-    st.dataframe([{"Bundle": b["name"], "Kind": b.get("kind"), "Records": b.get("record_count"),
+    st.dataframe(table([{"Bundle": b["name"], "Kind": b.get("kind"), "Records": b.get("record_count"),
                    "Size": size(b.get("bytes")), "Age": age(b.get("created_utc")),
                    "Checksums": badge(*status[b.get("snapshot_id") or b["name"]]),
                    "Signed": "yes" if b.get("signed") else "no", "Encrypted": "yes" if b.get("encrypted") else "no"}
-                  for b in bundles], hide_index=True)
+                        for b in bundles]), hide_index=True)
     chosen = st.selectbox("Show the manifest of", [b["name"] for b in bundles])
     bundle = next(b for b in bundles if b["name"] == chosen)
     if location.startswith("s3://"):

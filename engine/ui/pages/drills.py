@@ -7,7 +7,7 @@ import streamlit as st
 from engine.api import activity, panel
 from engine.errors import ProcosError
 
-from ..look import badge
+from ..look import badge, table
 
 
 def render(who) -> None:
@@ -19,7 +19,7 @@ def render(who) -> None:
     rows = [{"Time": r["time"][:19].replace("T", " "), "Result": badge(r["status"], "passed" if r["passed"] else "failed"),
              "Restore seconds": r["restore_seconds"], "Mean top-k overlap": r["mean_overlap"],
              "Records": r["record_count"], "Instance": r["instance_id"], "Report": r["report"]} for r in reversed(reports)]
-    st.dataframe(rows, hide_index=True)
+    st.dataframe(table(rows), hide_index=True)
     import pandas as pd
 
     frame = pd.DataFrame([{"time": pd.Timestamp(r["time"]), "restore seconds": r["restore_seconds"],

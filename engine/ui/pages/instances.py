@@ -16,7 +16,7 @@ from engine.api import processes, redact
 from engine.errors import ProcosError
 
 from .. import diagram, follow
-from ..look import between, seconds_text, state_badge
+from ..look import between, seconds_text, state_badge, table
 
 TIMELINE_SKIP = {"time", "kind", "scripts", "variables", "declared", "outcomes", "task_id"}
 
@@ -25,7 +25,7 @@ def _rows(instances: list[dict]) -> list[dict]:
     rows = []
     for i in reversed(instances):
         took = between(i["started_at"], i["updated_at"]) if i["state"] not in ("running", "waiting") else None
-        rows.append({"Instance": i["instance_id"], "Process": i["process"], "State": i["state"],
+        rows.append({"Instance": i["instance_id"], "Process": i["process"], "State": state_badge(i["state"]),
                      "Outcome": i["outcome"] or "-", "Started by": i["started_by"],
                      "Started": i["started_at"][:19].replace("T", " "), "Duration": seconds_text(took)})
     return rows
@@ -70,7 +70,7 @@ def _detail(who, iid: str) -> None:
     st.subheader("Diagram")
     drawn = processes.instance_diagram(iid)
     if drawn["xml"]:
-        st.caption("🟢 completed · 🟠 active · 🔴 failed")
+        st.markdown(":green[**■ completed**] · :orange[**■ active**] · :red[**■ failed**]")
         diagram.show(drawn)
     else:
         st.warning(drawn["note"])
@@ -93,10 +93,10 @@ def render(who) -> None:
         st.info("No instances yet.")
         return
     rows = _rows(instances)
-    st.dataframe(rows, hide_index=True)
+    st.dataframe(table(rows), hide_index=True)
     ids = [r["Instance"] for r in rows]
     wanted = st.query_params.get("instance")
-    labels = {f"{r['Instance']} · {r['Process']} · {state_badge(r['State'])}": r["Instance"] for r in rows}
+    labels = {f"{r['Instance']} · {r['Process']} · {r['State']}": r["Instance"] for r in rows}
     index = ids.index(wanted) if wanted in ids else 0
     chosen = labels[st.selectbox("Open instance", list(labels), index=index)]
     if chosen != wanted:

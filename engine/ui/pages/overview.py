@@ -8,7 +8,7 @@ from engine import api
 from engine.api import activity, panel
 from engine.errors import ProcosError
 
-from ..look import age, badge, short_hash, size
+from ..look import age, badge, short_hash, size, table
 
 
 def _snapshots(locations: list[str]) -> tuple[list[dict], list[str]]:
@@ -100,8 +100,8 @@ def render(who) -> None:
     snapshots, problems = _snapshots(cfg["locations"])
     verified = activity.verified_contents()
     rows = [store_row(s, snapshots, verified) for s in cfg["stores"]]
-    st.dataframe(rows, hide_index=True)
+    st.dataframe(table(rows), hide_index=True)
     for problem in problems:
         st.warning(problem)
-    st.caption("🟢 good · 🟠 not known, never run or older than a week · 🔴 failed. Checksums turn green once an import "
-               "or an import check verified that content.")
+    st.caption("✔ green: good · ▲ amber: not known, never run, or older than a week · ✖ red: failed. Checksums turn "
+               "green once an import or an import check verified that content.")

@@ -16,8 +16,11 @@ def render(who) -> None:
     if not reports:
         st.info("No validation report yet (procos validate SOURCE TARGET writes one).")
         return
-    labels = {f"{r['name']} · {badge('green' if r['passed'] else 'red' if r['passed'] is False else 'amber', 'PASS' if r['passed'] else 'FAIL' if r['passed'] is False else '?')}": r["name"]
-              for r in reports}
+    def label(r: dict) -> str:
+        verdict = {True: ("green", "PASS"), False: ("red", "FAIL")}.get(r["passed"], ("amber", "?"))
+        return f"{r['name']} · {badge(*verdict)}"
+
+    labels = {label(r): r["name"] for r in reports}
     chosen = labels[st.selectbox("Report", list(labels))]
     try:
         text = panel.read_validation_report(chosen)
