@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.ui import auth
-from engine.ui.pages import approvals, catalog, drills, export, importing, instances, overview, validation
+from engine.ui.screens import approvals, catalog, drills, export, importing, instances, overview, validation
 
 PAGES = (("Overview", "overview", overview), ("Export", "export", export), ("Import", "import", importing),
          ("Approvals", "approvals", approvals), ("Instances", "instances", instances), ("Catalog", "catalog", catalog),

@@ -31,9 +31,10 @@ def current():
 
 def client_address() -> str | None:
     try:
-        return st.context.ip_address or None
+        address = st.context.ip_address
     except Exception:  # noqa: BLE001 - no request context (AppTest): no client address to limit by
         return None
+    return address if isinstance(address, str) and address else None
 
 
 def login_form() -> None:

@@ -71,7 +71,7 @@ def _detail(who, iid: str) -> None:
     drawn = processes.instance_diagram(iid)
     if drawn["xml"]:
         st.markdown(":green[**■ completed**] · :orange[**■ active**] · :red[**■ failed**]")
-        diagram.show(drawn)
+        diagram.show(drawn, f"BPMN diagram of instance {iid}")
     else:
         st.warning(drawn["note"])
     left, right = st.columns([3, 2])

@@ -1,1 +1,0 @@
-"""The panel's pages, one module each; each has ``render(who)`` for the logged-in Identity ``who``."""
