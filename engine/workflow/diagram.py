@@ -3,7 +3,7 @@
 The XML is the process file recorded in the instance's ``started`` entry, refused (``xml`` None, with
 a ``note``) when the file changed since (its content hash is no longer the instance's version), so a
 diagram never shows a model the instance did not run. Activity states come from the history: a
-``step`` entry marks an element completed, a script that started and has not finished (or a waiting
+``step`` entry (or a person's decision, ``user_action``) marks an element completed, a script that started and has not finished (or a waiting
 user task) marks it active, and the task of the last ``error`` marks it failed while the instance is in
 error.
 """
@@ -22,7 +22,7 @@ def activity_states(history: list[dict], state: str, waiting: list[str]) -> dict
     failed: str | None = None
     for h in history:
         task = h.get("task")
-        if h["kind"] == "step" and task and h.get("state") == "COMPLETED":
+        if task and (h["kind"] == "step" and h.get("state") == "COMPLETED" or h["kind"] == "user_action"):
             if task not in completed:
                 completed.append(task)
             running.pop(task, None)
