@@ -9,7 +9,6 @@ pytest's temporary folder. Skipped, with the reason, when Chromium or Playwright
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import shutil
@@ -132,7 +131,7 @@ def test_owner_exports_in_prod_approver_approves_and_sees_the_completed_diagram(
 
     login(page, deployment["url"], "adam")
     goto(page, "Approvals")
-    page.get_by_text(f"olive").first.wait_for()
+    page.get_by_text("olive").first.wait_for()
     page.screenshot(path=str(shots / "approvals.png"))
     page.get_by_label("Comment").first.fill("counts match the source")
     page.get_by_role("button", name="Approve").first.click()
