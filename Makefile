@@ -7,12 +7,13 @@ BIN := $(VENV)/bin
 
 ## install: virtualenv + the package with its test tools (embedded PostgreSQL+pgvector comes with the
 ##          pgserver wheel), the system `zstd`/`tar` used to cross-check packs, `gpg` and `age` (signed and
-##          encrypted bundles, checked against the stock tools), and bpmnlint 11.
+##          encrypted bundles, checked against the stock tools), `chromium` (the panel's browser tests drive it
+##          with Playwright; Playwright's own browser download is never used), and bpmnlint 11.
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
-	@missing=""; for tool in zstd gpg age; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	@missing=""; for tool in zstd gpg age chromium; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
 	pkgs=$$(echo "$$missing" | sed 's/gpg/gnupg/'); \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

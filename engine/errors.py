@@ -214,6 +214,10 @@ class NotAuthorized(WorkflowError):
     exit_code = 77  # EX_NOPERM
 
 
+class LoginThrottled(NotAuthorized):
+    """Too many failed logins for a user name or a client address: logins are refused for a while."""
+
+
 class ScriptRefused(WorkflowError):
     """A versioned script failed its sha256 pin check (or has no pin) and was not run."""
 

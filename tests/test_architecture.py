@@ -19,6 +19,7 @@ LAYERS = {
     "engine.api": 3,
     "engine.workflow": 4,
     "engine.api.processes": 4.5,  # the front door for processes, tasks and users: above the engine it drives
+    "engine.api.activity": 4.5,  # summaries over instances and events (the panel's dashboards)
     "engine.cli": 5, "engine.ui": 5,
 }
 DELEGATING_METHODS = {"export_snapshot", "import_snapshot"}

@@ -56,3 +56,15 @@ def test_every_service_command_is_a_real_procos_command():
             command, args = sub, args[1:]
             ctx = click.Context(command, parent=ctx)
         command.make_context(command.name, list(args), parent=ctx)  # raises on bad options
+
+
+def test_the_panel_service_runs_procos_ui_on_every_interface_of_its_container():
+    panel = SERVICES["panel"]
+    assert panel["build"] == "." and "postgres" in panel["depends_on"]
+    assert panel["command"][:1] == ["ui"] and panel["command"][panel["command"].index("--host") + 1] == "0.0.0.0"
+    port = panel["command"][panel["command"].index("--port") + 1]
+    assert f"{port}:{port}" in panel["ports"]
+    uri = panel["environment"]["VECTOR_ENDPOINT"]
+    assert uri.startswith("postgresql://procos@postgres:5432/") and "password_env=KB_PASSWORD" in uri  # no password
+    command = cli.get_command(click.Context(cli), "ui")
+    assert {"--host", "--port"} <= {o for p in command.params for o in getattr(p, "opts", [])}

@@ -113,6 +113,7 @@ def import_snapshot() -> Proc:
             choices="append,replace"),
         Var("on_conflict", "choice", "what an append does with an id the target holds", default='"version"',
             choices="version,error,keep,overwrite"),
+        Var("identity", "path", "the age identity file that opens an encrypted .age bundle"),
     ]
     p.lanes = [("Owner", [0]), ("Approver", [1]), ("System", [2])]
     p.node("Event_requested", "start", "Import requested", 0, 0)
@@ -136,6 +137,31 @@ def import_snapshot() -> Proc:
     p.chain("k", ["Task_check_package", "Task_verify", "Gateway_environment"])
     p.chain("j", ["Gateway_go", "Task_load", "Task_register", "Task_rebuild", "Task_remove_fetched", "Task_announce",
                   "Event_ready"])
+    return p
+
+
+def check_import() -> Proc:
+    p = Proc("check_import", "Check an import",
+             "Variables in: bundle, target, mode, on_conflict; optional identity (.age bundles). Out: verification "
+             "(every problem, the signature), plan (the dry run: would_insert, would_replace, ...), passed, refusal. "
+             "Writes nothing; the web panel shows it before anyone presses Import.")
+    p.variables = [
+        Var("bundle", "bundle", "the bundle to check (folder, .tar.zst or .age)", required=True),
+        Var("target", "store", "the store it would be imported into (not created)", required=True),
+        Var("mode", "choice", "append, or replace every record", default='"append"', choices="append,replace"),
+        Var("on_conflict", "choice", "what an append does with an id the target holds", default='"version"',
+            choices="version,error,keep,overwrite"),
+        Var("identity", "path", "the age identity file that opens an encrypted .age bundle"),
+    ]
+    p.lanes = [("Owner", [0]), ("System", [1, 2])]
+    p.node("Event_requested", "start", "Check requested", 0, 0)
+    p.node("Task_check", "script", "Verify and plan the import", 1, 1, script="scripts/v1/check_import.py")
+    p.node("Gateway_passed", "xgw", "Bundle passed?", 2, 1, default="Flow_refused")
+    p.node("Event_passed", "end", "Import can go ahead", 3, 1)
+    p.node("Event_refused", "end", "Import would be refused", 3, 2, outcome="failed")
+    p.chain("c", ["Event_requested", "Task_check", "Gateway_passed"])
+    p.flow("Flow_passed", "Gateway_passed", "Event_passed", condition="passed == True", name="passed")
+    p.flow("Flow_refused", "Gateway_passed", "Event_refused", name="refused")
     return p
 
 
@@ -232,7 +258,7 @@ def drift_check() -> Proc:
     return p
 
 
-BUILDERS = (export_snapshot, import_snapshot, validate_snapshot, simulate_restore, drift_check)
+BUILDERS = (export_snapshot, import_snapshot, check_import, validate_snapshot, simulate_restore, drift_check)
 
 
 def main(argv: list[str]) -> int:

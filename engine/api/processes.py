@@ -22,7 +22,7 @@ from engine.workflow import WorkflowService
 from engine.workflow.identity import Identity, read_token_file
 
 __all__ = [
-    "Identity", "add_user", "render_demo", "run_demo", "audit_log", "authenticate", "cancel_instance", "complete_task", "issue_token",
+    "Identity", "add_user", "instance_diagram", "list_events", "refresh_identity", "render_demo", "run_demo", "audit_log", "authenticate", "cancel_instance", "complete_task", "issue_token",
     "list_instances", "list_processes", "list_tasks", "list_users", "login", "remove_user", "retry_instance",
     "set_password", "show_instance", "show_process", "show_task", "start_process", "token_from_file",
 ]
@@ -59,10 +59,23 @@ def authenticate(*, token: str | None = None, as_user: str | None = None, action
         return svc.authenticate(token=token, as_user=as_user, action=action)
 
 
-def login(name: str, password: str) -> Identity | None:
-    """The identity for a correct user name and panel password, else None (the failure is audited)."""
+def login(name: str, password: str, *, client: str | None = None) -> Identity | None:
+    """The identity for a correct user name and panel password, else None (the failure is audited).
+
+    Failed logins are rate-limited per user name and per ``client`` (the caller's address), persisted in
+    the state database: past the limit this raises LoginThrottled (exit 77, audited) without checking
+    the password (see :mod:`engine.workflow.throttle`)."""
     with _service() as svc:
-        return svc.directory.login(name, password)
+        return svc.directory.login(name, password, client)
+
+
+def refresh_identity(identity: Identity) -> Identity | None:
+    """``identity`` as the user store holds it now (roles changed meanwhile), or None when the user is gone.
+
+    The panel calls this on every page view, so a removed user or a withdrawn role takes effect at once."""
+    with _service() as svc:
+        now = svc.directory.identity(identity.name, via=identity.via)
+    return now if now.known else None
 
 
 def run_demo(folder: str | Path | None = None, *, count: int = 2_000, dim: int = 64) -> dict[str, Any]:
@@ -95,17 +108,18 @@ def show_process(name: str) -> dict[str, Any]:
 
 
 def start_process(name: str, variables: dict[str, Any] | None = None, *, actor: Identity | None = None,
-                  token: str | None = None, as_user: str | None = None, cwd: str | Path | None = None
-                  ) -> dict[str, Any]:
+                  token: str | None = None, as_user: str | None = None, cwd: str | Path | None = None,
+                  wait: bool = True) -> dict[str, Any]:
     """Start process ``name`` and run it until it waits, completes or fails.
 
     Returns ``{"instance_id", "state", "outcome", "exit_code", "data"}``. Variables are checked against the
     process's declarations first (InvalidVariables, exit 2, and no instance); relative paths are made
-    absolute against ``cwd`` (default: the current folder).
+    absolute against ``cwd`` (default: the current folder). ``wait=False`` returns as soon as the instance
+    exists (state ``running``): a background runner process runs it, and ``show_instance`` follows it.
     """
     with _service() as svc:
         who = _who(svc, actor, token, as_user, f"start {name}")
-        return svc.start_process(name, variables, who, cwd=cwd)
+        return svc.start_process(name, variables, who, cwd=cwd, wait=wait)
 
 
 def list_instances() -> list[dict[str, Any]]:
@@ -114,17 +128,37 @@ def list_instances() -> list[dict[str, Any]]:
 
 
 def show_instance(instance_id: str) -> dict[str, Any]:
+    """``{"instance_id", "state", "outcome", "exit_code", "data", "history", "process", "version",
+    "started_by", "started_at", "updated_at", "error", "tasks", "progress"}``."""
     with _service() as svc:
         return svc.show_instance(instance_id)
 
 
+def instance_diagram(instance_id: str) -> dict[str, Any]:
+    """The instance's BPMN diagram and activity states: ``{"xml", "file", "version", "note", "completed",
+    "active", "failed"}`` (BPMN element ids; ``xml`` is None, with a ``note``, when the file changed)."""
+    from engine.workflow.diagram import instance_diagram as diagram
+
+    with _service() as svc:
+        shown = svc.show_instance(instance_id)
+    return diagram(shown, shown["history"])
+
+
+def list_events(event: str | None = None) -> list[dict[str, Any]]:
+    """Stored events, oldest first (only those named ``event`` when given)."""
+    with _service() as svc:
+        found = svc.store.events()
+    return [e for e in found if event is None or e.get("event") == event]
+
+
 def retry_instance(instance_id: str, *, variables: dict[str, Any] | None = None, actor: Identity | None = None,
-                   token: str | None = None, as_user: str | None = None, cwd: str | Path | None = None
-                   ) -> dict[str, Any]:
-    """Continue an instance in error or interrupted; ``variables`` change variables first (audited)."""
+                   token: str | None = None, as_user: str | None = None, cwd: str | Path | None = None,
+                   wait: bool = True) -> dict[str, Any]:
+    """Continue an instance in error or interrupted; ``variables`` change variables first (audited).
+    ``wait=False``: a background runner continues it."""
     with _service() as svc:
         return svc.retry_instance(instance_id, _who(svc, actor, token, as_user, f"retry {instance_id}"),
-                                  variables=variables, cwd=cwd)
+                                  variables=variables, cwd=cwd, wait=wait)
 
 
 def cancel_instance(instance_id: str, *, actor: Identity | None = None, token: str | None = None,
@@ -150,11 +184,12 @@ def show_task(task_id: str) -> dict[str, Any]:
 
 
 def complete_task(task_id: str, approve: bool, comment: str | None = None, *, actor: Identity | None = None,
-                  token: str | None = None, as_user: str | None = None) -> dict[str, Any]:
-    """Approve or reject a waiting task as the acting user, and run the instance on."""
+                  token: str | None = None, as_user: str | None = None, wait: bool = True) -> dict[str, Any]:
+    """Approve or reject a waiting task as the acting user, and run the instance on (``wait=False``: the
+    decision is recorded before this returns, a background runner runs the rest)."""
     with _service() as svc:
         who = _who(svc, actor, token, as_user, f"complete task {task_id}")
-        return svc.complete_task(task_id, who, approve, comment)
+        return svc.complete_task(task_id, who, approve, comment, wait=wait)
 
 
 # --- users ---------------------------------------------------------------------------------------

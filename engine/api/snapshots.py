@@ -136,11 +136,13 @@ def inspect_snapshot(path: str | Path) -> str:
     return snapshot.inspect_bundle(path)
 
 
-def check_package(path: str | Path) -> dict[str, Any]:
-    """Read a bundle's manifest, check it against the schema and the known schema versions; return it."""
+def check_package(path: str | Path, *, identity: str | None = None) -> dict[str, Any]:
+    """Read a bundle's manifest, check it against the schema and the known schema versions; return it.
+
+    An encrypted ``.age`` bundle is opened with ``identity`` (or ``PROCOS_AGE_IDENTITY``)."""
     from engine.snapshot import manifest, manifest_of
 
-    doc = manifest_of(path)
+    doc = manifest_of(path, bundle_access(identity=identity).keys) if identity else manifest_of(path)
     problems = manifest.schema_problems(doc)
     if problems:
         raise BundleInvalid(f"{path}: manifest.json does not match its schema: {problems[0]}",
@@ -276,10 +278,11 @@ def snapshot_catalog(folder: str | Path, *, quick: bool = False) -> dict[str, An
 
 def load_vectors(path: str | Path, uri: str | None, mode: str = "append", on_conflict: str = "version", *,
                  require_signature: bool = False, trusted_keys: list[str] | None = None,
-                 expected_content_hash: str | None = None) -> dict[str, Any]:
+                 expected_content_hash: str | None = None, identity: str | None = None) -> dict[str, Any]:
     """Import step: verify the bundle (and its signature, required in prod) again and load its records only.
 
-    An older bundle is migrated first; an encrypted one is opened with ``PROCOS_AGE_IDENTITY``.
+    An older bundle is migrated first; an encrypted one is opened with ``identity`` (an age identity
+    file; default ``PROCOS_AGE_IDENTITY``).
     ``expected_content_hash`` is the approved bundle's: a bundle changed or replaced since raises
     BundleChanged before anything is written (or created).
     """
@@ -287,20 +290,20 @@ def load_vectors(path: str | Path, uri: str | None, mode: str = "append", on_con
 
     _mode(mode)
     _on_conflict(on_conflict)
-    access = bundle_access(require_signature=require_signature, trusted_keys=trusted_keys)
+    access = bundle_access(require_signature=require_signature, trusted_keys=trusted_keys, identity=identity)
     return import_into(_target(uri), path, mode, on_conflict, artifacts=False, access=access,
                        expected_content_hash=expected_content_hash)
 
 
 def register_artifacts(path: str | Path, uri: str | None, mode: str = "append", *,
                        require_signature: bool = False, trusted_keys: list[str] | None = None,
-                       expected_content_hash: str | None = None) -> dict[str, Any]:
+                       expected_content_hash: str | None = None, identity: str | None = None) -> dict[str, Any]:
     """Import step: write the bundle's artifacts into the target's artifact store (verified, signature-checked,
-    approved content only)."""
+    approved content only; an encrypted bundle opened with ``identity``, default ``PROCOS_AGE_IDENTITY``)."""
     from engine import snapshot
 
     _mode(mode)
-    access = bundle_access(require_signature=require_signature, trusted_keys=trusted_keys)
+    access = bundle_access(require_signature=require_signature, trusted_keys=trusted_keys, identity=identity)
     with opened(uri) as repo:
         return snapshot.import_artifacts(repo, path, mode, access=access, expected_content_hash=expected_content_hash)
 

@@ -37,6 +37,7 @@ GROUPS: dict[str, str] = {
     "audit": "engine.cli.users:audit",
     "config": "engine.cli.config:config_group",
     "completion": "engine.cli.config:completion",
+    "ui": "engine.cli.ui:ui",
 }
 
 EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(f"  {code:>3}  {what}" for code, what in EXIT_CODES.items())

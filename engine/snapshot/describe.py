@@ -52,7 +52,8 @@ def _signed_archive(path: Path) -> bool:
 
 def describe_bundle(path: str | os.PathLike[str], keys: Any = None) -> dict[str, Any]:
     """``{"path", "name", "kind", "snapshot_id", "created_utc", "age_seconds", "record_count", "dimensions",
-    "metric", "content_hash", "parent", "bytes", "signed", "encrypted", "packed", "schema_version"}``."""
+    "metric", "content_hash", "parent", "bytes", "signed", "encrypted", "packed", "schema_version", "source_uri",
+    "store_id", "vector_backend"}``."""
     p = Path(path)
     encrypted = p.is_file() and layout.is_encrypted(p)
     out: dict[str, Any] = {"path": str(p), "name": p.name, "bytes": size_on_disk(p), "encrypted": encrypted,
@@ -69,5 +70,5 @@ def describe_bundle(path: str | os.PathLike[str], keys: Any = None) -> dict[str,
             "created_utc": doc.get("created_utc"), "age_seconds": age_seconds(doc.get("created_utc")),
             "record_count": doc.get("record_count"), "dimensions": doc.get("dimensions"), "metric": doc.get("metric"),
             "content_hash": doc.get("content_hash"), "parent": doc.get("parent"), "signed": signed,
-            "schema_version": doc.get("schema_version"), "source_uri": doc.get("source_uri"),
+            "schema_version": doc.get("schema_version"), "source_uri": doc.get("source_uri"), "store_id": doc.get("store_id"),
             "vector_backend": doc.get("vector_backend")}

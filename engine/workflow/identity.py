@@ -20,7 +20,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import InvalidInput, NotAuthorized
+from engine.errors import InvalidInput, LoginThrottled, NotAuthorized
 
 from . import history
 from .lanes import read_roles_file
@@ -103,13 +103,25 @@ class Directory:
                                           "(or --token-file); drop --as to act as yourself")
         return who
 
-    def login(self, name: str, password: str) -> Identity | None:
-        """The identity for a correct name and password (the panel's login), else None (audited)."""
+    def login(self, name: str, password: str, client: str | None = None) -> Identity | None:
+        """The identity for a correct name and password (the panel's login), else None (audited).
+
+        Raises LoginThrottled (audited, password not checked) after too many recent failures for the
+        name or the ``client`` address (see :mod:`.throttle`)."""
+        from . import throttle
+
+        try:
+            throttle.check(self.store, name, client)
+        except LoginThrottled as exc:
+            self.refuse(name, "login", exc.message, client=client)
+            raise
         user = self.store.get_user(name)
         if user is None or not password_matches(password, self.store.password_hash(name)):
-            self.refuse(name, "login", "wrong user name or password")
+            throttle.failed(self.store, name, client)
+            self.refuse(name, "login", "wrong user name or password", client=client)
             return None
-        self.store.add_audit(history.entry("login", by=name))
+        throttle.succeeded(self.store, name)
+        self.store.add_audit(history.entry("login", by=name, client=client))
         return Identity(name=name, roles=self.roles_of(user), via="password", known=True)
 
     def refuse(self, who: str, action: str, why: str, **fields) -> None:

@@ -108,12 +108,17 @@ class InstanceRun:
                                 bpmn_id=t.task_spec.bpmn_id, environment=str(t.data.get("environment", "dev"))))
         return rows
 
-    def save(self, status: str, entries: list[dict], *, claim: bool = False, release: bool = False) -> None:
+    def save(self, status: str, entries: list[dict], *, claim: bool = False, release: bool = False,
+             runner: tuple[int, str, float] | None = None) -> None:
+        """Save the instance (revision-checked); ``claim`` records this process as its runner, ``runner``
+        another process (a background runner this process handed the instance to)."""
         row = self.row
         row.status, row.updated_at = status, now_iso()
         row.state_json = self.serializer.serialize_json(self.wf)
         if claim:
             row.runner_pid, row.runner_host, row.runner_started = runner_identity()
+        if runner is not None:
+            row.runner_pid, row.runner_host, row.runner_started = runner
         if release:
             row.runner_pid = row.runner_host = row.runner_started = None
         self.store.update_instance(row, row.revision, self.waiting_tasks(), entries)

@@ -127,9 +127,10 @@ class WorkflowService:
                 "declared": dep.variables is not None, "outcomes": dep.outcomes}
 
     def start_process(self, name: str, variables: dict | None = None, user: Identity | str | None = None,
-                      *, cwd: str | Path | None = None) -> dict:
+                      *, cwd: str | Path | None = None, wait: bool = True) -> dict:
         """Deploy ``name`` (pin-checking its scripts), start an instance and run it until it waits,
-        completes or fails. Raises ScriptRefused (nothing started) when a script's pin does not match,
+        completes or fails (``wait=False``: hand it to a background runner and return at once, state
+        ``running``; see :mod:`.background`). Raises ScriptRefused (nothing started) when a script's pin does not match,
         NotAuthorized when ``user`` may not start it, InvalidVariables for a bad request (checked against
         the process's declared variables; relative paths are made absolute against ``cwd``, default the
         current folder)."""
@@ -169,6 +170,8 @@ class WorkflowService:
                                                  "them, later runs (after an approval, a retry) take them from "
                                                  "PGPASSWORD, ~/.pgpass or ?password_env=NAME"))
         self.store.insert_instance(row, [], entries)
+        if not wait:
+            return self._hand_off(run, [], lent)
         run.claim([])
         with runtime_secrets(lent):  # this run only; never stored
             return self._drive(run)
@@ -204,7 +207,7 @@ class WorkflowService:
                 "progress": self.store.progress(instance_id) if state == "running" else None}
 
     def retry_instance(self, instance_id: str, user: Identity | str | None = None, *,
-                       variables: dict | None = None, cwd: str | Path | None = None) -> dict:
+                       variables: dict | None = None, cwd: str | Path | None = None, wait: bool = True) -> dict:
         """Continue an instance in error (re-running the failed task) or interrupted (from its last
         saved step; completed script tasks do not run again). ``variables`` change variables first
         (checked like at start, audited): a mistyped ``out_dir`` does not need a new instance."""
@@ -231,6 +234,8 @@ class WorkflowService:
             for task in touched or run.wf.get_tasks(state=TaskState.READY):
                 task.data.update(changed)
         run.row.error = None
+        if not wait:
+            return self._hand_off(run, entries, lent)
         run.claim(entries)
         with runtime_secrets(lent):
             return self._drive(run)
@@ -313,9 +318,10 @@ class WorkflowService:
                 **({"problem": problem} if problem else {})}
 
     def complete_task(self, task_id: str, user: Identity | str | None, approve: bool,
-                      comment: str | None = None) -> dict:
-        """Record ``user``'s decision on a waiting task and run the instance on. Refusals (role, four
-        eyes) raise NotAuthorized and are audited; a task completed meanwhile raises TaskNotFound."""
+                      comment: str | None = None, *, wait: bool = True) -> dict:
+        """Record ``user``'s decision on a waiting task and run the instance on (``wait=False``: in a
+        background runner). Refusals (role, four eyes) raise NotAuthorized and are audited; a task
+        completed meanwhile raises TaskNotFound."""
         from SpiffWorkflow.util.task import TaskState
 
         actor = self._actor(user, "complete a task")
@@ -342,10 +348,41 @@ class WorkflowService:
         action = history.entry("user_action", by=actor.name, via=actor.via, decision="approve" if approve else "reject",
                                comment=comment or "", lane=task.task_spec.lane, **history.task_fields(task))
         try:
+            if not wait:
+                return self._hand_off(run, [action], {})
             run.claim([action])
         except ConcurrentUpdate as exc:
             raise TaskNotFound(f"task {task_id} was already completed by someone else",
                                hint=f"procos instance show {found.instance_id}") from exc
+        return self._drive(run)
+
+    # --- background runners ---------------------------------------------------------------------
+
+    def _hand_off(self, run: InstanceRun, entries: list[dict], lent: dict[str, str]) -> dict:
+        """Save ``entries`` with a new background process recorded as the runner, then let it go."""
+        from . import background
+
+        child = background.spawn(self.settings, run.row.instance_id)
+        try:
+            run.save("running", entries, runner=background.identity_of(child))
+        except BaseException:
+            background.abandon(child)
+            raise
+        background.release(child, lent)
+        return self._result(run, "running")
+
+    def run_handed_over(self, instance_id: str, pid: int) -> InstanceRun | None:
+        """The instance handed to runner process ``pid`` (see :mod:`.background`), else None."""
+        import socket
+
+        row = self.store.get_instance(instance_id)
+        if row.status != "running" or row.runner_pid != pid or row.runner_host != socket.gethostname():
+            return None
+        return InstanceRun(self.settings, self.store, row, load_workflow(_serializer(), row.state_json),
+                           _serializer())
+
+    def drive_handed_over(self, run: InstanceRun) -> dict:
+        """Run a handed-over instance until it waits, completes or fails."""
         return self._drive(run)
 
     # --- helpers --------------------------------------------------------------------------------

@@ -29,7 +29,9 @@ CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, roles TEXT NOT NULL, to
     password_hash TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
 CREATE UNIQUE INDEX IF NOT EXISTS users_token ON users (token_hash);
 CREATE TABLE IF NOT EXISTS audit (seq {serial}, time TEXT NOT NULL, kind TEXT NOT NULL, by_user TEXT,
-    entry TEXT NOT NULL)
+    entry TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS login_failures (seq {serial}, key TEXT NOT NULL, time TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (key, time)
 """
 
 
@@ -145,6 +147,27 @@ class UserRecords:
     def remove_user(self, name: str) -> bool:
         with self._tx() as cur:
             return self._exec(cur, "DELETE FROM users WHERE name = ?", (name,)).rowcount == 1
+
+    def add_login_failure(self, keys: list[str], time: str) -> None:
+        """Record one failed login under each of ``keys`` (``user:NAME``, ``client:ADDRESS``)."""
+        with self._tx() as cur:
+            for key in keys:
+                self._exec(cur, "INSERT INTO login_failures (key, time) VALUES (?, ?)", (key, time))
+
+    def login_failures(self, key: str, since: str) -> list[str]:
+        """The times (oldest first) of the failed logins recorded under ``key`` at or after ``since``."""
+        with self._tx() as cur:
+            rows = self._exec(cur, "SELECT time FROM login_failures WHERE key = ? AND time >= ? ORDER BY time",
+                              (key, since)).fetchall()
+        return [r[0] for r in rows]
+
+    def clear_login_failures(self, key: str, before: str | None = None) -> None:
+        """Forget ``key``'s failed logins (all of them, or those older than ``before``)."""
+        with self._tx() as cur:
+            if before is None:
+                self._exec(cur, "DELETE FROM login_failures WHERE key = ?", (key,))
+            else:
+                self._exec(cur, "DELETE FROM login_failures WHERE key = ? AND time < ?", (key, before))
 
     def add_audit(self, entry: dict) -> None:
         from engine.secrets import redact_value

@@ -4,5 +4,5 @@ import json
 
 
 def run(ctx):
-    result = ctx.api.check_package(ctx.data["bundle"])
+    result = ctx.api.check_package(ctx.data["bundle"], identity=ctx.data.get("identity") or None)
     ctx.data["package"] = json.loads(json.dumps(result, default=str))

@@ -14,7 +14,8 @@ def run(ctx):
     result = ctx.api.load_vectors(data["bundle"], data["target"], mode=data.get("mode", "append"),
                                   on_conflict=data.get("on_conflict", "version"),
                                   expected_content_hash=data["content_hash"],
-                                  require_signature=ctx.environment != "dev")
+                                  require_signature=ctx.environment != "dev",
+                                  identity=data.get("identity") or None)
     data["imported"] = int(result["imported"])
     data["skipped"] = int(result["skipped"])
     data["snapshot_id"] = result["snapshot_id"]

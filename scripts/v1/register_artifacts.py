@@ -9,4 +9,5 @@ def run(ctx):
         data["bundle"] = ctx.api.fetch_bundle(data["bundle_source"], data["fetched_folder"])["path"]
     data["artifacts"] = int(ctx.api.register_artifacts(data["bundle"], data["target"], mode=data.get("mode", "append"),
                                                         expected_content_hash=data.get("content_hash"),
-                                                        require_signature=ctx.environment != "dev")["artifacts"])
+                                                        require_signature=ctx.environment != "dev",
+                                                        identity=data.get("identity") or None)["artifacts"])

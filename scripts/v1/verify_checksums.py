@@ -17,7 +17,7 @@ def _describe(error):
 
 def run(ctx):
     bundle = ctx.data["bundle"]
-    result = ctx.api.verify_snapshot(bundle)
+    result = ctx.api.verify_snapshot(bundle, identity=ctx.data.get("identity") or None)
     errors = list(result.get("errors") or [])
     if not result.get("ok") or errors:
         shown = "; ".join(_describe(e) for e in errors[:SHOWN]) or "not ok"
