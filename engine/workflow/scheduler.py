@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -36,18 +38,26 @@ class Scheduler:
         return read_schedules(schedules_path(self.svc.settings.home))
 
     def run(self, *, tick: float = 1.0, max_ticks: int | None = None) -> dict[str, Any]:
-        """Tick until SIGTERM/Ctrl-C (or ``max_ticks``); returns ``{"scheduler", "started", "skipped"}``."""
+        """Tick until SIGTERM/Ctrl-C (or ``max_ticks``); returns ``{"scheduler", "started", "skipped", "errors"}``.
+
+        A signal lets the current tick finish (a claimed run is always started and recorded), then stops.
+        """
         counts = {"scheduler": self.name, "started": 0, "skipped": 0, "errors": 0}
+        stop = threading.Event()
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, lambda *_: stop.set())
         ticks = 0
         try:
-            while max_ticks is None or ticks < max_ticks:
+            while not stop.is_set() and (max_ticks is None or ticks < max_ticks):
                 for outcome in self.tick():
                     counts[outcome] += 1
                 ticks += 1
-                time.sleep(max(0.05, tick - (time.time() % tick)))
-        except KeyboardInterrupt:
-            pass
+                stop.wait(max(0.05, tick - (time.time() % tick)))
         finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             self.svc.close()
         return counts
 

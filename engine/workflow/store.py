@@ -23,7 +23,7 @@ from engine.secrets import redact_value
 from .store_runs import RUN_TABLES, RunRecords
 from .users import USER_TABLES, UserRecords
 
-SCHEMA_VERSION = 3  # 2: users and audit tables; 3: instances.outcome and exit_code (added on open)
+SCHEMA_VERSION = 4  # 2: users and audit; 3: instances.outcome and exit_code (added on open); 4: workers, schedules
 
 
 class ConcurrentUpdate(WorkflowError):

@@ -93,10 +93,11 @@ class RunRecords:
     def last_schedule_run(self, schedule: str, *, scheduled_only: bool = False) -> dict[str, Any] | None:
         """The newest run: ``{"due", "instance_id", "state", "scheduler", "error"}``, or None
         (``scheduled_only``: leave out runs started by ``schedule run-now``)."""
-        only = " AND scheduler NOT LIKE 'run-now%'" if scheduled_only else ""
+        only = " AND scheduler NOT LIKE ?" if scheduled_only else ""
+        params = (schedule, "run-now%") if scheduled_only else (schedule,)
         with self._tx() as cur:
             row = self._exec(cur, "SELECT due, instance_id, state, scheduler, error FROM schedule_runs "
-                             f"WHERE schedule = ?{only} ORDER BY due DESC LIMIT 1", (schedule,)).fetchone()
+                             f"WHERE schedule = ?{only} ORDER BY due DESC LIMIT 1", params).fetchone()
         return None if row is None else {"due": row[0], "instance_id": row[1], "state": row[2],
                                          "scheduler": row[3], "error": row[4]}
 
