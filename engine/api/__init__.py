@@ -10,12 +10,14 @@ libraries (FAISS, psycopg, pyarrow) are imported by the code that needs them, ne
 - drift detection: :mod:`engine.api.drift`
 - signing and encryption: :mod:`engine.api.crypto`
 - transport and retention (push, pull, list, abort-incomplete, prune): :mod:`engine.api.transport`
+- replication and point-in-time restore: :mod:`engine.api.replication`
 """
 
 from __future__ import annotations
 
 from .crypto import encrypt_snapshot, sign_file, sign_snapshot, signature_status
 from .drift import drift_check
+from .replication import replicate, replicate_once, restore, restore_plan  # noqa: E402 - uses the names above
 from .settings import deployment_environment, redact, show_config, signing_key
 from .snapshots import (
     abort_export,
@@ -88,6 +90,10 @@ __all__ = [
     "query_store",
     "rebuild_search",
     "register_artifacts",
+    "replicate",
+    "replicate_once",
+    "restore",
+    "restore_plan",
     "resume_ingestion",
     "scratch_store_uri",
     "snapshot_catalog",

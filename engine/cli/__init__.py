@@ -34,6 +34,8 @@ GROUPS: dict[str, str] = {
     "instance": "engine.cli.instances:instance_group",
     "task": "engine.cli.tasks:task_group",
     "worker": "engine.cli.workers:worker_group",
+    "replicate": "engine.cli.replication:replicate",
+    "restore": "engine.cli.replication:restore",
     "scheduler": "engine.cli.schedules:scheduler_group",
     "schedule": "engine.cli.schedules:schedule_group",
     "user": "engine.cli.users:user_group",
