@@ -16,6 +16,14 @@ libraries (FAISS, psycopg, pyarrow) are imported by the code that needs them, ne
 from __future__ import annotations
 
 from .crypto import encrypt_snapshot, sign_file, sign_snapshot, signature_status
+from .cutover import (
+    apply_delta,
+    compare_answers,
+    freeze_source,
+    release_source,
+    write_cutover_report,
+    write_endpoint,
+)
 from .drift import drift_check
 from .replication import replicate, replicate_once, restore, restore_plan  # noqa: E402 - uses the names above
 from .settings import deployment_environment, redact, show_config, signing_key
@@ -64,6 +72,12 @@ __all__ = [
     "show_config",
     "signing_key",
     "abort_export",
+    "apply_delta",
+    "compare_answers",
+    "freeze_source",
+    "release_source",
+    "write_cutover_report",
+    "write_endpoint",
     "abort_incomplete",
     "check_package",
     "drift_check",
