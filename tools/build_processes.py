@@ -155,8 +155,8 @@ def validate_snapshot() -> Proc:
 def simulate_restore() -> Proc:
     p = Proc("simulate_restore", "Disaster-recovery drill",
              "Variables in: source (store URI), out_dir; optional scratch (store URI; default a fresh embedded "
-             "pgvector store under out_dir), queries, k. Out: report (drill report JSON path), report_markdown, "
-             "bundle, target. Emits dr_drill_completed.")
+             "pgvector store under out_dir), queries, k, replica. Out: report (drill report JSON path), "
+             "report_markdown, bundle, target, rto_seconds, rpo_seconds. Emits dr_drill_completed.")
     p.variables = [
         Var("source", "store", "the store to drill (a store URI)", required=True, existing=True),
         Var("out_dir", "folder", "where the bundle, the scratch store and the report go", required=True),
@@ -164,6 +164,8 @@ def simulate_restore() -> Proc:
         Var("queries", "int", "how many sample queries", default="20"),
         Var("k", "int", "top-k of each query", default="10"),
         Var("recall_floor", "float", "the restored store passes when its recall@k is at least this"),
+        Var("replica", "string", "the replication location of the source: the report's rpo_seconds is the age "
+            "of the newest change shipped there"),
     ]
     p.node("Event_requested", "start", "Drill started", 0, 0)
     p.node("Task_export", "script", "Export from the source", 1, 0, script="scripts/v1/export_for_drill.py")

@@ -36,6 +36,7 @@ GROUPS: dict[str, str] = {
     "worker": "engine.cli.workers:worker_group",
     "replicate": "engine.cli.replication:replicate",
     "restore": "engine.cli.replication:restore",
+    "drill": "engine.cli.drills:drill_group",
     "scheduler": "engine.cli.schedules:scheduler_group",
     "schedule": "engine.cli.schedules:schedule_group",
     "user": "engine.cli.users:user_group",
