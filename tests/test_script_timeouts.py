@@ -58,3 +58,13 @@ def test_durations_parse_and_bad_ones_are_refused():
 def test_the_fixture_declares_its_limits_on_the_process_and_the_task():
     text = (FIXTURES / "processes" / "fx_timeout.bpmn").read_text()
     assert 'procos:timeout="1s"' in text and 'procos:timeout="30s"' in text
+
+
+def test_the_shipped_example_schedules_parse():
+    from pathlib import Path
+
+    from engine.workflow.schedules import read_schedules
+
+    entries = read_schedules(Path(__file__).resolve().parents[1] / "docs" / "schedules.example.yaml")
+    assert {e.process for e in entries} == {"export_snapshot", "replicate", "drift_check", "simulate_restore"}
+    assert [e.cron or e.every for e in entries] == ["0 2 * * *", "1h", "15m", "0 3 1 1,4,7,10 *"]
