@@ -29,6 +29,7 @@ def main() -> int:
     parser.add_argument("--dim", type=int, default=768)
     parser.add_argument("--rate", type=float, default=50.0, help="writes per second during the cutover")
     parser.add_argument("--monitor-seconds", type=int, default=5)
+    parser.add_argument("--index", choices=("flat", "hnsw"), default="flat", help="the stores' index (hnsw builds take minutes at 100k x 768)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="procos-bench-cutover-"))
     os.chmod(root, 0o755)  # the embedded server runs as its own user when we are root
@@ -50,7 +51,8 @@ def run(root: Path, args: argparse.Namespace) -> int:
     from engine.workflow.identity import login_name
 
     pg = root / "pg"
-    source, target = f"postgresql+embedded:{pg}?table=source", f"postgresql+embedded:{pg}?table=target"
+    source = f"postgresql+embedded:{pg}?table=source&index={args.index}"
+    target = f"postgresql+embedded:{pg}?table=target&index={args.index}"
     started = time.perf_counter()
     api.seed_store(source, args.count, args.dim, artifacts=False)
     print(f"seeded {args.count} x {args.dim} in {time.perf_counter() - started:.1f} s", flush=True)
