@@ -56,7 +56,7 @@ def test_every_service_command_is_a_real_procos_command():
         args = list(svc["command"])
         ctx = click.Context(cli)
         command: click.Command = cli
-        while isinstance(command, click.Group):
+        while isinstance(command, click.Group) and args and not args[0].startswith("-"):  # `worker --concurrency`
             sub = command.get_command(ctx, args[0])
             assert sub is not None, f"{name}: unknown command {args[0]!r}"
             command, args = sub, args[1:]
