@@ -52,6 +52,10 @@ OPTIONS: tuple[Option, ...] = (
            "bundle signatures are trusted"),
     Option("signing_key", "PROCOS_SIGNING_KEY", None, "str", "the OpenPGP key the export process signs with"),
     Option("age_identity", "PROCOS_AGE_IDENTITY", None, "str", "an age identity file for encrypted bundles"),
+    Option("queue_dir", "PROCOS_QUEUE_DIR", None, "str", "data folder of the embedded PostgreSQL that holds the "
+           "job queue when PROCOS_STATE_DSN is unset (default PROCOS_HOME/queue-pg)"),
+    Option("worker_lease_seconds", "PROCOS_WORKER_LEASE_SECONDS", None, "str", "seconds a worker may go "
+           "without a heartbeat before another worker resumes its instances (default 30)"),
 )
 BY_KEY = {o.key: o for o in OPTIONS}
 

@@ -1,7 +1,7 @@
 """Library-level events: one JSON line in ``PROCOS_HOME/events.jsonl``, and a webhook POST.
 
 The library (drift checks run from the CLI or a scheduler) emits events without the workflow
-package: :func:`emit_event` appends ``{"event", "instance_id", "time", ...}`` to
+package: :func:`emit_event` appends ``{"event", "event_id", "instance_id", "time", ...}`` to
 ``$PROCOS_HOME/events.jsonl`` and, when ``PROCOS_WEBHOOK_URL`` is set,
 POSTs it as JSON with a few retries. Emitting never raises: a problem is logged and returned, so
 a failed delivery never hides the result that caused the event. The workflow engine uses
@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 EVENTS = frozenset({
     "snapshot_exported", "import_ready", "validation_passed", "validation_failed",
     "vector_drift_detected", "dr_drill_completed", "process_failed", "approval_rejected", "instance_finished",
+    "cutover_completed",
 })
-RESERVED = frozenset({"event", "instance_id", "time"})
+RESERVED = frozenset({"event", "event_id", "instance_id", "time"})
 WEBHOOK_TIMEOUT = 5.0
 WEBHOOK_ATTEMPTS = 3
 BACKOFF = (0.2, 0.5, 1.0, 2.0)
@@ -45,16 +46,32 @@ def events_path(env: Mapping[str, str] | None = None) -> Path:
     return home_dir(env) / "events.jsonl"
 
 
-def make_event(name: str, instance_id: str | None = None, fields: Mapping[str, Any] | None = None) -> dict:
-    """``{"event", "instance_id", "time", **fields}``; raises InvalidInput for an unknown name or a reserved field."""
+def event_id_for(*parts: object) -> str:
+    """A stable event id from what identifies an event (instance, step, attempt, name, n-th emit of the step).
+
+    A step that runs again after its runner died emits the same ids again, so a receiver that keeps the
+    ids it has seen is told each event once (delivery is at least once).
+    """
+    import hashlib
+
+    return "evt_" + hashlib.sha256("|".join(str(p) for p in parts).encode("utf-8")).hexdigest()[:24]
+
+
+def make_event(name: str, instance_id: str | None = None, fields: Mapping[str, Any] | None = None, *,
+               event_id: str | None = None) -> dict:
+    """``{"event", "event_id", "instance_id", "time", **fields}``; raises InvalidInput for an unknown name or a
+    reserved field. ``event_id`` defaults to a random one (an event outside a process step)."""
     if name not in EVENTS:
         raise InvalidInput(f"unknown event {name!r}", hint="one of: " + ", ".join(sorted(EVENTS)))
     reserved = RESERVED & set(fields or {})
     if reserved:
         raise InvalidInput(f"event {name!r}: fields {sorted(reserved)} are set by the engine")
+    import uuid
+
     from engine.secrets import redact_value
 
-    return {"event": name, "instance_id": instance_id, "time": now_iso(), **redact_value(dict(fields or {}))}
+    return {"event": name, "event_id": event_id or "evt_" + uuid.uuid4().hex[:24], "instance_id": instance_id,
+            "time": now_iso(), **redact_value(dict(fields or {}))}
 
 
 def append_line(path: Path, event: Mapping[str, Any]) -> None:

@@ -13,8 +13,14 @@ from engine.repository import parse_uri
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-PROCOS_SERVICES = {name: svc for name, svc in SERVICES.items() if name.startswith("procos")}
+PROCOS_SERVICES = {name: svc for name, svc in SERVICES.items()
+                   if name.startswith("procos") or name in ("worker", "scheduler")}
 ENGINE_SOURCE = "\n".join(p.read_text() for p in (ROOT / "engine").rglob("*.py"))
+
+
+def test_compose_runs_workers_and_a_scheduler_on_the_shared_state():
+    assert SERVICES["worker"]["command"][0] == "worker" and SERVICES["scheduler"]["command"][:2] == ["scheduler", "run"]
+    assert "procos_scheduler_token" in COMPOSE["secrets"]  # the scheduler's token is a secret, not an env value
 
 
 def test_compose_has_pgvector_an_s3_store_and_procos_services():
@@ -50,7 +56,7 @@ def test_every_service_command_is_a_real_procos_command():
         args = list(svc["command"])
         ctx = click.Context(cli)
         command: click.Command = cli
-        while isinstance(command, click.Group):
+        while isinstance(command, click.Group) and args and not args[0].startswith("-"):  # `worker --concurrency`
             sub = command.get_command(ctx, args[0])
             assert sub is not None, f"{name}: unknown command {args[0]!r}"
             command, args = sub, args[1:]

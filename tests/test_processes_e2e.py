@@ -353,14 +353,22 @@ def test_validate_snapshot_passes_for_a_faithful_copy_and_fails_for_another_stor
 
 
 def test_simulate_restore_writes_a_drill_report(procos, source, outside):
+    from engine import api
+
     out = outside / "drill"
-    result = procos.start("simulate_restore", "alice", source=source, out_dir=out)
+    replica = outside / "drill-replica"
+    api.replicate_once(source, replica)
+    time.sleep(0.2)
+    result = procos.start("simulate_restore", "alice", source=source, out_dir=out, replica=replica)
     assert result["state"] == "completed", result
     report_path = Path(result["data"]["report"])
     report = json.loads(report_path.read_text())
     assert {"restore_seconds", "record_count", "validation"} <= set(report)
     assert report["record_count"] == COUNT and report["restore_seconds"] >= 0
     assert report["validation"]["passed"] is True
+    assert report["rto_seconds"] >= report["restore_seconds"] and report["rpo_seconds"] >= 0.2  # measured, not 0
+    [drill] = procos.json("drill", "history")
+    assert drill["report"] == str(report_path) and drill["rto_seconds"] == report["rto_seconds"] and drill["passed"]
     assert report["scratch"].startswith("postgresql+embedded:") and str(out) in report["scratch"]
     assert Path(result["data"]["report_markdown"]).is_file()
     [event] = procos.events()

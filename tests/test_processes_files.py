@@ -14,7 +14,8 @@ from engine.workflow.loader import NS, PROCOS_NS, read_process_file
 
 ROOT = Path(__file__).resolve().parents[1]
 PROCESS_FILES = sorted((ROOT / "processes").glob("*.bpmn"))
-EXPECTED = {"export_snapshot", "import_snapshot", "check_import", "validate_snapshot", "simulate_restore", "drift_check"}
+EXPECTED = {"export_snapshot", "import_snapshot", "check_import", "validate_snapshot", "simulate_restore", "drift_check",
+            "cutover", "replicate"}
 
 
 def test_the_product_processes_are_shipped():

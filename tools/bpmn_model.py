@@ -29,6 +29,7 @@ class Node:
     default: str | None = None
     doc: str | None = None
     outcome: str | None = None  # end events: procos:outcome (succeeded when None)
+    timeout: str | None = None  # script tasks: procos:timeout (e.g. "30m"), overriding the process's
 
     @property
     def center(self) -> tuple[int, int]:
@@ -76,6 +77,7 @@ class Proc:
     flows: list[Flow] = field(default_factory=list)
     lanes: list[tuple[str, list[int]]] = field(default_factory=list)  # (lane name, rows)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (error id, error code) for error ends
+    timeout: str | None = None  # procos:timeout: the default limit of every script task
 
     def node(self, *args, **kwargs) -> None:
         self.nodes.append(Node(*args, **kwargs))
@@ -164,7 +166,8 @@ def render(p: Proc, pin: Callable[[str], str], *, namespace: str = "http://proco
         out.append(f'  <bpmn:collaboration id="Collaboration_{p.id}">')
         out.append(f'    <bpmn:participant id="Participant_{p.id}" name={quoteattr(p.name)} processRef="{p.id}" />')
         out.append('  </bpmn:collaboration>')
-    out.append(f'  <bpmn:process id="{p.id}" name={quoteattr(p.name)} isExecutable="true">')
+    limit = f' procos:timeout="{p.timeout}"' if p.timeout else ""
+    out.append(f'  <bpmn:process id="{p.id}" name={quoteattr(p.name)} isExecutable="true"{limit}>')
     out.extend(_documentation(p.doc, "    "))
     out.extend(_variables(p.variables))
     if p.lanes:
@@ -184,6 +187,8 @@ def render(p: Proc, pin: Callable[[str], str], *, namespace: str = "http://proco
             attrs += f' default="{n.default}"'
         if n.outcome:
             attrs += f' procos:outcome="{n.outcome}"'
+        if n.timeout:
+            attrs += f' procos:timeout="{n.timeout}"'
         out.append(f'    <bpmn:{TAGS[n.kind]} {attrs}>')
         out.extend(_documentation(n.doc, "      "))
         out.extend(f'      <bpmn:incoming>{f.id}</bpmn:incoming>' for f in p.flows if f.target == n.id)

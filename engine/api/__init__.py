@@ -10,18 +10,29 @@ libraries (FAISS, psycopg, pyarrow) are imported by the code that needs them, ne
 - drift detection: :mod:`engine.api.drift`
 - signing and encryption: :mod:`engine.api.crypto`
 - transport and retention (push, pull, list, abort-incomplete, prune): :mod:`engine.api.transport`
+- replication and point-in-time restore: :mod:`engine.api.replication`
 """
 
 from __future__ import annotations
 
 from .crypto import encrypt_snapshot, sign_file, sign_snapshot, signature_status
+from .cutover import (
+    apply_delta,
+    compare_answers,
+    freeze_source,
+    release_source,
+    write_cutover_report,
+    write_endpoint,
+)
 from .drift import drift_check
+from .replication import replicate, replicate_once, restore, restore_plan  # noqa: E402 - uses the names above
 from .settings import deployment_environment, redact, show_config, signing_key
 from .snapshots import (
     abort_export,
     bundle_size,
     check_package,
     describe_snapshot,
+    drill_history,
     export_artifacts,
     export_delta,
     export_embeddings,
@@ -35,6 +46,7 @@ from .snapshots import (
     pack_snapshot,
     rebuild_search,
     register_artifacts,
+    replication_age,
     scratch_store_uri,
     snapshot_catalog,
     start_export,
@@ -67,11 +79,19 @@ __all__ = [
     "remove_fetched",
     "bundle_size",
     "describe_snapshot",
+    "drill_history",
+    "replication_age",
     "deployment_environment",
     "redact",
     "show_config",
     "signing_key",
     "abort_export",
+    "apply_delta",
+    "compare_answers",
+    "freeze_source",
+    "release_source",
+    "write_cutover_report",
+    "write_endpoint",
     "abort_incomplete",
     "check_package",
     "drift_check",
@@ -98,6 +118,10 @@ __all__ = [
     "query_store",
     "rebuild_search",
     "register_artifacts",
+    "replicate",
+    "replicate_once",
+    "restore",
+    "restore_plan",
     "resume_ingestion",
     "scratch_store_uri",
     "snapshot_catalog",

@@ -25,6 +25,7 @@ __all__ = [
     "Identity", "add_user", "instance_diagram", "list_events", "refresh_identity", "render_demo", "run_demo", "audit_log", "authenticate", "cancel_instance", "complete_task", "issue_token",
     "list_instances", "list_processes", "list_tasks", "list_users", "login", "remove_user", "retry_instance",
     "set_password", "show_instance", "show_process", "show_task", "start_process", "token_from_file",
+    "list_schedules", "run_scheduler", "run_schedule_now", "run_worker", "worker_status",
 ]
 
 
@@ -109,8 +110,9 @@ def show_process(name: str) -> dict[str, Any]:
 
 def start_process(name: str, variables: dict[str, Any] | None = None, *, actor: Identity | None = None,
                   token: str | None = None, as_user: str | None = None, cwd: str | Path | None = None,
-                  wait: bool = True) -> dict[str, Any]:
-    """Start process ``name`` and run it until it waits, completes or fails.
+                  wait: bool = True, detach: bool = False) -> dict[str, Any]:
+    """Start process ``name`` and run it until it waits, completes or fails (``detach``: leave it
+    ``queued`` for a worker and return at once; ``wait=False``: run it in a background process).
 
     Returns ``{"instance_id", "state", "outcome", "exit_code", "data"}``. Variables are checked against the
     process's declarations first (InvalidVariables, exit 2, and no instance); relative paths are made
@@ -119,7 +121,7 @@ def start_process(name: str, variables: dict[str, Any] | None = None, *, actor: 
     """
     with _service() as svc:
         who = _who(svc, actor, token, as_user, f"start {name}")
-        return svc.start_process(name, variables, who, cwd=cwd, wait=wait)
+        return svc.start_process(name, variables, who, cwd=cwd, wait=wait, detach=detach)
 
 
 def list_instances() -> list[dict[str, Any]]:
@@ -236,3 +238,45 @@ def audit_log(*, limit: int | None = None, actor: Identity | None = None, token:
         who = _who(svc, actor, token, as_user, "read the audit log")
         svc.directory.require(who, "Admin", "read the audit log")
         return svc.store.audit(limit)
+
+
+# --- workers and schedules ---------------------------------------------------------------------------
+
+
+def run_worker(*, concurrency: int = 1, queues: list[str] | None = None) -> dict[str, Any]:
+    """Run instances from the job queue until SIGTERM (see :mod:`engine.workflow.worker`): ``{"worker", "jobs"}``."""
+    from engine.workflow.worker import run_worker as serve
+
+    return serve(concurrency=concurrency, queues=queues)
+
+
+def worker_status() -> list[dict[str, Any]]:
+    """``[{"worker", "host", "pid", "heartbeat_age_seconds", "instances": [...]}]`` of every registered worker."""
+    from engine.workflow.worker import worker_status as status
+
+    return status()
+
+
+def list_schedules() -> list[dict[str, Any]]:
+    """``[{"name", "process", "cron" | "every", "next_run", "last_run", "last_instance", "last_state"}]``."""
+    from engine.workflow.scheduler import list_schedules as listing
+
+    return listing()
+
+
+def run_scheduler(*, token: str | None = None, as_user: str | None = None, tick: float = 1.0) -> dict[str, Any]:
+    """Start due schedule runs until SIGTERM, as the authenticated user (e.g. ``scheduler``)."""
+    from engine.workflow.scheduler import Scheduler
+
+    with _service() as svc:
+        who = svc.authenticate(token=token, as_user=as_user, action="run the scheduler")
+    return Scheduler(who).run(tick=tick)
+
+
+def run_schedule_now(name: str, *, token: str | None = None, as_user: str | None = None) -> dict[str, Any]:
+    """Start schedule ``name`` now (queued for a worker): ``{"schedule", "instance_id", "state"}``."""
+    from engine.workflow.scheduler import Scheduler
+
+    with _service() as svc:
+        who = svc.authenticate(token=token, as_user=as_user, action=f"run schedule {name} now")
+    return Scheduler(who).run_now(name)

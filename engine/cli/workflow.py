@@ -34,6 +34,8 @@ def _finish(result: dict, as_json: bool, *, decided: bool = False) -> None:
         hint = f"\nsee why: procos instance show {result['instance_id']}; then: procos instance retry {result['instance_id']}"
     elif result["state"] == "waiting":
         hint = f"\nwaiting for an approver: procos task list (instance {result['instance_id']})"
+    elif result["state"] == "queued":
+        hint = f"\na worker runs it (procos worker status); follow it: procos instance show {result['instance_id']} --follow"
     _print(result, as_json, f"instance {result['instance_id']}: {result['state']}{outcome}{hint}")
     code = result.get("exit_code", 1 if result["state"] == "error" else 0)
     if decided and result.get("outcome") == "rejected":
@@ -114,17 +116,19 @@ def process_show(name: str, as_json: bool) -> None:
 @process_group.command("start")
 @click.argument("name")
 @click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="A process variable (repeatable).")
+@click.option("--detach", is_flag=True, help="Queue the instance for a worker (procos worker) and return at once "
+              "with state queued.")
 @actor_options
 @json_flag
-def process_start(name: str, variables: tuple[str, ...], actor: dict, as_json: bool) -> None:
+def process_start(name: str, variables: tuple[str, ...], detach: bool, actor: dict, as_json: bool) -> None:
     """Start process NAME and run it until it completes, fails or waits on a user task.
 
     Variables are checked first (procos process show NAME lists them): a missing, unknown or wrong one
-    is a usage error (exit 2) and no instance is created.
+    is a usage error (exit 2) and no instance is created. With --detach a worker runs it.
 
     \b
     Example: procos process start export_snapshot --var source=faiss:./kb --var out_dir=./snapshots
     """
-    _finish(_api().start_process(name, parse_vars(variables), **actor), as_json)
+    _finish(_api().start_process(name, parse_vars(variables), detach=detach, **actor), as_json)
 
 

@@ -23,7 +23,7 @@ from engine.records import RecordBatch
 
 from . import checksums, layout, manifest
 from .staging import abort_bundle, read_state, start_bundle, update_state
-from .writer import ExportResult, finish_bundle, write_embeddings
+from .writer import ExportResult, as_of_now, finish_bundle, write_embeddings
 
 if TYPE_CHECKING:
     from engine.repository import Changes, VectorRepository
@@ -131,15 +131,16 @@ def write_delta_records(repo: VectorRepository, staging: Path, since: int, compr
                         batch_size: int = 10_000, shard_rows: int | None = None) -> dict[str, Any]:
     """Write the records changed after ``since`` and ``changes.jsonl``; return counts and the sequence."""
     changes = repo.changes_since(since, batch_size)
+    batches: list[RecordBatch] = [b for b in changes.upserts if len(b)]  # read to the end
+    as_of = as_of_now()
     if changes.until < since:
         raise LineageError(f"{repo.uri} is at change sequence {changes.until}, before its base ({since})",
                            hint="the store was replaced or restored; export a new full bundle as the base")
-    batches: list[RecordBatch] = [b for b in changes.upserts if len(b)]
     write_embeddings(staging, batches, settings=repo.settings, backend=repo.backend, uri=repo.uri,
                      compression_level=compression_level, build_index=False, shard_rows=shard_rows)
     data, upserts, deletes = change_lines(changes)
     sha = _write_file(staging, layout.CHANGES, data)
-    return {"sha256": sha, "upserts": upserts, "deletes": deletes, "sequence": changes.until}
+    return {"sha256": sha, "upserts": upserts, "deletes": deletes, "sequence": changes.until, "as_of_utc": as_of}
 
 
 def export_delta(repo: VectorRepository, base: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
@@ -161,7 +162,8 @@ def export_delta(repo: VectorRepository, base: str | os.PathLike[str], out_dir: 
         arts = write_delta_artifacts(repo, staging, doc["artifacts_state"], artifacts_dir)
         parent = {"snapshot_id": doc["snapshot_id"], "content_hash": doc["content_hash"]}
         read_state(staging)
-        update_state(staging, sequence=records["sequence"], store_id=repo.store_id, delta={
+        update_state(staging, sequence=records["sequence"], store_id=repo.store_id, as_of_utc=records["as_of_utc"],
+                     delta={
             "parent": parent, "base_sequence": int(doc["sequence"]),
             "changes": {k: records[k] for k in ("sha256", "upserts", "deletes")},
             "removed_artifacts": arts["removed"], "artifacts_state": arts["state"]})

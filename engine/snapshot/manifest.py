@@ -113,6 +113,8 @@ def lineage_fields(state: dict[str, Any], artifact_files: dict[str, str]) -> dic
         out["sequence"] = int(state["sequence"])
     if state.get("store_id"):
         out["store_id"] = str(state["store_id"])
+    if state.get("as_of_utc"):
+        out["as_of_utc"] = str(state["as_of_utc"])
     if delta:
         out.update(parent=dict(delta["parent"]), base_sequence=int(delta["base_sequence"]),
                    changes={"file": layout.CHANGES, "upserts": int(delta["changes"]["upserts"]),

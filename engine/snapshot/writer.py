@@ -86,8 +86,16 @@ def dump_embeddings(repo: VectorRepository, staging_dir: str | os.PathLike[str],
     result = write_embeddings(staging_dir, batches, settings=repo.settings,
                               backend=repo.backend, uri=repo.uri, compression_level=compression_level,
                               shard_rows=shard_rows)
-    update_state(Path(staging_dir), sequence=sequence, store_id=repo.store_id)
+    update_state(Path(staging_dir), sequence=sequence, store_id=repo.store_id, as_of_utc=as_of_now())
     return result
+
+
+def as_of_now() -> str:
+    """The current UTC time to the millisecond, taken once a bundle's read of its store is over: the
+    bundle holds no change made after it (restore --at picks bundles by it)."""
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def write_embeddings(staging_dir: str | os.PathLike[str], batches: Iterable[RecordBatch], *,

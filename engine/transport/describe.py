@@ -45,7 +45,8 @@ def entry(name: str, doc: dict[str, Any] | None, *, size: int, signed: bool, enc
         "parent": ({"snapshot_id": parent.get("snapshot_id"), "content_hash": parent.get("content_hash")}
                    if isinstance(parent, dict) else None),
         "record_count": doc.get("record_count"), "bytes": size, "signed": signed, "encrypted": encrypted,
-        "location": location,
+        "location": location, "content_hash": doc.get("content_hash"), "sequence": doc.get("sequence"),
+        "store_id": doc.get("store_id"), "as_of_utc": doc.get("as_of_utc"),
     }
 
 

@@ -9,6 +9,7 @@ Anything else (a ``preScript``, a stub forged into a saved instance, inline code
 the task data must still be JSON afterwards. A failure (exception or non-JSON data) becomes a BPMN error
 with code ``script_failed`` when an error boundary event in the model can catch it (the task is left in
 ERROR and the boundary path runs); otherwise :class:`ScriptFailed` is raised and the instance halts.
+A script late past its ``procos:timeout`` fails the same way (:mod:`.timeouts`).
 
 Every expression Spiff evaluates (conditions, timers, loops; through the engine or its environment)
 goes through :func:`conditions.evaluate`, the restricted evaluator; service calls are refused.
@@ -31,6 +32,7 @@ from engine.errors import ProcosError, ScriptFailed, ScriptRefused
 from . import conditions
 from .context import ScriptContext, non_json_paths
 from .scripts import ResolvedScript, describe_failure, run_script, sha256_hex
+from .timeouts import ScriptTimeout, run_with_timeout
 
 SCRIPT_FAILED = "script_failed"
 
@@ -49,6 +51,10 @@ class ScriptHooks(Protocol):
     def script_finished(self, task: Any, script: ResolvedScript, error: ProcosError | None) -> None: ...
 
     def progress_sink(self, task: Any) -> Any: ...
+
+    def timeout(self, task: Any) -> float | None:
+        """The task's ``procos:timeout`` in seconds as pinned when the instance started (None: no limit)."""
+        ...
 
     def script_refused(self, task: Any, script: ResolvedScript | None, error: ScriptRefused) -> None: ...
 
@@ -96,14 +102,20 @@ class ProcosScriptEngine(PythonScriptEngine):
         data = copy.deepcopy(task.data)
         ctx = self.hooks.context(task, resolved, data)
         self.hooks.script_started(task, resolved)
+        def late(seconds: float) -> str:
+            return (f"script task {task_name!r} ({spec.bpmn_id}) in {resolved.process_file}: script "
+                    f"{resolved.source} did not finish within {seconds:g} s (procos:timeout); it was stopped")
+
         try:
             with progress.reporting(self.hooks.progress_sink(task), min_interval=1.0):
-                run_script(resolved, ctx)
+                run_with_timeout(lambda: run_script(resolved, ctx), self.hooks.timeout(task), late)
             _check_json(ctx.data, task_name, resolved)
         except ScriptRefused as exc:
             self.hooks.script_finished(task, resolved, exc)
             raise
         except Exception as exc:  # any script failure becomes a ScriptFailed with provenance
+            if isinstance(exc, ScriptTimeout):
+                exc.line_number, exc.error_line = 0, ""
             failure = exc if isinstance(exc, ScriptFailed) and hasattr(exc, "line_number") \
                 else describe_failure(resolved, exc, task_name)
             self.hooks.script_finished(task, resolved, failure)

@@ -59,6 +59,7 @@ class Deployment:
     scripts: list = field(default_factory=list)
     variables: list | None = None  # the declared variables (see .variables), None when undeclared
     outcomes: dict = field(default_factory=dict)  # end event id -> outcome (see .outcomes)
+    timeouts: dict = field(default_factory=dict)  # script task id -> seconds (procos:timeout, see .timeouts)
 
 
 def read_process_file(path: Path) -> ProcessFile:
@@ -186,7 +187,8 @@ class Catalog:
 
         return Deployment(name=name, version=pf.version, path=pf.path, spec=spec,
                           subprocess_specs=subprocess_specs, scripts=scripts,
-                          variables=declared_variables(pf.root, name), outcomes=declared_outcomes(pf.root))
+                          variables=declared_variables(pf.root, name), outcomes=declared_outcomes(pf.root),
+                          timeouts=declared_timeouts(pf.root, name, [s.task for s in scripts]))
 
     def _embed_scripts(self, spec, pf: ProcessFile, bases: list[Path]) -> list:
         nodes = {n.get("id"): n for n in pf.root.xpath("//bpmn:scriptTask", namespaces=NS)}
@@ -206,6 +208,24 @@ class Catalog:
             ts.script = script.to_stub()
             resolved.append(script)
         return resolved
+
+
+def declared_timeouts(root: Any, process_id: str, tasks: list[str]) -> dict[str, float]:
+    """``{script task id: seconds}`` from ``procos:timeout`` on each task, else on the process element."""
+    from .timeouts import parse_duration
+
+    attr = f"{{{PROCOS_NS}}}timeout"
+    procs = root.xpath(f"//bpmn:process[@id='{process_id}']", namespaces=NS)
+    default = parse_duration(procs[0].get(attr), f"process {process_id} procos:timeout") if procs else None
+    found: dict[str, float] = {}
+    for node in root.xpath("//bpmn:scriptTask", namespaces=NS):
+        if node.get("id") not in tasks:
+            continue
+        own = parse_duration(node.get(attr), f"script task {node.get('id')} procos:timeout")
+        limit = own if own is not None else default
+        if limit is not None:
+            found[node.get("id")] = limit
+    return found
 
 
 def duplicate_error(name: str, paths: list[Path]) -> ProcessRefused:

@@ -36,15 +36,26 @@ def runner_identity() -> tuple[int, str, float]:
     return pid, socket.gethostname(), psutil.Process(pid).create_time()
 
 
-def runner_alive(row: InstanceRow) -> bool:
-    """Is the runner recorded on ``row`` still running (same host: pid + start time; else lease)?"""
+def runner_alive(row: InstanceRow, store: InstanceStore | None = None) -> bool:
+    """Is the runner recorded on ``row`` still running?
+
+    Same host: its pid runs and started when recorded. Another host: a registered worker (``store``) is
+    alive while its heartbeat is younger than the worker lease; any other runner while it saved within
+    :data:`REMOTE_LEASE_SECONDS`.
+    """
     import psutil
 
     if row.runner_pid is None:
         return False
     if row.runner_host != socket.gethostname():
+        import time
         from datetime import UTC, datetime
 
+        from .leases import lease_seconds
+
+        beat = store.worker_heartbeat_of(row.runner_host or "", row.runner_pid) if store is not None else None
+        if beat is not None:
+            return time.time() - beat < lease_seconds()
         updated = datetime.fromisoformat(row.updated_at.replace("Z", "+00:00"))
         return (datetime.now(UTC) - updated).total_seconds() < REMOTE_LEASE_SECONDS
     try:
@@ -54,10 +65,10 @@ def runner_alive(row: InstanceRow) -> bool:
         return False
 
 
-def effective_state(row: InstanceRow) -> str:
-    """running | waiting | completed | error | interrupted | cancelled (interrupted: stopped by Ctrl-C or
-    SIGTERM, or its runner is gone)."""
-    if row.status == "running" and not runner_alive(row):
+def effective_state(row: InstanceRow, store: InstanceStore | None = None) -> str:
+    """queued | running | waiting | completed | error | interrupted | cancelled (interrupted: stopped by Ctrl-C
+    or SIGTERM, or its runner is gone)."""
+    if row.status == "running" and not runner_alive(row, store):
         return "interrupted"
     return row.status
 
@@ -85,6 +96,10 @@ def current_data(wf: Any) -> dict:
     return dict(task.data) if task is not None else {}
 
 
+class YieldRun(Exception):  # noqa: N818 - a signal, not an error
+    """Raised at a step boundary when the worker running the instance is stopping (SIGTERM)."""
+
+
 class InstanceRun:
     """This process's hold on one instance; also the script engine's hooks (:class:`ScriptHooks`)."""
 
@@ -95,6 +110,7 @@ class InstanceRun:
 
         wf.script_engine = ProcosScriptEngine(self)
         self.failure: ProcosError | None = None
+        self.stop_requested = lambda: False  # a worker stopping: yield the instance at the next step boundary
         self._pins: set[tuple[str, str, str]] | None = None
         self._started: dict | None = None
 
@@ -133,6 +149,10 @@ class InstanceRun:
         """Run engine steps until the instance completes, fails or waits; return the stored status."""
         try:
             self.wf.do_engine_steps(did_complete_task=self._did_complete)
+        except YieldRun:
+            self.save("queued", [history.entry("yielded", why="its worker is stopping; another worker continues "
+                                               "from this step")], release=True)
+            return "queued"
         except ConcurrentUpdate:
             raise  # someone else saved this instance meanwhile: their state wins, ours is dropped
         except ProcosError as exc:
@@ -148,6 +168,8 @@ class InstanceRun:
             entries.append(history.entry("step", state=TaskState.get_name(task.state),
                                          type=type(task.task_spec).__name__, **history.task_fields(task)))
         self.save("running", entries)
+        if self.stop_requested():
+            raise YieldRun
 
     def finish(self) -> str:
         failed = self.wf.get_tasks(state=TaskState.ERROR)
@@ -167,9 +189,11 @@ class InstanceRun:
         entries.append(history.entry("state", state=status, outcome=row.outcome))
         self.save(status, entries, release=True)
         if status == "error":
-            self.emit("process_failed", {"process": row.process, "error": row.error, "outcome": "error"})
+            self.emit("process_failed", {"process": row.process, "error": row.error, "outcome": "error"},
+                      step=f"failed/{failed[0].id if failed else 'engine'}")
         if row.outcome:
-            self.emit("instance_finished", {"process": row.process, "state": status, "outcome": row.outcome})
+            self.emit("instance_finished", {"process": row.process, "state": status, "outcome": row.outcome},
+                      step="finished")
         return status
 
     def mark_interrupted(self, why: str) -> None:
@@ -198,6 +222,13 @@ class InstanceRun:
                           for p in started.get("scripts") or [] if isinstance(p, dict)}
         return self._pins
 
+    def timeout(self, task: Any) -> float | None:
+        """The script task's limit in seconds, as pinned in the ``started`` entry (None: no limit)."""
+        for p in self.started_entry().get("scripts") or []:
+            if isinstance(p, dict) and p.get("task") == task.task_spec.bpmn_id and p.get("timeout"):
+                return float(p["timeout"])
+        return None
+
     def script_refused(self, task: Any, script: ResolvedScript | None, error: ProcosError) -> None:
         self.failure = error
         self.store.add_history(self.row.instance_id, [history.entry(
@@ -206,10 +237,16 @@ class InstanceRun:
 
     def context(self, task: Any, script: ResolvedScript, data: dict) -> ScriptContext:
         spec = task.task_spec
+        emitted: dict[str, int] = {}
+
+        def emit(name: str, fields: dict) -> None:  # the n-th event of this name in this run of the step
+            n = emitted[name] = emitted.get(name, -1) + 1
+            self.emit(name, fields, step=f"{spec.bpmn_id}/{task.id}/{n}")
+
         return ScriptContext(data=data, instance_id=self.row.instance_id, process=self.row.process,
                              task_id=spec.bpmn_id, task_name=spec.bpmn_name or spec.bpmn_id,
                              started_by=self.row.started_by, home=self.settings.home,
-                             emit=self.emit, log=self.log)
+                             emit=emit, log=self.log)
 
     def progress_sink(self, task: Any) -> Any:
         """Where a running script's progress goes: the instance's progress row (``instance show``, panel)."""
@@ -233,8 +270,11 @@ class InstanceRun:
             line=getattr(error, "line_number", None) or None, error_line=getattr(error, "error_line", None) or None,
             **history.task_fields(task))])
 
-    def emit(self, name: str, fields: dict) -> None:
-        event = events.make_event(name, self.row.instance_id, fields)
+    def emit(self, name: str, fields: dict, step: str = "engine") -> None:
+        """Record event ``name``; its id is stable for (instance, ``step``, attempt, name)."""
+        attempt = sum(1 for h in self.store.history(self.row.instance_id) if h.get("kind") == "retry")
+        event = events.make_event(name, self.row.instance_id, fields,
+                                  event_id=events.event_id_for(self.row.instance_id, step, attempt, name))
         problem = events.emit(self.settings, self.store, event)
         entries = [history.entry("event", event=name)]
         if problem:

@@ -127,10 +127,13 @@ class WorkflowService:
                 "declared": dep.variables is not None, "outcomes": dep.outcomes}
 
     def start_process(self, name: str, variables: dict | None = None, user: Identity | str | None = None,
-                      *, cwd: str | Path | None = None, wait: bool = True) -> dict:
+                      *, cwd: str | Path | None = None, wait: bool = True, detach: bool = False,
+                      queue: str | None = None) -> dict:
         """Deploy ``name`` (pin-checking its scripts), start an instance and run it until it waits,
-        completes or fails (``wait=False``: hand it to a background runner and return at once, state
-        ``running``; see :mod:`.background`). Raises ScriptRefused (nothing started) when a script's pin does not match,
+        completes or fails. ``detach``: leave it ``queued`` for a worker (see :mod:`.queue`) and return;
+        ``wait=False``: hand it to a background runner process and return at once, state ``running``
+        (see :mod:`.background`; the panel uses it). Raises ScriptRefused (nothing started) when a
+        script's pin does not match,
         NotAuthorized when ``user`` may not start it, InvalidVariables for a bad request (checked against
         the process's declared variables; relative paths are made absolute against ``cwd``, default the
         current folder)."""
@@ -163,18 +166,43 @@ class WorkflowService:
             "started", by=actor.name, via=actor.via, process=dep.name, version=dep.version, file=str(dep.path),
             variables=variables, environment=variables["environment"], outcomes=dep.outcomes,
             declared=[asdict(v) for v in dep.variables] if dep.variables is not None else None,
-            scripts=[{"task": s.task, "script": s.source, "sha256": s.sha256} for s in dep.scripts])]
+            scripts=[{"task": s.task, "script": s.source, "sha256": s.sha256,
+                      **({"timeout": dep.timeouts[s.task]} if s.task in dep.timeouts else {})}
+                     for s in dep.scripts])]
         if removed:
             entries.append(history.entry("secrets_removed", variables=removed,
                                          message="passwords in these variables were not stored; this run uses "
                                                  "them, later runs (after an approval, a retry) take them from "
                                                  "PGPASSWORD, ~/.pgpass or ?password_env=NAME"))
+        if detach:
+            row.status = "queued"
+            entries.append(history.entry("queued", by=actor.name, queue=queue or "procos"))
+            self.store.insert_instance(row, [], entries)
+            self._enqueue(run, queue)
+            return self._result(run, "queued")
         self.store.insert_instance(row, [], entries)
         if not wait:
             return self._hand_off(run, [], lent)
         run.claim([])
         with runtime_secrets(lent):  # this run only; never stored
             return self._drive(run)
+
+    def _enqueue(self, run: InstanceRun, queue: str | None = None) -> None:
+        """Defer the job that runs ``run``'s instance; if the queue cannot take it, the instance says why."""
+        from .queue import DEFAULT_QUEUE, enqueue
+
+        try:
+            enqueue(self.settings, run.row.instance_id, queue or DEFAULT_QUEUE)
+        except ProcosError as exc:
+            run.row.error, run.row.outcome = f"could not be queued: {exc.message}", "error"
+            run.save("error", [history.entry("error", message=run.row.error, hint=exc.hint)], release=True)
+            raise
+
+    def continue_detached(self, instance_id: str, *, worker: str, stop_requested: Any = None) -> str:
+        """A worker's job: run a queued instance, or resume one whose worker died (see :mod:`.detached`)."""
+        from .detached import run_queued
+
+        return run_queued(self, instance_id, worker=worker, stop_requested=stop_requested or (lambda: False))
 
     def _deployment_environment(self, variables: dict) -> dict:
         """``variables`` with the deployment's environment; a different one asked for is refused."""
@@ -190,14 +218,14 @@ class WorkflowService:
     # --- instances ------------------------------------------------------------------------------
 
     def list_instances(self) -> list[dict]:
-        return [{"instance_id": r.instance_id, "process": r.process, "state": effective_state(r),
+        return [{"instance_id": r.instance_id, "process": r.process, "state": effective_state(r, self.store),
                  "outcome": r.outcome or "", "started_by": r.started_by, "started_at": r.started_at,
                  "updated_at": r.updated_at} for r in self.store.list_instances()]
 
     def show_instance(self, instance_id: str) -> dict:
         row = self.store.get_instance(instance_id)
         wf = load_workflow(_serializer(), row.state_json)
-        state = effective_state(row)
+        state = effective_state(row, self.store)
         return {"instance_id": row.instance_id, "state": state, "outcome": row.outcome or "",
                 "exit_code": outcome_exit(state, row.outcome, row.exit_code), "data": current_data(wf),
                 "history": self.store.history(instance_id), "process": row.process, "version": row.version,
@@ -216,7 +244,7 @@ class WorkflowService:
         run = self._open(instance_id)
         actor = self._may_operate(user, run, "retry")
         user = actor.name
-        state = effective_state(run.row)
+        state = effective_state(run.row, self.store)
         if state not in ("error", "interrupted"):
             raise WorkflowError(f"instance {instance_id} is {state}; only error or interrupted instances retry",
                                 hint="a waiting instance continues with: procos task complete TASK_ID")
@@ -262,7 +290,7 @@ class WorkflowService:
     def cancel_instance(self, instance_id: str, user: Identity | str | None = None) -> dict:
         run = self._open(instance_id)
         user = self._may_operate(user, run, "cancel").name
-        state = effective_state(run.row)
+        state = effective_state(run.row, self.store)
         if state in ("completed", "cancelled", "running"):
             raise WorkflowError(f"instance {instance_id} is {state} and cannot be cancelled",
                                 hint="a running instance can be cancelled once its runner stops")
@@ -347,13 +375,22 @@ class WorkflowService:
         task.run()
         action = history.entry("user_action", by=actor.name, via=actor.via, decision="approve" if approve else "reject",
                                comment=comment or "", lane=task.task_spec.lane, **history.task_fields(task))
+        from .queue import workers_running
+
+        detach = workers_running(self.store, self.settings)
         try:
-            if not wait:
+            if detach:  # workers run: the instance continues on one of them
+                run.save("queued", [action, history.entry("queued", by=actor.name, queue="procos")])
+            elif not wait:
                 return self._hand_off(run, [action], {})
-            run.claim([action])
+            else:
+                run.claim([action])
         except ConcurrentUpdate as exc:
             raise TaskNotFound(f"task {task_id} was already completed by someone else",
                                hint=f"procos instance show {found.instance_id}") from exc
+        if detach:
+            self._enqueue(run)
+            return self._result(run, "queued")
         return self._drive(run)
 
     # --- background runners ---------------------------------------------------------------------
@@ -400,7 +437,7 @@ class WorkflowService:
 
     def _open(self, instance_id: str) -> InstanceRun:
         row = self.store.get_instance(instance_id)
-        if row.status == "running" and runner_alive(row):
+        if row.status == "running" and runner_alive(row, self.store):
             raise InstanceBusy(f"instance {instance_id} is being run by pid {row.runner_pid} on "
                                f"{row.runner_host}", hint="wait for it, or stop that runner first")
         wf = load_workflow(_serializer(), row.state_json)

@@ -20,9 +20,10 @@ from engine.errors import InstanceNotFound, WorkflowError
 from engine.events import now_iso
 from engine.secrets import redact_value
 
+from .store_runs import RUN_TABLES, RunRecords
 from .users import USER_TABLES, UserRecords
 
-SCHEMA_VERSION = 3  # 2: users and audit tables; 3: instances.outcome and exit_code (added on open)
+SCHEMA_VERSION = 4  # 2: users and audit; 3: instances.outcome and exit_code (added on open); 4: workers, schedules
 
 
 class ConcurrentUpdate(WorkflowError):
@@ -38,7 +39,7 @@ class InstanceRow:
     instance_id: str
     process: str
     version: str
-    status: str  # running | waiting | completed | error | cancelled (interrupted is computed)
+    status: str  # queued | running | waiting | completed | error | cancelled (interrupted is computed)
     started_by: str
     started_at: str
     updated_at: str
@@ -112,7 +113,7 @@ INSTANCE_COLUMNS = [f.name for f in fields(InstanceRow)]
 TASK_COLUMNS = [f.name for f in fields(TaskRow)]
 
 
-class SqlStore(UserRecords):
+class SqlStore(UserRecords, RunRecords):
     """The SQL shared by both implementations; subclasses provide ``_tx`` and the DDL."""
 
     placeholder = "?"
@@ -253,7 +254,7 @@ CREATE TABLE IF NOT EXISTS events (seq {serial}, time TEXT NOT NULL, event TEXT 
     body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS progress (instance_id TEXT PRIMARY KEY, task TEXT NOT NULL, body TEXT NOT NULL,
     updated_at TEXT NOT NULL);
-""" + USER_TABLES
+""" + USER_TABLES + ";" + RUN_TABLES
 
 
 ADDED_COLUMNS = {"instances": [("outcome", "TEXT"), ("exit_code", "INTEGER")]}  # schema 3
