@@ -159,16 +159,17 @@ def test_a_listing_cut_before_its_body_is_retried_never_taken_for_an_empty_locat
     proxy = TcpProxy(s3.endpoint, cut_body_rate=0.3, seed=11)
     outcomes = []
     try:
-        for _ in range(20):
+        # how many connections a listing takes varies, so run until enough answers were cut
+        while len(outcomes) < 20 or (proxy.drops < 10 and len(outcomes) < 200):
             try:
                 outcomes.append(len(api.list_snapshots(s3.url("lst"), endpoint_url=proxy.url)))
             except TransportError:
                 outcomes.append("failed")
     finally:
         proxy.close()
-    assert proxy.drops > 10
+    assert proxy.drops >= 10
     assert 0 not in outcomes and 1 not in outcomes
-    assert outcomes.count(2) >= 10
+    assert outcomes.count(2) >= len(outcomes) // 2
 
 
 def test_a_push_that_cannot_finish_exits_non_zero_naming_what_is_missing(s3, bundle: Path):

@@ -21,7 +21,7 @@ from .store import ConcurrentUpdate
 def run_queued(svc: Any, instance_id: str, *, worker: str,
                stop_requested: Callable[[], bool] = lambda: False) -> str:
     """Run ``instance_id`` on this worker if it is queued or its runner died; return its state afterwards."""
-    from .service import _serializer
+    from .serial import serializer as _serializer
 
     row = svc.store.get_instance(instance_id)
     state = effective_state(row, svc.store)

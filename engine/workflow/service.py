@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -27,29 +26,23 @@ from engine.errors import (
     InvalidVariables,
     NotAuthorized,
     ProcosError,
-    TaskNotFound,
     WorkflowError,
 )
 from engine.secrets import redact_value, runtime_secrets, secret_paths, secret_strings
 
 from . import history
 from .context import non_json_paths
+from .handoff import Handoff
 from .identity import ADMIN, Directory, Identity
-from .lanes import refusal, start_refusal
+from .inbox import TaskInbox
+from .lanes import start_refusal
 from .loader import Catalog
 from .outcomes import exit_code as outcome_exit
 from .runner import InstanceRun, current_data, effective_state, load_workflow, runner_alive
+from .serial import serializer as _serializer
 from .settings import Settings, load_settings
-from .store import ConcurrentUpdate, InstanceRow, InstanceStore, now_iso, open_store
-from .variables import check_variables
-
-
-@cache
-def _serializer() -> Any:
-    from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
-    from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
-
-    return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(SPIFF_CONFIG))
+from .store import InstanceRow, InstanceStore, now_iso, open_store
+from .variables import check_variables, retry_variables
 
 
 def run_cancel_actions(data: dict) -> list[dict]:
@@ -79,7 +72,7 @@ def start_lane(spec: Any) -> str | None:
     return None
 
 
-class WorkflowService:
+class WorkflowService(TaskInbox, Handoff):
     """Processes, instances and user tasks under one ``Settings`` (default: from the environment)."""
 
     def __init__(self, settings: Settings | None = None, store: InstanceStore | None = None) -> None:
@@ -187,23 +180,6 @@ class WorkflowService:
         with runtime_secrets(lent):  # this run only; never stored
             return self._drive(run)
 
-    def _enqueue(self, run: InstanceRun, queue: str | None = None) -> None:
-        """Defer the job that runs ``run``'s instance; if the queue cannot take it, the instance says why."""
-        from .queue import DEFAULT_QUEUE, enqueue
-
-        try:
-            enqueue(self.settings, run.row.instance_id, queue or DEFAULT_QUEUE)
-        except ProcosError as exc:
-            run.row.error, run.row.outcome = f"could not be queued: {exc.message}", "error"
-            run.save("error", [history.entry("error", message=run.row.error, hint=exc.hint)], release=True)
-            raise
-
-    def continue_detached(self, instance_id: str, *, worker: str, stop_requested: Any = None) -> str:
-        """A worker's job: run a queued instance, or resume one whose worker died (see :mod:`.detached`)."""
-        from .detached import run_queued
-
-        return run_queued(self, instance_id, worker=worker, stop_requested=stop_requested or (lambda: False))
-
     def _deployment_environment(self, variables: dict) -> dict:
         """``variables`` with the deployment's environment; a different one asked for is refused."""
         env = self.settings.environment
@@ -248,7 +224,7 @@ class WorkflowService:
         if state not in ("error", "interrupted"):
             raise WorkflowError(f"instance {instance_id} is {state}; only error or interrupted instances retry",
                                 hint="a waiting instance continues with: procos task complete TASK_ID")
-        changed, lent = self._changed_variables(run, variables or {}, cwd)
+        changed, lent = retry_variables(run.started_entry().get("declared"), current_data(run.wf), variables or {}, cwd)
         entries = [history.entry("retry", by=user, previous_state=state)]
         touched = []
         for task in run.wf.get_tasks(state=TaskState.ERROR)[:1]:
@@ -267,25 +243,6 @@ class WorkflowService:
         run.claim(entries)
         with runtime_secrets(lent):
             return self._drive(run)
-
-    def _changed_variables(self, run: InstanceRun, variables: dict, cwd: str | Path | None
-                           ) -> tuple[dict, dict]:
-        """Checked, normalized ``variables`` for a retry (and the passwords they carry, for this run)."""
-        from .variables import Variable
-
-        if not variables:
-            return {}, {}
-        bad = non_json_paths(variables, "variables")
-        if bad:
-            raise InvalidVariables(f"process variables must be JSON values: {', '.join(bad)}")
-        if "environment" in variables and variables["environment"] != current_data(run.wf).get("environment"):
-            raise InvalidVariables("the environment of an instance cannot be changed",
-                                   hint="start a new instance in the other deployment")
-        declared = run.started_entry().get("declared")
-        decls = [Variable(**{**d, "choices": tuple(d.get("choices") or ())}) for d in declared] \
-            if declared is not None else None
-        checked = check_variables(decls, variables, Path(cwd or Path.cwd()), partial=True)
-        return redact_value(checked), secret_strings(checked)
 
     def cancel_instance(self, instance_id: str, user: Identity | str | None = None) -> dict:
         run = self._open(instance_id)
@@ -308,119 +265,6 @@ class WorkflowService:
         run.emit("instance_finished", {"process": run.row.process, "state": "cancelled", "outcome": "cancelled"})
         return self._result(run, "cancelled")
 
-    # --- user tasks -----------------------------------------------------------------------------
-
-    def list_tasks(self, user: Identity | str | None = None) -> list[dict]:
-        """The waiting user tasks ``user`` may complete (lane role held, separation of duties)."""
-        actor = self._actor(user, "list tasks")
-        starters = {r.instance_id: r.started_by for r in self.store.list_instances()}
-        return [self._describe_task(t, self.store.get_instance(t.instance_id)) for t in self.store.list_tasks()
-                if refusal(actor, t.lane, started_by=starters.get(t.instance_id, ""),
-                           environment=t.environment) is None]
-
-    def show_task(self, task_id: str) -> dict:
-        """One waiting task in full: what is to be decided, the instance's request, who may decide."""
-        found = self.store.find_task(task_id)
-        if found is None:
-            raise TaskNotFound(f"no waiting task {task_id!r} (already completed, or never existed)",
-                               hint="procos task list shows the tasks you may complete")
-        row = self.store.get_instance(found.instance_id)
-        data = current_data(load_workflow(_serializer(), row.state_json))
-        return {**self._describe_task(found, row, data), "data": data, "environment": found.environment,
-                "separation_of_duties": found.environment != "dev"}
-
-    def _describe_task(self, t: Any, row: InstanceRow | None, data: dict | None = None) -> dict:
-        """A task with what is to be approved: the request's source/target/bundle and its figures."""
-        problem = None
-        if data is None and row is not None:
-            try:
-                data = current_data(load_workflow(_serializer(), row.state_json))
-            except WorkflowError as exc:  # one unreadable instance must not hide everyone's inbox
-                problem = exc.message
-        data = data or {}
-        subject = {k: data[k] for k in ("source", "target", "bundle", "out_dir", "mode", "snapshot_id",
-                                        "content_hash", "record_count", "bytes", "signature") if k in data}
-        return {"task_id": t.task_id, "instance_id": t.instance_id, "process": t.process, "name": t.name,
-                "lane": t.lane, "started_by": row.started_by if row else None,
-                "waiting_since": row.updated_at if row else None, "subject": subject,
-                **({"problem": problem} if problem else {})}
-
-    def complete_task(self, task_id: str, user: Identity | str | None, approve: bool,
-                      comment: str | None = None, *, wait: bool = True) -> dict:
-        """Record ``user``'s decision on a waiting task and run the instance on (``wait=False``: in a
-        background runner). Refusals (role, four eyes) raise NotAuthorized and are audited; a task
-        completed meanwhile raises TaskNotFound."""
-        from SpiffWorkflow.util.task import TaskState
-
-        actor = self._actor(user, "complete a task")
-        found = self.store.find_task(task_id)
-        if found is None:
-            raise TaskNotFound(f"no waiting task {task_id!r} (already completed, or never existed)",
-                               hint="procos task list shows the tasks you may complete")
-        try:
-            run = self._open(found.instance_id)
-        except InstanceBusy as exc:  # another approver's command is running the instance on right now
-            raise TaskNotFound(f"task {task_id} was already completed by someone else (its instance is running)",
-                               hint=f"procos instance show {found.instance_id}") from exc
-        task = run.wf.get_task_from_id(uuid.UUID(task_id))
-        if task is None or task.state != TaskState.READY or not task.task_spec.manual:
-            raise TaskNotFound(f"task {task_id} is no longer waiting")
-        why = refusal(actor, task.task_spec.lane, started_by=run.row.started_by,
-                      environment=str(task.data.get("environment", "prod")))
-        if why:
-            self._refuse(actor, "approve" if approve else "reject", why, run.row.instance_id,
-                         **history.task_fields(task))
-            raise NotAuthorized(f"task {task_id}: {why}", hint="ask a user holding the lane's role")
-        task.set_data(approved=bool(approve), approver=actor.name, comment=comment or "")
-        task.run()
-        action = history.entry("user_action", by=actor.name, via=actor.via, decision="approve" if approve else "reject",
-                               comment=comment or "", lane=task.task_spec.lane, **history.task_fields(task))
-        from .queue import workers_running
-
-        detach = workers_running(self.store, self.settings)
-        try:
-            if detach:  # workers run: the instance continues on one of them
-                run.save("queued", [action, history.entry("queued", by=actor.name, queue="procos")])
-            elif not wait:
-                return self._hand_off(run, [action], {})
-            else:
-                run.claim([action])
-        except ConcurrentUpdate as exc:
-            raise TaskNotFound(f"task {task_id} was already completed by someone else",
-                               hint=f"procos instance show {found.instance_id}") from exc
-        if detach:
-            self._enqueue(run)
-            return self._result(run, "queued")
-        return self._drive(run)
-
-    # --- background runners ---------------------------------------------------------------------
-
-    def _hand_off(self, run: InstanceRun, entries: list[dict], lent: dict[str, str]) -> dict:
-        """Save ``entries`` with a new background process recorded as the runner, then let it go."""
-        from . import background
-
-        child = background.spawn(self.settings, run.row.instance_id)
-        try:
-            run.save("running", entries, runner=background.identity_of(child))
-        except BaseException:
-            background.abandon(child)
-            raise
-        background.release(child, lent)
-        return self._result(run, "running")
-
-    def run_handed_over(self, instance_id: str, pid: int) -> InstanceRun | None:
-        """The instance handed to runner process ``pid`` (see :mod:`.background`), else None."""
-        import socket
-
-        row = self.store.get_instance(instance_id)
-        if row.status != "running" or row.runner_pid != pid or row.runner_host != socket.gethostname():
-            return None
-        return InstanceRun(self.settings, self.store, row, load_workflow(_serializer(), row.state_json),
-                           _serializer())
-
-    def drive_handed_over(self, run: InstanceRun) -> dict:
-        """Run a handed-over instance until it waits, completes or fails."""
-        return self._drive(run)
 
     # --- helpers --------------------------------------------------------------------------------
 

@@ -203,3 +203,25 @@ def _readable(value: str, cwd: Path) -> Path:
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def retry_variables(declared: list[dict] | None, current: dict[str, Any], variables: dict[str, Any],
+                    cwd: str | Path | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """The variables a retry changes, checked like at start (``declared``: as the ``started`` entry recorded
+    them), redacted for storing, and the passwords they carry for this run only."""
+    from engine.secrets import redact_value, secret_strings
+
+    from .context import non_json_paths
+
+    if not variables:
+        return {}, {}
+    bad = non_json_paths(variables, "variables")
+    if bad:
+        raise InvalidVariables(f"process variables must be JSON values: {', '.join(bad)}")
+    if "environment" in variables and variables["environment"] != current.get("environment"):
+        raise InvalidVariables("the environment of an instance cannot be changed",
+                               hint="start a new instance in the other deployment")
+    decls = [Variable(**{**d, "choices": tuple(d.get("choices") or ())}) for d in declared] \
+        if declared is not None else None
+    checked = check_variables(decls, variables, Path(cwd or Path.cwd()), partial=True)
+    return redact_value(checked), secret_strings(checked)
