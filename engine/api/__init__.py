@@ -4,7 +4,7 @@ The CLI, the BPMN script tasks and the web panel call only these functions. Each
 is given (or ``$VECTOR_ENDPOINT`` when ``uri`` is None) and closes it before returning. Heavy
 libraries (FAISS, psycopg, pyarrow) are imported by the code that needs them, never here.
 
-- stores: :mod:`engine.api.stores` (seed, stats, query, pause/resume)
+- stores: :mod:`engine.api.stores` (seed, stats, query); the freeze flag: :mod:`engine.api.freeze`
 - snapshots, validation and drills: :mod:`engine.api.snapshots`
 - drift detection: :mod:`engine.api.drift`
 """
@@ -12,6 +12,7 @@ libraries (FAISS, psycopg, pyarrow) are imported by the code that needs them, ne
 from __future__ import annotations
 
 from .drift import drift_check
+from .freeze import freeze_holder, is_paused, pause_ingestion, renew_pause, resume_ingestion
 from .snapshots import (
     abort_export,
     check_package,
@@ -35,16 +36,7 @@ from .snapshots import (
     verify_snapshot,
     write_drill_report,
 )
-from .stores import (
-    is_paused,
-    load_query_vector,
-    opened,
-    pause_ingestion,
-    query_store,
-    resume_ingestion,
-    seed_store,
-    store_stats,
-)
+from .stores import load_query_vector, opened, query_store, seed_store, store_stats
 
 __all__ = [
     "abort_export",
@@ -55,6 +47,7 @@ __all__ = [
     "export_embeddings",
     "export_snapshot",
     "finish_export",
+    "freeze_holder",
     "import_chain",
     "import_snapshot",
     "is_paused",
@@ -68,6 +61,7 @@ __all__ = [
     "query_store",
     "rebuild_search",
     "register_artifacts",
+    "renew_pause",
     "resume_ingestion",
     "scratch_store_uri",
     "snapshot_catalog",

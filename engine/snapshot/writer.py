@@ -12,7 +12,7 @@ import logging
 import os
 import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -271,28 +271,28 @@ def export_snapshot(repo: VectorRepository, out_dir: str | os.PathLike[str], *,
                     shard_rows: int | None = None) -> ExportResult:
     """Export ``repo`` into a new bundle inside the snapshots folder ``out_dir``.
 
-    With ``freeze`` the store's freeze flag is set for the duration and cleared on every exit path
-    (unless it was already set before, in which case it is left set). On any failure the staging
-    folder is removed and nothing that looks like a bundle is left behind. ``shard_rows`` is the
-    number of rows per ``embeddings/part-NNNNN.parquet`` shard (default 100,000).
+    With ``freeze`` the store's freeze flag is held as a leased freeze for the duration (renewed by
+    a thread, cleared on every exit path; a killed export leaves it stale, and the next writer or
+    export clears it), unless it was already set by an operator or a live holder, in which case it
+    is left as it was. On any failure the staging folder is removed and nothing that looks like a
+    bundle is left behind; staging folders of earlier exports whose writer is gone are removed when
+    this one starts. ``shard_rows`` is the number of rows per ``embeddings/part-NNNNN.parquet``
+    shard (default 100,000). A stale freeze cleared on the way is reported in ``warnings``.
     """
+    from .freezing import held_freeze
+
     if shard_rows is not None:
         from .shards import check_shard_rows
 
         check_shard_rows(shard_rows)
     staging = start_bundle(out_dir)
-    paused_here = False
     try:
-        if freeze and not repo.is_paused():
-            repo.pause_ingestion()
-            paused_here = True
-        dump_embeddings(repo, staging, compression_level, batch_size=batch_size, shard_rows=shard_rows)
-        package_artifacts(repo, staging, artifacts_dir, max_log_bytes=max_log_bytes)
-        return finish_bundle(staging, source_env=source_env, pack=pack)
+        with held_freeze(repo, freeze) as notes:
+            dump_embeddings(repo, staging, compression_level, batch_size=batch_size, shard_rows=shard_rows)
+            package_artifacts(repo, staging, artifacts_dir, max_log_bytes=max_log_bytes)
+            result = finish_bundle(staging, source_env=source_env, pack=pack)
     except BaseException:
         if staging.exists():
             abort_bundle(staging)
         raise
-    finally:
-        if paused_here:
-            repo.resume_ingestion()
+    return replace(result, warnings=(*notes, *result.warnings))
