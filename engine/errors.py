@@ -122,6 +122,17 @@ class UnsafeArchive(BundleError):
     """A ``.tar.zst`` holds an entry that could escape or abuse the unpack directory."""
 
 
+class ArchiveDamaged(UnsafeArchive):
+    """A ``.tar.zst`` is not exactly what ``pack`` writes: truncated, bytes appended, a second zstd frame,
+    undecodable, or data after the tar's end. ``path`` is the archive's file name."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, hint: str | None = None, path: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+
+
 class UnsupportedSchemaVersion(BundleError):
     """A bundle's schema_version is newer than this tool knows (or otherwise unknown)."""
 

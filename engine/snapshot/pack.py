@@ -1,8 +1,8 @@
 """Pack a bundle folder into a reproducible ``<bundle name>.tar.zst`` next to it.
 
 Reproducible: entries sorted by path under the top folder ``<bundle name>/``, PAX format, owner
-0:0 with empty user/group names, mtime 0, mode 0755 for folders and 0644 for files, zstd (level 6
-by default, single-threaded, streamed). The same bundle always packs to the same bytes, and the
+0:0 with empty user/group names, mtime 0, mode 0755 for folders and 0644 for files, one zstd frame
+(level 6 by default, single-threaded, streamed, with its content checksum). The same bundle always packs to the same bytes, and the
 archive unpacks with ``tar --use-compress-program=unzstd -xf`` or ``zstd -dc X | tar x``.
 """
 
@@ -59,7 +59,7 @@ def pack_bundle(bundle: str | os.PathLike[str], *, level: int = 6) -> Path:
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as raw:
-            compressor = zstandard.ZstdCompressor(level=level, threads=0)
+            compressor = zstandard.ZstdCompressor(level=level, threads=0, write_checksum=True)
             with compressor.stream_writer(raw, closefd=False) as zfh:
                 with tarfile.open(fileobj=zfh, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                     for name, path in _entries(root):

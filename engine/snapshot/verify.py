@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import BundleError, BundleInvalid, UnsupportedSchemaVersion
+from engine.errors import ArchiveDamaged, BundleError, BundleInvalid, UnsupportedSchemaVersion
 
 from . import checksums, layout, manifest
 from .data_checks import check_embeddings
@@ -72,11 +72,19 @@ def default_workers() -> int:
 
 def verify_bundle(path: str | os.PathLike[str], *, tmp_dir: str | None = None,
                   max_workers: int | None = None) -> VerifyReport:
-    """Verify a bundle folder or ``.tar.zst`` (unpacked safely into a temporary folder first)."""
+    """Verify a bundle folder or ``.tar.zst`` (unpacked safely into a temporary folder first).
+
+    A damaged archive (truncated, bytes appended, a second zstd frame, data after the tar's end)
+    is one finding on the archive's file name; a hostile one raises UnsafeArchive.
+    """
     from .reader import open_bundle
 
-    with open_bundle(path, tmp_dir=tmp_dir) as root:
-        report = verify_dir(root, max_workers=max_workers)
+    try:
+        with open_bundle(path, tmp_dir=tmp_dir) as root:
+            report = verify_dir(root, max_workers=max_workers)
+    except ArchiveDamaged as exc:  # a changed archive is a verification failure like any other change
+        report = VerifyReport(str(path))
+        report.add(exc.path or Path(path).name, exc.message, "archive", exc.hint)
     report.path = str(path)
     return report
 
