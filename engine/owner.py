@@ -13,6 +13,7 @@ that another process can tell a live holder from the leftover of a killed one:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 from functools import lru_cache
@@ -93,3 +94,24 @@ def describe(owner: dict[str, Any] | None) -> str:
     elif owner.get("kind"):
         text += f" ({owner['kind']})"
     return text
+
+
+def _host_key() -> str:
+    return hashlib.sha256(f"{socket.gethostname()}\0{boot_id()}".encode()).hexdigest()[:8]
+
+
+def token() -> str:
+    """A short file-name-safe name of the calling process: ``<host and boot hash>-<pid>-<start ms>``."""
+    me = this_process()
+    return f"{_host_key()}-{me['pid']}-{int(round((me['started'] or 0) * 1000))}"
+
+
+def token_alive(text: str) -> bool | None:
+    """:func:`alive` for a :func:`token`: None when it is another host's (or another boot's) or unreadable."""
+    parts = text.split("-")
+    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+        return None
+    if parts[0] != _host_key():
+        return None
+    return alive({"host": socket.gethostname(), "boot_id": boot_id(), "pid": int(parts[1]),
+                  "started": int(parts[2]) / 1000})

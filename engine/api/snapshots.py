@@ -217,6 +217,17 @@ def snapshot_catalog(folder: str | Path, *, quick: bool = False) -> dict[str, An
     return snapshot.check_catalog(folder, quick=quick)
 
 
+def remove_stale_staging(folder: str | Path) -> dict[str, Any]:
+    """Remove the leftovers of killed exports and packs in snapshots folder ``folder`` whose writer is gone.
+
+    Returns ``{"folder", "removed": [{"path", "kind", "age_seconds", "writer", "writer_alive"}]}``;
+    a leftover whose writer is alive is never removed.
+    """
+    from engine.snapshot.staging import remove_stale
+
+    return {"folder": str(folder), "removed": remove_stale(folder)}
+
+
 def load_vectors(path: str | Path, uri: str | None, mode: str = "append", on_conflict: str = "version", *,
                  expected_content_hash: str | None = None) -> dict[str, Any]:
     """Import step: verify the bundle again and load its records only (an older bundle is migrated first).

@@ -165,13 +165,16 @@ def _chains(by_id: dict[str, dict[str, Any]], health: dict[str, tuple[str, str] 
 
 
 def check_catalog(folder: str | os.PathLike[str], *, quick: bool = False) -> dict[str, Any]:
-    """Lineage and health of every catalogued bundle: ``{"folder", "bundles", "problems", "ok"}``.
+    """Lineage and health of every catalogued bundle: ``{"folder", "bundles", "problems", "ok", "leftovers"}``.
 
     Each bundle is its catalog line plus ``location`` (folder or archive, None when gone),
     ``chain`` (snapshot ids from its full bundle to it, None when broken) and ``ok``. Problems
     (``{"bundle", "path", "code", "problem"}``) cover unreadable lines, duplicates, missing
     bundles, bundles that fail verification (skipped with ``quick``: then only the manifest is
     read), broken chains, and bundle folders of this folder that the catalog does not list.
+    ``leftovers`` lists unfinished exports and packs (:func:`.staging.leftovers`: path, kind, age,
+    writer, whether it is alive); they are not problems of the catalogued bundles, and the next
+    export into the folder removes those whose writer is gone.
     """
     root = Path(folder)
     if not root.is_dir():
@@ -202,4 +205,7 @@ def check_catalog(folder: str | os.PathLike[str], *, quick: bool = False) -> dic
         name = layout.archive_stem(child) if layout.is_archive(child) else child.name
         if layout.is_bundle_name(name) and name not in listed:
             problems.append(_problem(None, child.name, "uncatalogued", f"{child.name} is not in {layout.CATALOG}"))
-    return {"folder": str(root), "bundles": bundles, "problems": problems, "ok": not problems}
+    from .staging import leftovers
+
+    return {"folder": str(root), "bundles": bundles, "problems": problems, "ok": not problems,
+            "leftovers": leftovers(root)}

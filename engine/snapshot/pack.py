@@ -12,6 +12,7 @@ import os
 import tarfile
 from pathlib import Path
 
+from engine import owner
 from engine.errors import BundleError
 
 from . import layout
@@ -56,7 +57,7 @@ def pack_bundle(bundle: str | os.PathLike[str], *, level: int = 6) -> Path:
         raise BundleError(f"{root} is not a finished bundle (no manifest.json)",
                           hint="pack a folder written by export_snapshot")
     target = layout.archive_path(root)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp = layout.pack_temp_path(target, owner.token())
     try:
         with open(tmp, "wb") as raw:
             compressor = zstandard.ZstdCompressor(level=level, threads=0, write_checksum=True)

@@ -1,9 +1,17 @@
-"""The staging folder an export is written in, and the step state it carries on disk.
+"""The staging folder an export is written in, the step state it carries on disk, and its leftovers.
 
 ``start_bundle`` creates ``.knowledge_snapshot_YYYYMMDD_HHMMSS_tmp-XXXX`` in the snapshots folder;
 each later step (possibly in another process) records its results in ``.export_state.json`` inside
 it, and ``finish_bundle`` reads them. A staging folder is hidden and has no manifest, so it never
 looks like a finished bundle; ``abort_bundle`` removes it.
+
+The state records the folder's *writer* (:mod:`engine.owner`: host, boot, pid, start time): the
+process that created it, taken over by each later step that works in it. A killed export leaves
+its staging folder behind (so does a killed ``pack``: a hidden ``.<archive>.tmp-<writer>`` file).
+:func:`leftovers` lists them with their age and whether their writer is alive (``snapshot catalog``
+shows them), and :func:`remove_stale` removes those whose writer is gone (never a live one);
+``start_bundle`` calls it, so the next export into the same folder cleans up. A leftover without a
+readable writer record is removed once it is older than :data:`GRACE_SECONDS`.
 """
 
 from __future__ import annotations
@@ -12,11 +20,13 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from engine import owner
 from engine.errors import BundleError
 
 from . import layout
@@ -38,19 +48,38 @@ def fsync_tree_dirs(root: Path) -> None:
 
 
 def start_bundle(out_dir: str | os.PathLike[str], *, now: datetime | None = None) -> Path:
-    """Create a staging folder in the snapshots folder ``out_dir`` (created if missing); return it."""
+    """Create a staging folder in the snapshots folder ``out_dir`` (created if missing); return it.
+
+    Leftovers of earlier exports into ``out_dir`` whose writer is gone are removed first.
+    """
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale(out)
     when = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     stem = layout.bundle_stem(when)
     staging = Path(tempfile.mkdtemp(prefix=layout.staging_prefix(stem), dir=out))
-    write_state(staging, {
-        "stem": stem,
-        "snapshot_id": str(uuid.uuid4()),
-        "created_utc": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    })
-    fsync_dir(out)
+    try:
+        write_state(staging, {
+            "stem": stem,
+            "snapshot_id": str(uuid.uuid4()),
+            "created_utc": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "writer": owner.this_process(kind="export"),
+        })
+        fsync_dir(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return staging
+
+
+def claim(staging: str | os.PathLike[str]) -> dict[str, Any]:
+    """Record the calling process as the staging folder's writer (a later step, maybe after a restart)."""
+    state = read_state(staging)
+    me = owner.this_process(kind="export")
+    if not owner.same_process(state.get("writer"), me):
+        state["writer"] = me
+        write_state(Path(staging), state)
+    return state
 
 
 def read_state(staging: str | os.PathLike[str]) -> dict[str, Any]:
@@ -116,3 +145,66 @@ def publish(staging: Path, out_dir: Path, stem: str) -> Path:
         fsync_dir(out_dir)
         return candidate
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+GRACE_SECONDS = 3600.0
+
+
+def leftovers(folder: str | os.PathLike[str], *, now: float | None = None) -> list[dict[str, Any]]:
+    """The unfinished exports (staging folders) and packs (temporary archives) in snapshots folder ``folder``.
+
+    Each is ``{"path", "kind": "staging"|"pack", "age_seconds", "writer", "writer_alive"}``, sorted by
+    path; ``writer_alive`` is None when it cannot be told (another host, or no readable record).
+    """
+    root = Path(folder)
+    now = time.time() if now is None else now
+    found: list[dict[str, Any]] = []
+    try:
+        children = sorted(root.iterdir())
+    except OSError:
+        return found
+    for child in children:
+        if layout.is_staging_name(child.name) and child.is_dir() and not child.is_symlink():
+            writer = _writer_of(child)
+            found.append({"path": child.name, "kind": "staging", "age_seconds": _age(child, now),
+                          "writer": writer, "writer_alive": owner.alive(writer) if writer else None})
+        elif (token := layout.pack_temp_writer(child.name)) is not None and child.is_file():
+            found.append({"path": child.name, "kind": "pack", "age_seconds": _age(child, now),
+                          "writer": {"token": token}, "writer_alive": owner.token_alive(token)})
+    return found
+
+
+def remove_stale(folder: str | os.PathLike[str], *, now: float | None = None) -> list[dict[str, Any]]:
+    """Remove the leftovers in ``folder`` whose writer is gone; return them (as :func:`leftovers` gives them).
+
+    A leftover whose writer is alive (or on another host) is kept; one without a writer record is
+    removed once older than :data:`GRACE_SECONDS`.
+    """
+    removed = []
+    for item in leftovers(folder, now=now):
+        alive = item["writer_alive"]
+        unknown = item["writer"] is None or "token" in item["writer"]
+        if alive is False or (alive is None and unknown and item["age_seconds"] > GRACE_SECONDS):
+            path = Path(folder) / item["path"]
+            if item["kind"] == "staging":
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            if not path.exists():
+                removed.append(item)
+    return removed
+
+
+def _writer_of(staging: Path) -> dict[str, Any] | None:
+    try:
+        writer = json.loads(layout.state_path(staging).read_text(encoding="utf-8")).get("writer")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return writer if isinstance(writer, dict) else None
+
+
+def _age(path: Path, now: float) -> float:
+    try:
+        return round(max(0.0, now - path.stat().st_mtime), 1)
+    except OSError:
+        return 0.0

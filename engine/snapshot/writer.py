@@ -23,10 +23,10 @@ from . import checksums, layout, manifest
 from .pipeline import checked, prefetch
 from .staging import (
     abort_bundle,
+    claim,
     fsync_dir,
     fsync_tree_dirs,
     publish,
-    read_state,
     require,
     start_bundle,
     update_state,
@@ -101,7 +101,7 @@ def write_embeddings(staging_dir: str | os.PathLike[str], batches: Iterable[Reco
     from .shards import DEFAULT_SHARD_ROWS, ShardedWriter
 
     staging = Path(staging_dir)
-    read_state(staging)
+    claim(staging)  # this process works in it now
     if not 1 <= compression_level <= 22:
         raise BundleError(f"compression level must be between 1 and 22, got {compression_level}")
     shard_rows = DEFAULT_SHARD_ROWS if shard_rows is None else shard_rows
@@ -168,7 +168,7 @@ def write_artifacts(staging_dir: str | os.PathLike[str], stores: list[ArtifactSt
     from engine.repository.artifacts import check_artifact_path
 
     staging = Path(staging_dir)
-    read_state(staging)
+    claim(staging)  # this process works in it now
     sources: dict[str, ArtifactStore] = {}
     for store in stores:
         sources.update({info.path: store for info in store.list()})
@@ -198,7 +198,7 @@ def finish_bundle(staging_dir: str | os.PathLike[str], *, source_env: str | None
     properties to the manifest (a migration's ``migrated_from``).
     """
     staging = Path(staging_dir)
-    state = read_state(staging)
+    state = claim(staging)
     emb = require(state, "embeddings", "dump_embeddings")
     art = require(state, "artifacts", "package_artifacts")
     if "shards" not in emb:
