@@ -5,13 +5,14 @@ is given (or ``$VECTOR_ENDPOINT`` when ``uri`` is None) and closes it before ret
 libraries (FAISS, psycopg, pyarrow) are imported by the code that needs them, never here.
 
 - stores: :mod:`engine.api.stores` (seed, stats, query); the freeze flag: :mod:`engine.api.freeze`
-- snapshots, validation and drills: :mod:`engine.api.snapshots`
+- snapshots: :mod:`engine.api.snapshots`; validation and drills: :mod:`engine.api.drills`
 - drift detection: :mod:`engine.api.drift`
 """
 
 from __future__ import annotations
 
 from .drift import drift_check
+from .drills import scratch_store_uri, validate, write_drill_report
 from .freeze import freeze_holder, is_paused, pause_ingestion, renew_pause, resume_ingestion
 from .snapshots import (
     abort_export,
@@ -30,12 +31,9 @@ from .snapshots import (
     rebuild_search,
     register_artifacts,
     remove_stale_staging,
-    scratch_store_uri,
     snapshot_catalog,
     start_export,
-    validate,
     verify_snapshot,
-    write_drill_report,
 )
 from .stores import load_query_vector, opened, query_store, seed_store, store_stats
 

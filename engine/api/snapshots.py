@@ -1,13 +1,17 @@
-"""Snapshot, validation and drill operations of the front door."""
+"""Snapshot, validation and drill operations of the front door.
+
+Each function is a boundary: an OSError from the filesystem (a folder that cannot be created, a
+full disk, a missing file) leaves it as a typed :class:`~engine.errors.PathError` (or
+:class:`~engine.errors.DiskFull`) naming the path, with a hint.
+"""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
-from engine.errors import BundleInvalid, InvalidInput
+from engine.errors import BundleInvalid, InvalidInput, os_errors
 
 from .stores import opened
 
@@ -29,6 +33,7 @@ def _mode(mode: str) -> str:
 # --- export --------------------------------------------------------------------------------------
 
 
+@os_errors("export the snapshot")
 def export_snapshot(uri: str | None, out_dir: str | Path, *, artifacts_dir: str | Path | None = None,
                     pack: bool = False, compression_level: int = 6, freeze: bool = False,
                     source_env: str | None = None, shard_rows: int | None = None) -> dict[str, Any]:
@@ -45,6 +50,7 @@ def export_snapshot(uri: str | None, out_dir: str | Path, *, artifacts_dir: str 
     return result.to_json()
 
 
+@os_errors("start the export")
 def start_export(out_dir: str | Path) -> str:
     """Step 1 of a stepwise export: reserve a staging folder in ``out_dir`` and return its path."""
     from engine import snapshot
@@ -52,6 +58,7 @@ def start_export(out_dir: str | Path) -> str:
     return str(snapshot.start_bundle(out_dir))
 
 
+@os_errors("write the embeddings")
 def export_embeddings(uri: str | None, staging: str | Path, compression_level: int = 6,
                       shard_rows: int | None = None) -> dict[str, Any]:
     """Step 2: stream the store's records into the staging folder's embeddings shards."""
@@ -61,6 +68,7 @@ def export_embeddings(uri: str | None, staging: str | Path, compression_level: i
         return snapshot.dump_embeddings(repo, staging, compression_level, shard_rows=shard_rows)
 
 
+@os_errors("write the artifacts")
 def export_artifacts(uri: str | None, staging: str | Path, artifacts_dir: str | Path | None = None
                      ) -> dict[str, Any]:
     """Step 3: copy the store's knowledge artifacts (plus ``artifacts_dir``) into the staging folder."""
@@ -70,6 +78,7 @@ def export_artifacts(uri: str | None, staging: str | Path, artifacts_dir: str | 
         return snapshot.package_artifacts(repo, staging, artifacts_dir)
 
 
+@os_errors("publish the bundle")
 def finish_export(staging: str | Path, source_env: str | None = None, pack: bool = False) -> dict[str, Any]:
     """Step 4: write checksums and the manifest, fsync, and publish the bundle under its final name."""
     from engine import snapshot
@@ -77,6 +86,7 @@ def finish_export(staging: str | Path, source_env: str | None = None, pack: bool
     return snapshot.finish_bundle(staging, source_env=source_env, pack=pack).to_json()
 
 
+@os_errors("remove the staging folder")
 def abort_export(staging: str | Path) -> None:
     """Remove an unfinished staging folder (after a failure or a rejection)."""
     from engine import snapshot
@@ -84,6 +94,7 @@ def abort_export(staging: str | Path) -> None:
     snapshot.abort_bundle(staging)
 
 
+@os_errors("pack the bundle")
 def pack_snapshot(bundle: str | Path, level: int = 6) -> dict[str, Any]:
     """Write the reproducible ``<bundle>.tar.zst`` next to the bundle."""
     from engine import snapshot
@@ -94,6 +105,7 @@ def pack_snapshot(bundle: str | Path, level: int = 6) -> dict[str, Any]:
 # --- verify, inspect, import -----------------------------------------------------------------------
 
 
+@os_errors("verify the bundle")
 def verify_snapshot(path: str | Path) -> dict[str, Any]:
     """Check every byte and count of a bundle: ``{"ok", "errors": [{"path","problem"}], "manifest"}``."""
     from engine import snapshot
@@ -101,6 +113,7 @@ def verify_snapshot(path: str | Path) -> dict[str, Any]:
     return snapshot.verify_bundle(path).to_json()
 
 
+@os_errors("read the bundle")
 def inspect_snapshot(path: str | Path) -> str:
     """A human summary of a bundle's manifest."""
     from engine import snapshot
@@ -108,6 +121,7 @@ def inspect_snapshot(path: str | Path) -> str:
     return snapshot.inspect_bundle(path)
 
 
+@os_errors("read the bundle")
 def check_package(path: str | Path) -> dict[str, Any]:
     """Read a bundle's manifest, check it against the schema and the known schema versions; return it."""
     from engine.snapshot import manifest, manifest_of
@@ -123,6 +137,7 @@ def check_package(path: str | Path) -> dict[str, Any]:
             "record_count": doc["record_count"], "content_hash": doc["content_hash"]}
 
 
+@os_errors("migrate the bundle")
 def migrate_snapshot(bundle: str | Path, out_dir: str | Path | None = None, *,
                      shard_rows: int | None = None) -> dict[str, Any]:
     """Write a schema_version 2 copy of the v1 ``bundle`` into ``out_dir`` (default: next to it); never edits it.
@@ -141,6 +156,7 @@ def migrate_snapshot(bundle: str | Path, out_dir: str | Path | None = None, *,
             "migrated_from": doc["migrated_from"]}
 
 
+@os_errors("import the bundle")
 def import_snapshot(path: str | Path | list[str | Path], uri: str | None, *, mode: str = "append",
                     on_conflict: str = "version", dry_run: bool = False) -> dict[str, Any]:
     """Verify the bundle, then load records and artifacts into ``uri`` (created with the bundle's settings).
@@ -175,6 +191,7 @@ def _plan(path: str | Path | list[str | Path], uri: str | None, mode: str, on_co
         return snapshot.plan_import(repo, path, mode, on_conflict)
 
 
+@os_errors("import the chain")
 def import_chain(paths: list[str | Path], uri: str | None, *, mode: str = "append", on_conflict: str = "version",
                  dry_run: bool = False) -> dict[str, Any]:
     """Verify a chain (full bundle, then its deltas oldest first) and its lineage, then apply it to ``uri``.
@@ -193,6 +210,7 @@ def import_chain(paths: list[str | Path], uri: str | None, *, mode: str = "appen
     return import_chain_into(_target(uri), paths, mode, on_conflict)
 
 
+@os_errors("export the delta")
 def export_delta(uri: str | None, base: str | Path, out_dir: str | Path, *, artifacts_dir: str | Path | None = None,
                  pack: bool = False, compression_level: int = 6, source_env: str | None = None,
                  shard_rows: int | None = None) -> dict[str, Any]:
@@ -210,6 +228,7 @@ def export_delta(uri: str | None, base: str | Path, out_dir: str | Path, *, arti
     return result.to_json()
 
 
+@os_errors("read the snapshots folder")
 def snapshot_catalog(folder: str | Path, *, quick: bool = False) -> dict[str, Any]:
     """Lineage and health of the bundles in ``folder``'s catalog: ``{"bundles","problems","ok","folder"}``."""
     from engine import snapshot
@@ -217,6 +236,7 @@ def snapshot_catalog(folder: str | Path, *, quick: bool = False) -> dict[str, An
     return snapshot.check_catalog(folder, quick=quick)
 
 
+@os_errors("clean the snapshots folder")
 def remove_stale_staging(folder: str | Path) -> dict[str, Any]:
     """Remove the leftovers of killed exports and packs in snapshots folder ``folder`` whose writer is gone.
 
@@ -228,6 +248,7 @@ def remove_stale_staging(folder: str | Path) -> dict[str, Any]:
     return {"folder": str(folder), "removed": remove_stale(folder)}
 
 
+@os_errors("load the bundle's records")
 def load_vectors(path: str | Path, uri: str | None, mode: str = "append", on_conflict: str = "version", *,
                  expected_content_hash: str | None = None) -> dict[str, Any]:
     """Import step: verify the bundle again and load its records only (an older bundle is migrated first).
@@ -243,6 +264,7 @@ def load_vectors(path: str | Path, uri: str | None, mode: str = "append", on_con
                        expected_content_hash=expected_content_hash)
 
 
+@os_errors("load the bundle's artifacts")
 def register_artifacts(path: str | Path, uri: str | None, mode: str = "append", *,
                        expected_content_hash: str | None = None) -> dict[str, Any]:
     """Import step: write the bundle's artifacts into the target's artifact store (verified, approved content)."""
@@ -253,6 +275,7 @@ def register_artifacts(path: str | Path, uri: str | None, mode: str = "append", 
         return snapshot.import_artifacts(repo, path, mode, expected_content_hash=expected_content_hash)
 
 
+@os_errors("rebuild the search indexes")
 def rebuild_search(uri: str | None) -> dict[str, Any]:
     """Import step: fold logs and (re)build the target's search indexes."""
     started = time.perf_counter()
@@ -277,56 +300,3 @@ def _target(uri: str | None) -> str:
     from engine.repository import parse_uri
 
     return uri if uri is not None else parse_uri(None).text
-
-
-# --- validation and drills ---------------------------------------------------------------------------
-
-
-def validate(source: str, target: str, *, queries: int = 20, k: int = 10, sample: int | None = None,
-             min_overlap: float | None = None, seed: int = 0, report_path: str | Path | None = None
-             ) -> dict[str, Any]:
-    """Compare ``target`` with ``source`` (store URIs or bundles); ``{"passed","failures","queries","mean_overlap",...}``."""
-    from engine.validation import validate as run
-
-    result = run(source, target, queries=queries, k=k, sample=sample, min_overlap=min_overlap, seed=seed,
-                 report_path=report_path)
-    out = result.to_json()
-    if report_path is not None:
-        out["report"] = str(report_path)
-    return out
-
-
-def scratch_store_uri(base_dir: str | Path) -> str:
-    """A URI for a fresh embedded pgvector store under ``base_dir`` (for DR drills)."""
-    base = Path(base_dir).resolve()
-    base.mkdir(parents=True, exist_ok=True)
-    n = 1
-    while (base / f"scratch_pg_{n}").exists():
-        n += 1
-    return f"postgresql+embedded:{base / f'scratch_pg_{n}'}"
-
-
-def write_drill_report(out_dir: str | Path, report: dict[str, Any]) -> dict[str, Any]:
-    """Write a DR drill report as JSON and Markdown in ``out_dir``; return both paths."""
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d_%H%M%S", time.gmtime())
-    json_path = folder / f"dr_drill_{stamp}.json"
-    n = 2
-    while json_path.exists():
-        json_path = folder / f"dr_drill_{stamp}_{n}.json"
-        n += 1
-    json_path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    md_path = json_path.with_suffix(".md")
-    validation = report.get("validation", {})
-    lines = [f"# DR drill: {'PASS' if validation.get('passed') else 'FAIL'}", "",
-             f"- Source: `{report.get('source')}`", f"- Bundle: `{report.get('bundle')}`",
-             f"- Scratch target: `{report.get('scratch')}`",
-             f"- Records restored: {report.get('record_count')}",
-             f"- Restore time: {report.get('restore_seconds')} s",
-             f"- Validation: passed={validation.get('passed')}, mean overlap {validation.get('mean_overlap')}",
-             ""]
-    for failure in validation.get("failures", []):
-        lines.append(f"- failure **{failure.get('check')}**: {failure.get('message')}")
-    md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return {"report": str(json_path), "markdown": str(md_path)}

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import IngestionPaused, InvalidInput, RecordNotFound
+from engine.errors import IngestionPaused, InvalidInput, RecordNotFound, os_errors
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,6 +49,7 @@ def _refuse_if_paused(repo: VectorRepository) -> None:
 # --- store operations ----------------------------------------------------------------------------
 
 
+@os_errors("seed the store")
 def seed_store(uri: str | None, count: int, dim: int, seed: int = 0, *, artifacts: bool = True,
                batch_size: int = 10_000) -> dict[str, Any]:
     """Bulk-load ``count`` deterministic synthetic records of ``dim`` dimensions (and the artifacts).

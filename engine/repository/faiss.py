@@ -41,7 +41,7 @@ from engine.records import (
     wins,
 )
 
-from . import freeze, resolve_settings
+from . import faiss_errors, freeze, resolve_settings
 from .artifacts import DirectoryArtifactStore
 from .base import Changes, Hit, StoreSettings, WriteResult
 from .faiss_index import (
@@ -373,7 +373,7 @@ class FaissRepository:
             return self._meta.count()
 
     def iter_batches(self, batch_size: int = 10_000) -> Iterator[RecordBatch]:
-        return iter_batches(self._meta.path, batch_size)
+        yield from iter_batches(self._meta.path, batch_size)
 
     def iter_records(self, batch_size: int = 1_000) -> Iterator[EmbeddingRecord]:
         for batch in self.iter_batches(batch_size):
@@ -460,3 +460,5 @@ class FaissRepository:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+
+faiss_errors.translate(FaissRepository)

@@ -112,6 +112,26 @@ class PgVectorRepository:
             self._conn = connect(self._dsn, self.uri)
         return self._conn
 
+    def _db_error(self, exc: psycopg.Error) -> StoreError:
+        """The typed error of a psycopg failure: a lost connection, a full server disk, or anything else."""
+        conn = self._conn
+        state = exc.sqlstate or ""
+        if isinstance(exc, psycopg.InterfaceError) or isinstance(exc, psycopg.OperationalError) and (
+                conn is None or conn.closed or conn.broken or not state or state.startswith(("08", "57P"))):
+            return self._lost(exc)  # this or a stream's own connection is gone (no SQLSTATE: client side)
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, psycopg.errors.DiskFull):
+            from engine.errors import DiskFull
+
+            return DiskFull(f"the PostgreSQL server of {self.uri} ran out of disk space: {detail}",
+                            hint="free space on the database server, then run it again; the operation was "
+                                 "rolled back")
+        if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+            return StoreError(f"PostgreSQL refused {self.uri}'s role: {detail}",
+                              hint="grant the role the privileges on the store's tables, or use another role")
+        return StoreError(f"PostgreSQL failed an operation on {self.uri}: {detail}",
+                          hint="check the server's log; the operation was rolled back, run it again")
+
     def _lost(self, exc: Exception) -> StoreError:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return StoreError(f"the PostgreSQL connection of {self.uri} failed: {first}",
@@ -369,23 +389,22 @@ class PgVectorRepository:
 
 
 def _translate_connection_errors(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a lost connection inside ``method`` into a StoreError with a hint (generators too)."""
-    lost = (psycopg.OperationalError, psycopg.InterfaceError)
+    """Turn a psycopg error inside ``method`` into a typed StoreError on one line with a hint (generators too)."""
     if inspect.isgeneratorfunction(method):
         @functools.wraps(method)
         def stream(self: PgVectorRepository, *args: Any, **kwargs: Any) -> Iterator[Any]:
             try:
                 yield from method(self, *args, **kwargs)
-            except lost as exc:
-                raise self._lost(exc) from exc
+            except psycopg.Error as exc:
+                raise self._db_error(exc) from exc
         return stream
 
     @functools.wraps(method)
     def call(self: PgVectorRepository, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
-        except lost as exc:
-            raise self._lost(exc) from exc
+        except psycopg.Error as exc:
+            raise self._db_error(exc) from exc
     return call
 
 

@@ -26,7 +26,7 @@ HINT = "the archive was changed or damaged after it was packed; pack the bundle 
 
 
 def _damaged(archive: Path, problem: str) -> ArchiveDamaged:
-    return ArchiveDamaged(f"{archive.name}: {problem}", hint=HINT, path=archive.name)
+    return ArchiveDamaged(f"{archive.name}: {problem}", hint=HINT, path=archive.name, problem=problem)
 
 
 def frame_end(fh: BinaryIO, archive: Path) -> int:

@@ -57,9 +57,9 @@ def _settings_problem(repo: VectorRepository, doc: dict[str, Any]) -> str | None
     return None
 
 
-def check_bundle(root: Path) -> dict[str, Any]:
-    """Verify the unpacked bundle at ``root``; return its manifest or raise (nothing written yet)."""
-    return verified_manifest(root, "the bundle", consequence="nothing was imported", purpose="import this bundle")
+def check_bundle(root: Path, name: object = "the bundle") -> dict[str, Any]:
+    """Verify the unpacked bundle at ``root`` (given as ``name``); return its manifest or raise (nothing written yet)."""
+    return verified_manifest(root, name, consequence="nothing was imported", purpose="import this bundle")
 
 
 @contextmanager
@@ -71,7 +71,7 @@ def open_current(src: str | os.PathLike[str], *, tmp_dir: str | None = None
     removed on exit. Raises like :func:`check_bundle` before anything is migrated.
     """
     with reader.open_bundle(src, tmp_dir=tmp_dir) as root:
-        doc = check_bundle(root)
+        doc = check_bundle(root, src)
         if manifest.version_of(doc) == manifest.SCHEMA_VERSION:
             yield root, doc, None
             return
@@ -108,7 +108,7 @@ def plan_import(repo: VectorRepository | None, src: str | os.PathLike[str], mode
         raise InvalidInput(f"import mode must be append or replace, got {mode!r}")
     rule = _rule(on_conflict)
     with reader.open_bundle(src) as root:
-        doc = check_bundle(root)
+        doc = check_bundle(root, src)
         refuse_delta(doc, src)
         problem = _settings_problem(repo, doc) if repo is not None else None
         return {"source": str(src), "schema_version": doc["schema_version"],
@@ -147,7 +147,7 @@ def import_artifacts(repo: VectorRepository, src: str | os.PathLike[str], mode: 
                      expected_content_hash: str | None = None) -> dict[str, Any]:
     """The artifacts half of :func:`import_snapshot` (verifies the whole bundle first)."""
     with reader.open_bundle(src) as root:
-        doc = check_bundle(root)
+        doc = check_bundle(root, src)
         refuse_delta(doc, src)
         check_expected(doc, src, expected_content_hash)
         return {"artifacts": _register(repo, root, mode)}

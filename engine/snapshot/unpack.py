@@ -91,11 +91,11 @@ def safe_unpack(archive: str | os.PathLike[str], dest_parent: str | os.PathLike[
     except tarfile.TarError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ArchiveDamaged(f"{archive.name} is not a readable tar archive ({exc})", hint=HINT,
-                             path=archive.name) from exc
+                             path=archive.name, problem=f"is not a readable tar archive ({exc})") from exc
     except zstandard.ZstdError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ArchiveDamaged(f"{archive.name} is not a readable zstd stream ({exc})", hint=HINT,
-                             path=archive.name) from exc
+                             path=archive.name, problem=f"is not a readable zstd stream ({exc})") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -192,6 +192,6 @@ def _copy_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, ar
             chunk = source.read(min(CHUNK, remaining))
             if not chunk:
                 raise ArchiveDamaged(f"{archive.name}: member {member.name!r} is truncated", hint=HINT,
-                                     path=archive.name)
+                                     path=archive.name, problem=f"member {member.name!r} is truncated")
             out.write(chunk)
             remaining -= len(chunk)

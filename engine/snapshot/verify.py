@@ -24,6 +24,8 @@ from engine.errors import ArchiveDamaged, BundleError, BundleInvalid, Unsupporte
 from . import checksums, layout, manifest
 from .data_checks import check_embeddings
 
+MAX_NAMED = 5  # files named in a verification failure's one-line message
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -84,7 +86,7 @@ def verify_bundle(path: str | os.PathLike[str], *, tmp_dir: str | None = None,
             report = verify_dir(root, max_workers=max_workers)
     except ArchiveDamaged as exc:  # a changed archive is a verification failure like any other change
         report = VerifyReport(str(path))
-        report.add(exc.path or Path(path).name, exc.message, "archive", exc.hint)
+        report.add(exc.path or Path(path).name, exc.problem, "archive", exc.hint)
     report.path = str(path)
     return report
 
@@ -101,7 +103,9 @@ def verified_manifest(root: Path, name: object, *, consequence: str, purpose: st
                                        hint=f"upgrade procos-knowledge to {purpose}")
     if not report.ok:
         first = report.errors[0]
-        raise BundleInvalid(f"{name} failed verification with {len(report.errors)} problem(s), e.g. "
+        paths = list(dict.fromkeys(f.path for f in report.errors))
+        where = ", ".join(paths[:MAX_NAMED]) + (f" and {len(paths) - MAX_NAMED} more" if len(paths) > MAX_NAMED else "")
+        raise BundleInvalid(f"{name} failed verification with {len(report.errors)} problem(s) in {where}, e.g. "
                             f"{first.path}: {first.problem}; {consequence}",
                             [f.to_json() for f in report.errors],
                             hint="run procos snapshot verify for the full list; export the bundle again "
