@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import inspect
 import os
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -234,23 +235,25 @@ _FULL_HINT = ("free space on the filesystem holding {path} (or raise the file si
               "location, then run it again; nothing unfinished was published")
 
 
-def os_error(exc: OSError, action: str) -> PathError:
-    """The typed error of an OSError raised while trying to ``action`` (``"export the snapshot"``).
+def os_error(exc: OSError, action: str, place: object = None) -> PathError:
+    """The typed error of an OSError raised while trying to ``action`` (``"export the snapshot into X"``).
 
-    The message names the file or folder and what the system said; the hint says what to do.
+    The message names the file or folder (the error's own, else ``place``) and what the system said;
+    the hint says what to do.
     """
     code = exc.errno if isinstance(exc.errno, int) else _errno_in(str(exc))
-    path = exc.filename if exc.filename is not None else None
+    path = exc.filename
     where = f" {path}" if path is not None else ""
     if exc.filename2 is not None:
         where += f" -> {exc.filename2}"
     reason = exc.strerror or (os.strerror(code) if code else " ".join(str(exc).split()) or type(exc).__name__)
     target = exc.filename2 if exc.filename2 is not None else path  # a rename fails on its destination
-    shown = target if target is not None else "the target location"
+    shown = target if target is not None else (place if place is not None else "the target location")
+    message = f"cannot {action}: {reason}{':' if where else ''}{where}"
     if code in _FULL:
-        return DiskFull(f"cannot {action}: {reason}{':' if where else ''}{where}", hint=_FULL_HINT.format(path=shown))
+        return DiskFull(message, hint=_FULL_HINT.format(path=shown))
     hint = _HINTS.get(code or -1, "check the path and the filesystem, then run it again")
-    return PathError(f"cannot {action}: {reason}{':' if where else ''}{where}", hint=hint.format(path=shown))
+    return PathError(message, hint=hint.format(path=shown))
 
 
 def _errno_in(text: str) -> int | None:
@@ -263,16 +266,29 @@ def _errno_in(text: str) -> int | None:
     return None
 
 
-def os_errors(action: str) -> Callable[[F], F]:
-    """Decorate a front-door function: an OSError escaping it becomes :func:`os_error` of ``action``."""
+def os_errors(action: str, place: str | None = None) -> Callable[[F], F]:
+    """Decorate a front-door function: an OSError escaping it becomes :func:`os_error` of ``action``.
+
+    ``action`` may name the function's arguments (``"export the snapshot into {out_dir}"``), and
+    ``place`` names the argument that is the location the hint talks about when the error has none.
+    """
 
     def wrap(fn: F) -> F:
+        signature = inspect.signature(fn)
+
         @functools.wraps(fn)
         def call(*args: Any, **kwargs: Any) -> Any:
             try:
                 return fn(*args, **kwargs)
             except OSError as exc:
-                raise os_error(exc, action) from exc
+                bound = signature.bind_partial(*args, **kwargs).arguments
+                text = action.format_map(_Arguments(bound))
+                raise os_error(exc, text, bound.get(place) if place else None) from exc
         return call  # type: ignore[return-value]
 
     return wrap
+
+
+class _Arguments(dict):
+    def __missing__(self, key: str) -> str:
+        return "?"

@@ -129,3 +129,13 @@ def test_a_killed_packs_temporary_archive_is_a_leftover_the_next_export_removes(
     assert leftovers(out) == []
     archive = pack_bundle(bundle)
     assert archive.is_file() and leftovers(out) == []
+
+
+def test_a_staging_folder_killed_before_its_state_file_is_known_by_the_writer_token_in_its_name(tmp_path):
+    out = tmp_path / "snaps"
+    code = ("import os, sys; from engine.snapshot.staging import start_bundle; s = start_bundle(sys.argv[1]); "
+            "os.remove(os.path.join(s, '.export_state.json'))")  # as if killed between mkdir and the state file
+    subprocess.run([sys.executable, "-c", code, str(out)], check=True, timeout=60)
+    [item] = leftovers(out)
+    assert item["writer_alive"] is False and "token" in item["writer"]
+    assert [r["path"] for r in remove_stale(out)] == [item["path"]] and staging_folders(out) == []

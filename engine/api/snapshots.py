@@ -33,7 +33,7 @@ def _mode(mode: str) -> str:
 # --- export --------------------------------------------------------------------------------------
 
 
-@os_errors("export the snapshot")
+@os_errors("export the snapshot into {out_dir}", "out_dir")
 def export_snapshot(uri: str | None, out_dir: str | Path, *, artifacts_dir: str | Path | None = None,
                     pack: bool = False, compression_level: int = 6, freeze: bool = False,
                     source_env: str | None = None, shard_rows: int | None = None) -> dict[str, Any]:
@@ -50,7 +50,7 @@ def export_snapshot(uri: str | None, out_dir: str | Path, *, artifacts_dir: str 
     return result.to_json()
 
 
-@os_errors("start the export")
+@os_errors("start the export into {out_dir}", "out_dir")
 def start_export(out_dir: str | Path) -> str:
     """Step 1 of a stepwise export: reserve a staging folder in ``out_dir`` and return its path."""
     from engine import snapshot
@@ -58,7 +58,7 @@ def start_export(out_dir: str | Path) -> str:
     return str(snapshot.start_bundle(out_dir))
 
 
-@os_errors("write the embeddings")
+@os_errors("write the embeddings into {staging}", "staging")
 def export_embeddings(uri: str | None, staging: str | Path, compression_level: int = 6,
                       shard_rows: int | None = None) -> dict[str, Any]:
     """Step 2: stream the store's records into the staging folder's embeddings shards."""
@@ -68,7 +68,7 @@ def export_embeddings(uri: str | None, staging: str | Path, compression_level: i
         return snapshot.dump_embeddings(repo, staging, compression_level, shard_rows=shard_rows)
 
 
-@os_errors("write the artifacts")
+@os_errors("write the artifacts into {staging}", "staging")
 def export_artifacts(uri: str | None, staging: str | Path, artifacts_dir: str | Path | None = None
                      ) -> dict[str, Any]:
     """Step 3: copy the store's knowledge artifacts (plus ``artifacts_dir``) into the staging folder."""
@@ -78,7 +78,7 @@ def export_artifacts(uri: str | None, staging: str | Path, artifacts_dir: str | 
         return snapshot.package_artifacts(repo, staging, artifacts_dir)
 
 
-@os_errors("publish the bundle")
+@os_errors("publish the bundle {staging}", "staging")
 def finish_export(staging: str | Path, source_env: str | None = None, pack: bool = False) -> dict[str, Any]:
     """Step 4: write checksums and the manifest, fsync, and publish the bundle under its final name."""
     from engine import snapshot
@@ -86,7 +86,7 @@ def finish_export(staging: str | Path, source_env: str | None = None, pack: bool
     return snapshot.finish_bundle(staging, source_env=source_env, pack=pack).to_json()
 
 
-@os_errors("remove the staging folder")
+@os_errors("remove the staging folder {staging}", "staging")
 def abort_export(staging: str | Path) -> None:
     """Remove an unfinished staging folder (after a failure or a rejection)."""
     from engine import snapshot
@@ -94,7 +94,7 @@ def abort_export(staging: str | Path) -> None:
     snapshot.abort_bundle(staging)
 
 
-@os_errors("pack the bundle")
+@os_errors("pack the bundle {bundle}", "bundle")
 def pack_snapshot(bundle: str | Path, level: int = 6) -> dict[str, Any]:
     """Write the reproducible ``<bundle>.tar.zst`` next to the bundle."""
     from engine import snapshot
@@ -105,7 +105,7 @@ def pack_snapshot(bundle: str | Path, level: int = 6) -> dict[str, Any]:
 # --- verify, inspect, import -----------------------------------------------------------------------
 
 
-@os_errors("verify the bundle")
+@os_errors("verify {path}", "path")
 def verify_snapshot(path: str | Path) -> dict[str, Any]:
     """Check every byte and count of a bundle: ``{"ok", "errors": [{"path","problem"}], "manifest"}``."""
     from engine import snapshot
@@ -113,7 +113,7 @@ def verify_snapshot(path: str | Path) -> dict[str, Any]:
     return snapshot.verify_bundle(path).to_json()
 
 
-@os_errors("read the bundle")
+@os_errors("read {path}", "path")
 def inspect_snapshot(path: str | Path) -> str:
     """A human summary of a bundle's manifest."""
     from engine import snapshot
@@ -121,7 +121,7 @@ def inspect_snapshot(path: str | Path) -> str:
     return snapshot.inspect_bundle(path)
 
 
-@os_errors("read the bundle")
+@os_errors("read {path}", "path")
 def check_package(path: str | Path) -> dict[str, Any]:
     """Read a bundle's manifest, check it against the schema and the known schema versions; return it."""
     from engine.snapshot import manifest, manifest_of
@@ -137,7 +137,7 @@ def check_package(path: str | Path) -> dict[str, Any]:
             "record_count": doc["record_count"], "content_hash": doc["content_hash"]}
 
 
-@os_errors("migrate the bundle")
+@os_errors("migrate {bundle}", "bundle")
 def migrate_snapshot(bundle: str | Path, out_dir: str | Path | None = None, *,
                      shard_rows: int | None = None) -> dict[str, Any]:
     """Write a schema_version 2 copy of the v1 ``bundle`` into ``out_dir`` (default: next to it); never edits it.
@@ -156,7 +156,7 @@ def migrate_snapshot(bundle: str | Path, out_dir: str | Path | None = None, *,
             "migrated_from": doc["migrated_from"]}
 
 
-@os_errors("import the bundle")
+@os_errors("import {path}", "path")
 def import_snapshot(path: str | Path | list[str | Path], uri: str | None, *, mode: str = "append",
                     on_conflict: str = "version", dry_run: bool = False) -> dict[str, Any]:
     """Verify the bundle, then load records and artifacts into ``uri`` (created with the bundle's settings).
@@ -210,7 +210,7 @@ def import_chain(paths: list[str | Path], uri: str | None, *, mode: str = "appen
     return import_chain_into(_target(uri), paths, mode, on_conflict)
 
 
-@os_errors("export the delta")
+@os_errors("export the delta into {out_dir}", "out_dir")
 def export_delta(uri: str | None, base: str | Path, out_dir: str | Path, *, artifacts_dir: str | Path | None = None,
                  pack: bool = False, compression_level: int = 6, source_env: str | None = None,
                  shard_rows: int | None = None) -> dict[str, Any]:
@@ -228,7 +228,7 @@ def export_delta(uri: str | None, base: str | Path, out_dir: str | Path, *, arti
     return result.to_json()
 
 
-@os_errors("read the snapshots folder")
+@os_errors("read the snapshots folder {folder}", "folder")
 def snapshot_catalog(folder: str | Path, *, quick: bool = False) -> dict[str, Any]:
     """Lineage and health of the bundles in ``folder``'s catalog: ``{"bundles","problems","ok","folder"}``."""
     from engine import snapshot
@@ -236,7 +236,7 @@ def snapshot_catalog(folder: str | Path, *, quick: bool = False) -> dict[str, An
     return snapshot.check_catalog(folder, quick=quick)
 
 
-@os_errors("clean the snapshots folder")
+@os_errors("clean the snapshots folder {folder}", "folder")
 def remove_stale_staging(folder: str | Path) -> dict[str, Any]:
     """Remove the leftovers of killed exports and packs in snapshots folder ``folder`` whose writer is gone.
 
@@ -248,7 +248,7 @@ def remove_stale_staging(folder: str | Path) -> dict[str, Any]:
     return {"folder": str(folder), "removed": remove_stale(folder)}
 
 
-@os_errors("load the bundle's records")
+@os_errors("load the records of {path}", "path")
 def load_vectors(path: str | Path, uri: str | None, mode: str = "append", on_conflict: str = "version", *,
                  expected_content_hash: str | None = None) -> dict[str, Any]:
     """Import step: verify the bundle again and load its records only (an older bundle is migrated first).
@@ -264,7 +264,7 @@ def load_vectors(path: str | Path, uri: str | None, mode: str = "append", on_con
                        expected_content_hash=expected_content_hash)
 
 
-@os_errors("load the bundle's artifacts")
+@os_errors("load the artifacts of {path}", "path")
 def register_artifacts(path: str | Path, uri: str | None, mode: str = "append", *,
                        expected_content_hash: str | None = None) -> dict[str, Any]:
     """Import step: write the bundle's artifacts into the target's artifact store (verified, approved content)."""

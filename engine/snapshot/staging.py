@@ -57,7 +57,8 @@ def start_bundle(out_dir: str | os.PathLike[str], *, now: datetime | None = None
     remove_stale(out)
     when = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     stem = layout.bundle_stem(when)
-    staging = Path(tempfile.mkdtemp(prefix=layout.staging_prefix(stem), dir=out))
+    # the writer's token is in the name too: a kill before the state file exists still leaves it known
+    staging = Path(tempfile.mkdtemp(prefix=f"{layout.staging_prefix(stem)}{owner.token()}-", dir=out))
     try:
         write_state(staging, {
             "stem": stem,
@@ -166,8 +167,14 @@ def leftovers(folder: str | os.PathLike[str], *, now: float | None = None) -> li
     for child in children:
         if layout.is_staging_name(child.name) and child.is_dir() and not child.is_symlink():
             writer = _writer_of(child)
+            if writer is not None:
+                alive = owner.alive(writer)
+            elif (token := _name_token(child.name)) is not None:
+                writer, alive = {"token": token}, owner.token_alive(token)
+            else:
+                alive = None
             found.append({"path": child.name, "kind": "staging", "age_seconds": _age(child, now),
-                          "writer": writer, "writer_alive": owner.alive(writer) if writer else None})
+                          "writer": writer, "writer_alive": alive})
         elif (token := layout.pack_temp_writer(child.name)) is not None and child.is_file():
             found.append({"path": child.name, "kind": "pack", "age_seconds": _age(child, now),
                           "writer": {"token": token}, "writer_alive": owner.token_alive(token)})
@@ -193,6 +200,12 @@ def remove_stale(folder: str | os.PathLike[str], *, now: float | None = None) ->
             if not path.exists():
                 removed.append(item)
     return removed
+
+
+def _name_token(name: str) -> str | None:
+    """The writer token in a staging folder's name (``..._tmp-<host>-<pid>-<start ms>-XXXX``), if any."""
+    parts = name.rsplit("_tmp-", 1)[-1].split("-")
+    return "-".join(parts[:3]) if len(parts) == 4 else None
 
 
 def _writer_of(staging: Path) -> dict[str, Any] | None:

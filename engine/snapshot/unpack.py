@@ -82,7 +82,7 @@ def safe_unpack(archive: str | os.PathLike[str], dest_parent: str | os.PathLike[
     limits = limits or UnpackLimits()
     parent = Path(dest_parent) if dest_parent is not None else Path(tempfile.gettempdir())
     remove_stale_unpacks(parent)
-    tmp = Path(tempfile.mkdtemp(prefix=UNPACK_PREFIX, dir=parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{UNPACK_PREFIX}{owner.token()}-", dir=parent))
     archive = Path(archive)
     try:
         (tmp / WRITER_FILE).write_text(json.dumps(owner.this_process(kind="unpack")), encoding="utf-8")
@@ -119,8 +119,11 @@ def remove_stale_unpacks(parent: Path) -> list[str]:
             writer = json.loads((child / WRITER_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             writer = None
-        if writer is not None:
+        token = "-".join(child.name[len(UNPACK_PREFIX):].split("-")[:3])
+        if isinstance(writer, dict):
             gone = owner.alive(writer) is False
+        elif owner.token_alive(token) is not None:  # the writer's token in the name (before the record)
+            gone = owner.token_alive(token) is False
         else:
             try:
                 gone = time.time() - child.stat().st_mtime > GRACE_SECONDS
