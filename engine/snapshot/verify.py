@@ -99,7 +99,7 @@ def verified_manifest(root: Path, name: object, *, consequence: str, purpose: st
     """
     report = verify_dir(root)
     if report.unsupported_version:
-        raise UnsupportedSchemaVersion(f"{name}: {report.unsupported_version}",
+        raise UnsupportedSchemaVersion(f"{name}: {layout.MANIFEST}: {report.unsupported_version}",
                                        hint=f"upgrade procos-knowledge to {purpose}")
     if not report.ok:
         first = report.errors[0]
@@ -211,7 +211,8 @@ def _check_files(root: Path, report: VerifyReport, pool: Executor, version: int 
             report.add(rel, "lists itself; checksums.sha256 must exclude itself", "checksums")
             continue
         if not _allowed(rel, version):
-            report.add(rel, "is not a file a bundle may hold (unknown name or artifact kind)", "unknown_file")
+            report.add(rel, "is listed in checksums.sha256 but is not a file a bundle may hold (unknown name or "
+                       "artifact kind)", "unknown_file")
         if rel not in on_disk:
             report.add(rel, "listed in checksums.sha256 but missing", "missing")
             continue
