@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from chaos_support import ROOT, Chaos, Ledger, full_run
+
+from chaos.chaos_support import ROOT, Chaos, Ledger, full_run
 
 
 @pytest.fixture(scope="session")

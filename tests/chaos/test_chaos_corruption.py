@@ -22,9 +22,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from chaos_support import assert_no_violations, store_rows, trial
 from click.testing import CliRunner
 
+from chaos.chaos_support import assert_no_violations, store_rows, trial
 from engine import api
 from engine.cli import cli
 from engine.repository import open_repository

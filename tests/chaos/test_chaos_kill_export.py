@@ -13,7 +13,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from chaos_support import (
+from reference import build_records, with_options
+
+from chaos.chaos_support import (
     answers_queries,
     assert_no_violations,
     calibrate,
@@ -22,8 +24,6 @@ from chaos_support import (
     run_child,
     trial,
 )
-from reference import build_records, with_options
-
 from engine import api
 from engine.repository import open_repository
 from engine.synthetic import synthetic_artifacts, synthetic_batches

@@ -20,7 +20,9 @@ import uuid
 
 import numpy as np
 import pytest
-from chaos_support import (
+from reference import with_options
+
+from chaos.chaos_support import (
     Rows,
     answers_queries,
     assert_no_violations,
@@ -31,8 +33,6 @@ from chaos_support import (
     store_rows,
     trial,
 )
-from reference import with_options
-
 from engine import api
 from engine.records import canonical_json, make_batch
 from engine.repository import open_repository

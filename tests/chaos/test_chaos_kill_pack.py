@@ -15,8 +15,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from chaos_support import assert_no_violations, calibrate, child_env, kill_moment, run_child, trial
 
+from chaos.chaos_support import assert_no_violations, calibrate, child_env, kill_moment, run_child, trial
 from engine import api
 from engine.repository import open_repository
 from engine.snapshot import layout, pack_bundle, verify_bundle

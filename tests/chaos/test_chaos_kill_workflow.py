@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from chaos_support import (
+
+from chaos.chaos_support import (
     ROOT,
     answers_queries,
     assert_no_violations,
@@ -30,7 +31,6 @@ from chaos_support import (
     store_rows,
     trial,
 )
-
 from engine import api
 from engine.repository import open_repository
 from engine.snapshot.reader import open_bundle, read_artifacts

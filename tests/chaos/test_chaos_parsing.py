@@ -14,10 +14,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from chaos_support import full_run
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
+from chaos.chaos_support import full_run
 from engine import api
 from engine.errors import ProcosError
 from engine.repository import open_repository
