@@ -184,10 +184,13 @@ class MetaStore:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
+            self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            # SQLite may already have rolled the transaction back itself (a full disk does that): a second
+            # ROLLBACK would raise "no transaction is active" and hide the error that matters.
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
 
     # --- settings and state ------------------------------------------------------------------
 
