@@ -122,10 +122,10 @@ time.sleep(600)
 def test_a_process_freeze_held_by_a_dead_runner_is_stale_and_a_retry_takes_it_over(tmp_path):
     uri = f"faiss:{tmp_path / 'store'}?index=flat"
     seed(uri, 50)
-    runner = subprocess.Popen([sys.executable, "-c", RUNNER, uri, "0.4"], stdout=subprocess.PIPE, text=True)
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER, uri, "3"], stdout=subprocess.PIPE, text=True)
     try:
         assert runner.stdout.readline().strip() == "frozen"
-        time.sleep(1.0)  # more than two lease periods: the runner's own thread keeps renewing it
+        time.sleep(4.5)  # longer than the lease: the runner's own thread keeps renewing it
         live = api.store_stats(uri)
         assert (live["paused"], live["stale"], live["held_by"]["pid"]) == (True, False, runner.pid)
         runner.send_signal(signal.SIGKILL)

@@ -30,9 +30,10 @@ def held_freeze(repo: VectorRepository, wanted: bool, *, lease_seconds: float = 
     """
     notes: list[str] = []
     if not wanted:
-        before = repo.resume_ingestion(stale_only=True)
-        if before.stale:
-            notes.append(freeze.note_cleared(repo.uri, before, "this export"))
+        if repo.freeze_state().stale:  # read first: an export of a read-only store must not need to write
+            before = repo.resume_ingestion(stale_only=True)
+            if before.stale:
+                notes.append(freeze.note_cleared(repo.uri, before, "this export"))
         yield notes
         return
     me = freeze.holder(kind="export")
