@@ -119,6 +119,25 @@ def require(state: dict[str, Any], key: str, step: str) -> Any:
     return state[key]
 
 
+def discard(path: str | os.PathLike[str]) -> None:
+    """Remove a folder that is, or holds, a bundle, so that a kill halfway never leaves a complete-looking
+    bundle with files missing: bundle-named folders are renamed to hidden names first, then deleted."""
+    target = Path(path)
+    if not target.exists():
+        return
+    try:
+        if layout.is_bundle_name(target.name):
+            hidden = target.with_name(f".{target.name}.removing-{uuid.uuid4().hex[:8]}")
+            os.rename(target, hidden)
+            target = hidden
+        for child in list(target.iterdir()):
+            if layout.is_bundle_name(child.name) and child.is_dir() and not child.is_symlink():
+                os.rename(child, target / f".{child.name}.removing")
+    except OSError:
+        pass  # removing it all is what matters
+    shutil.rmtree(target, ignore_errors=True)
+
+
 def abort_bundle(staging: str | os.PathLike[str]) -> None:
     """Remove a staging folder (only one whose name marks it as such)."""
     path = Path(staging)
