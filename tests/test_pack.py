@@ -233,3 +233,27 @@ def test_a_killed_unpack_leaves_no_complete_looking_bundle_and_the_next_unpack_c
     tmp, root = safe_unpack(archive, parent)
     assert [p.name for p in parent.iterdir()] == [tmp.name] and verify_bundle(root).ok
     shutil.rmtree(tmp)
+
+
+def test_a_verify_killed_while_removing_its_unpacked_copy_leaves_no_complete_looking_bundle(bundle: Path,
+                                                                                            tmp_path: Path):
+    """Found by the chaos campaign: the unpacked bundle was deleted file by file under its own name."""
+    archive = pack_bundle(bundle)
+    parent = tmp_path / "tmp"
+    parent.mkdir()
+    code = ("import os, sys, shutil; from engine.snapshot import staging, verify_bundle\n"
+            "def dying(path, ignore_errors=False):\n"
+            "    for root, _, files in os.walk(path):\n"
+            "        for name in files:\n"
+            "            os.remove(os.path.join(root, name)); os.kill(os.getpid(), 9)\n"
+            "staging.shutil = type('S', (), {'rmtree': staticmethod(dying)})\n"
+            "verify_bundle(sys.argv[1], tmp_dir=sys.argv[2])\n")
+    assert subprocess.run([os.sys.executable, "-c", code, str(archive), str(parent)], timeout=120).returncode == -9
+    [left] = list(parent.iterdir())
+    assert not any(layout_name(p.name) for p in left.iterdir()), sorted(p.name for p in left.iterdir())
+
+
+def layout_name(name: str) -> bool:
+    from engine.snapshot import layout
+
+    return layout.is_bundle_name(name)
