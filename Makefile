@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint bench demo clean
+.PHONY: install test chaos lint bench demo clean
 
 ## install: virtualenv + the package with its test tools (embedded PostgreSQL+pgvector comes with the
 ##          pgserver wheel), the system `zstd`/`tar` used to cross-check packs, `gpg` and `age` (signed and
@@ -30,6 +30,16 @@ install:
 test:
 	$(BIN)/ruff check engine tests bench scripts
 	$(BIN)/python -m pytest -q
+
+## chaos: the whole reliability campaign (tests/chaos, all trials; tens of minutes), seeded by CHAOS_SEED
+##        (default: the time; the seed is printed), writing docs/reliability.json and its figures into
+##        docs/reliability.md. `make test` runs a small sample of it (CHAOS_SEED or seed 1).
+CHAOS_SEED ?= $(shell date +%s)
+chaos:
+	@echo "reliability campaign, seed $(CHAOS_SEED) (reproduce: make chaos CHAOS_SEED=$(CHAOS_SEED))"
+	CHAOS_FULL=1 CHAOS_SEED=$(CHAOS_SEED) CHAOS_REPORT=docs/reliability.json $(BIN)/python -m pytest -q \
+	  -p no:cacheprovider tests/chaos; status=$$?; \
+	  $(BIN)/python tools/render_reliability.py docs/reliability.json docs/reliability.md; exit $$status
 
 bench:
 	$(BIN)/python bench/bench_store.py --count 100000 --dim 768

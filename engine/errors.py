@@ -7,6 +7,15 @@ line (``Error: ...``) and the hint on the next (``Try: ...``) and exits non-zero
 
 from __future__ import annotations
 
+import errno
+import functools
+import inspect
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
 EXIT_CODES = {
     0: "succeeded (also a rejection the approver chose)", 1: "error", 2: "usage error",
     3: "bundle verification failed", 4: "a check failed (validation failed, drift found, drill failed)",
@@ -153,6 +162,20 @@ class UnsafeArchive(BundleError):
     """A ``.tar.zst`` holds an entry that could escape or abuse the unpack directory."""
 
 
+class ArchiveDamaged(UnsafeArchive):
+    """A ``.tar.zst`` is not exactly what ``pack`` writes: truncated, bytes appended, a second zstd frame,
+    undecodable, or data after the tar's end. ``path`` is the archive's file name, ``problem`` the message
+    without it (a verification finding's text)."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, hint: str | None = None, path: str | None = None,
+                 problem: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+        self.problem = problem or message
+
+
 class UnsupportedSchemaVersion(BundleError):
     """A bundle's schema_version is newer than this tool knows (or otherwise unknown)."""
 
@@ -232,3 +255,91 @@ class ExpressionRefused(WorkflowError):
 
 class ScriptFailed(WorkflowError):
     """A script task raised; the message carries the task, process file, script and line."""
+
+
+# --- files and folders ---------------------------------------------------------------------------
+
+
+class PathError(ProcosError):
+    """A file or folder cannot be created, read or written (missing, not a folder, not permitted)."""
+
+
+class DiskFull(PathError):
+    """The filesystem ran out of space (or a file size limit was reached) while writing."""
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_HINTS = {
+    errno.ENOENT: "check that the path exists and that its parent is an ordinary folder you can write in "
+                  "(/proc, /sys and /dev are not)",
+    errno.EACCES: "choose a location you may write to, or fix the permissions of {path}",
+    errno.EPERM: "choose a location you may write to, or fix the permissions of {path}",
+    errno.EROFS: "{path} is on a read-only filesystem: choose another location",
+    errno.ENOTDIR: "a part of {path} is a file, not a folder: choose another location",
+    errno.EISDIR: "{path} is a folder where a file belongs: move it away, or choose another location",
+    errno.EEXIST: "{path} already exists: move it away, or choose another location",
+    errno.EMFILE: "too many open files: raise the limit (ulimit -n) and run it again",
+    errno.ENFILE: "too many open files on this system: close some programs and run it again",
+    errno.ENAMETOOLONG: "choose a shorter path",
+}
+_FULL_HINT = ("free space on the filesystem holding {path} (or raise the file size limit), or choose another "
+              "location, then run it again; nothing unfinished was published")
+
+
+def os_error(exc: OSError, action: str, place: object = None) -> PathError:
+    """The typed error of an OSError raised while trying to ``action`` (``"export the snapshot into X"``).
+
+    The message names the file or folder (the error's own, else ``place``) and what the system said;
+    the hint says what to do.
+    """
+    code = exc.errno if isinstance(exc.errno, int) else _errno_in(str(exc))
+    path = exc.filename
+    where = f" {path}" if path is not None else ""
+    if exc.filename2 is not None:
+        where += f" -> {exc.filename2}"
+    reason = exc.strerror or (os.strerror(code) if code else " ".join(str(exc).split()) or type(exc).__name__)
+    target = exc.filename2 if exc.filename2 is not None else path  # a rename fails on its destination
+    shown = target if target is not None else (place if place is not None else "the target location")
+    message = f"cannot {action}: {reason}{':' if where else ''}{where}"
+    if code in _FULL:
+        return DiskFull(message, hint=_FULL_HINT.format(path=shown))
+    hint = _HINTS.get(code or -1, "check the path and the filesystem, then run it again")
+    return PathError(message, hint=hint.format(path=shown))
+
+
+def _errno_in(text: str) -> int | None:
+    """An errno named in a wrapped message (pyarrow and SQLite report ENOSPC in words)."""
+    lowered = text.lower()
+    if "no space left" in lowered or "errno 28" in lowered or "disk is full" in lowered:
+        return errno.ENOSPC
+    if "file too large" in lowered or "errno 27" in lowered:
+        return errno.EFBIG
+    return None
+
+
+def os_errors(action: str, place: str | None = None) -> Callable[[F], F]:
+    """Decorate a front-door function: an OSError escaping it becomes :func:`os_error` of ``action``.
+
+    ``action`` may name the function's arguments (``"export the snapshot into {out_dir}"``), and
+    ``place`` names the argument that is the location the hint talks about when the error has none.
+    """
+
+    def wrap(fn: F) -> F:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except OSError as exc:
+                bound = signature.bind_partial(*args, **kwargs).arguments
+                text = action.format_map(_Arguments(bound))
+                raise os_error(exc, text, bound.get(place) if place else None) from exc
+        return call  # type: ignore[return-value]
+
+    return wrap
+
+
+class _Arguments(dict):
+    def __missing__(self, key: str) -> str:
+        return "?"

@@ -37,6 +37,11 @@ for _name in ("PROCOS_HOME", "PROCOS_CONFIG", "PROCOS_TOKEN", "PROCOS_TRUSTED_KE
     os.environ.pop(_name, None)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--seed", type=int, default=None,
+                     help="seed of the reliability campaign in tests/chaos (else $CHAOS_SEED, else 1)")
+
+
 @dataclass(frozen=True)
 class PgServer:
     """The session's PostgreSQL: a libpq URI, and the data dir when it is an embedded server."""

@@ -142,3 +142,118 @@ def test_garbage_is_not_an_archive(tmp_path: Path):
     with pytest.raises(UnsafeArchive):
         with open_bundle(bad):
             pass
+
+
+# --- an archive is exactly one zstd frame holding one tar: anything else is a changed file -------------
+
+
+def _tar_bytes(bundle: Path) -> bytes:
+    archive = pack_bundle(bundle)
+    return zstandard.ZstdDecompressor().decompress(archive.read_bytes(), max_output_size=1 << 30)
+
+
+def _changed_archives(bundle: Path) -> dict[str, bytes]:
+    data = pack_bundle(bundle).read_bytes()
+    tar = _tar_bytes(bundle)
+    return {
+        "bytes appended after the zstd frame": data + b"appended",
+        "one zero byte appended": data + b"\x00",
+        "a second zstd frame": data + zstandard.ZstdCompressor().compress(b"more data"),
+        "a second copy of the whole archive": data + data,
+        "truncated": data[:-7],
+        "data after the tar end-of-archive": zstandard.ZstdCompressor().compress(tar + b"trailing" + b"\x00" * 504),
+        "a second tar after the first": zstandard.ZstdCompressor().compress(tar + tar),
+    }
+
+
+@pytest.mark.parametrize("case", ["bytes appended after the zstd frame", "one zero byte appended",
+                                  "a second zstd frame", "a second copy of the whole archive", "truncated",
+                                  "data after the tar end-of-archive", "a second tar after the first"])
+def test_a_changed_archive_fails_verification_naming_it_and_imports_nothing(bundle: Path, tmp_path: Path, case):
+    from engine import api
+    from engine.errors import ArchiveDamaged
+
+    copy = tmp_path / bundle.name
+    shutil.copytree(bundle, copy)
+    archive = copy.parent / f"{copy.name}.tar.zst"
+    archive.write_bytes(_changed_archives(copy)[case])
+    report = verify_bundle(archive).to_json()
+    assert report["ok"] is False and [e["path"] for e in report["errors"]] == [archive.name], report
+    target = tmp_path / "target"
+    with pytest.raises(ArchiveDamaged) as info:
+        api.import_snapshot(str(archive), f"faiss:{target}")
+    assert archive.name in info.value.message and info.value.exit_code == 3
+    assert not target.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".procos-unpack-")] == []
+
+
+def test_the_packed_archive_is_one_frame_with_a_checksum_and_still_verifies(bundle: Path):
+    archive = pack_bundle(bundle)
+    assert zstandard.get_frame_parameters(archive.read_bytes()).has_checksum
+    assert verify_bundle(archive).ok
+
+
+def test_a_huge_zero_tail_inside_the_frame_is_refused_with_bounded_memory(bundle: Path, tmp_path: Path):
+    """512 MiB of zeros after the tar's end compress to almost nothing; the check stops after 1 MiB."""
+    copy = tmp_path / bundle.name
+    shutil.copytree(bundle, copy)
+    tar = _tar_bytes(copy)
+    archive = copy.parent / f"{copy.name}.tar.zst"
+    with open(archive, "wb") as fh, zstandard.ZstdCompressor().stream_writer(fh) as z:
+        z.write(tar)
+        zeros = bytes(1 << 20)
+        for _ in range(512):
+            z.write(zeros)
+    code = ("import resource, sys; from engine.snapshot import verify_bundle; r = verify_bundle(sys.argv[1]); "
+            "print(r.ok, r.errors[0].problem if r.errors else '', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    done = subprocess.run([os.sys.executable, "-c", code, str(archive)], capture_output=True, text=True, timeout=120)
+    ok, *problem, rss_kib = done.stdout.split()
+    assert ok == "False" and "end-of-archive" in " ".join(problem), done.stdout + done.stderr
+    assert int(rss_kib) < 400_000, f"peak RSS {int(rss_kib) // 1024} MiB"
+
+
+def test_a_killed_unpack_leaves_no_complete_looking_bundle_and_the_next_unpack_cleans_up(bundle: Path,
+                                                                                         tmp_path: Path):
+    from engine.snapshot.unpack import PARTIAL, WRITER_FILE
+
+    parent = tmp_path / "unpacks"
+    parent.mkdir()
+    code = ("import json, os, sys; from engine.snapshot import unpack; real = unpack._copy_member\n"
+            "def copy(tar, member, target, archive):\n"
+            "    real(tar, member, target, archive)\n"
+            "    if member.name.endswith('manifest.json'): os.kill(os.getpid(), 9)\n"
+            "unpack._copy_member = copy\n"
+            "unpack.safe_unpack(sys.argv[1], sys.argv[2])\n")
+    archive = pack_bundle(bundle)
+    done = subprocess.run([os.sys.executable, "-c", code, str(archive), str(parent)], timeout=120)
+    assert done.returncode == -9
+    [left] = list(parent.iterdir())
+    assert sorted(p.name for p in left.iterdir()) == sorted([PARTIAL, WRITER_FILE])  # no bundle-named folder
+    assert (left / PARTIAL / "manifest.json").is_file()  # it was killed after the manifest, before the rest
+    tmp, root = safe_unpack(archive, parent)
+    assert [p.name for p in parent.iterdir()] == [tmp.name] and verify_bundle(root).ok
+    shutil.rmtree(tmp)
+
+
+def test_a_verify_killed_while_removing_its_unpacked_copy_leaves_no_complete_looking_bundle(bundle: Path,
+                                                                                            tmp_path: Path):
+    """Found by the chaos campaign: the unpacked bundle was deleted file by file under its own name."""
+    archive = pack_bundle(bundle)
+    parent = tmp_path / "tmp"
+    parent.mkdir()
+    code = ("import os, sys, shutil; from engine.snapshot import staging, verify_bundle\n"
+            "def dying(path, ignore_errors=False):\n"
+            "    for root, _, files in os.walk(path):\n"
+            "        for name in files:\n"
+            "            os.remove(os.path.join(root, name)); os.kill(os.getpid(), 9)\n"
+            "staging.shutil = type('S', (), {'rmtree': staticmethod(dying)})\n"
+            "verify_bundle(sys.argv[1], tmp_dir=sys.argv[2])\n")
+    assert subprocess.run([os.sys.executable, "-c", code, str(archive), str(parent)], timeout=120).returncode == -9
+    [left] = list(parent.iterdir())
+    assert not any(layout_name(p.name) for p in left.iterdir()), sorted(p.name for p in left.iterdir())
+
+
+def layout_name(name: str) -> bool:
+    from engine.snapshot import layout
+
+    return layout.is_bundle_name(name)

@@ -4,8 +4,8 @@ The CLI, the BPMN script tasks and the web panel call only these functions. Each
 is given (or ``$VECTOR_ENDPOINT`` when ``uri`` is None) and closes it before returning. Heavy
 libraries (FAISS, psycopg, pyarrow) are imported by the code that needs them, never here.
 
-- stores: :mod:`engine.api.stores` (seed, stats, query, pause/resume)
-- snapshots and drills: :mod:`engine.api.snapshots`
+- stores: :mod:`engine.api.stores` (seed, stats, query); the freeze flag: :mod:`engine.api.freeze`
+- snapshots: :mod:`engine.api.snapshots`; drills (scratch targets, reports, history): :mod:`engine.api.drills`
 - validation and search tuning: :mod:`engine.api.validation`
 - drift detection: :mod:`engine.api.drift`
 - signing and encryption: :mod:`engine.api.crypto`
@@ -25,6 +25,8 @@ from .cutover import (
     write_endpoint,
 )
 from .drift import drift_check
+from .drills import drill_history, replication_age, scratch_store_uri, write_drill_report
+from .freeze import freeze_holder, is_paused, pause_ingestion, renew_pause, resume_ingestion
 from .replication import replicate, replicate_once, restore, restore_plan  # noqa: E402 - uses the names above
 from .settings import deployment_environment, redact, show_config, signing_key
 from .snapshots import (
@@ -32,7 +34,6 @@ from .snapshots import (
     bundle_size,
     check_package,
     describe_snapshot,
-    drill_history,
     export_artifacts,
     export_delta,
     export_embeddings,
@@ -46,23 +47,12 @@ from .snapshots import (
     pack_snapshot,
     rebuild_search,
     register_artifacts,
-    replication_age,
-    scratch_store_uri,
+    remove_stale_staging,
     snapshot_catalog,
     start_export,
     verify_snapshot,
-    write_drill_report,
 )
-from .stores import (
-    is_paused,
-    load_query_vector,
-    opened,
-    pause_ingestion,
-    query_store,
-    resume_ingestion,
-    seed_store,
-    store_stats,
-)
+from .stores import load_query_vector, opened, query_store, seed_store, store_stats
 from .transport import (
     abort_incomplete,
     fetch_bundle,
@@ -101,6 +91,7 @@ __all__ = [
     "export_embeddings",
     "export_snapshot",
     "finish_export",
+    "freeze_holder",
     "import_chain",
     "import_snapshot",
     "is_paused",
@@ -122,6 +113,8 @@ __all__ = [
     "replicate_once",
     "restore",
     "restore_plan",
+    "remove_stale_staging",
+    "renew_pause",
     "resume_ingestion",
     "scratch_store_uri",
     "snapshot_catalog",

@@ -16,7 +16,7 @@ from .stores import opened
 
 def freeze_source(uri: str) -> dict[str, Any]:
     """Refuse writes to ``uri`` from now on (its freeze flag); ``{"uri", "paused", "frozen_at"}`` (epoch seconds)."""
-    from .stores import pause_ingestion
+    from .freeze import pause_ingestion
 
     done = pause_ingestion(uri)
     return {**done, "frozen_at": time.time()}
@@ -24,7 +24,7 @@ def freeze_source(uri: str) -> dict[str, Any]:
 
 def release_source(uri: str) -> dict[str, Any]:
     """Take writes on ``uri`` again (a cutover that did not switch)."""
-    from .stores import resume_ingestion
+    from .freeze import resume_ingestion
 
     return resume_ingestion(uri)
 

@@ -1,13 +1,17 @@
-"""Snapshot, validation and drill operations of the front door."""
+"""Snapshot operations of the front door: export, pack, verify, inspect, import, migrate.
+
+Each function is a boundary: an OSError from the filesystem (a folder that cannot be created, a
+full disk, a missing file) leaves it as a typed :class:`~engine.errors.PathError` (or
+:class:`~engine.errors.DiskFull`) naming the path, with a hint.
+"""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
-from engine.errors import BundleInvalid, InvalidInput
+from engine.errors import BundleInvalid, InvalidInput, os_errors
 
 from .crypto import bundle_access
 from .stores import opened
@@ -30,6 +34,7 @@ def _mode(mode: str) -> str:
 # --- export --------------------------------------------------------------------------------------
 
 
+@os_errors("export the snapshot into {out_dir}", "out_dir")
 def export_snapshot(uri: str | None, out_dir: str | Path, *, artifacts_dir: str | Path | None = None,
                     pack: bool = False, compression_level: int = 6, freeze: bool = False,
                     source_env: str | None = None, shard_rows: int | None = None) -> dict[str, Any]:
@@ -46,6 +51,7 @@ def export_snapshot(uri: str | None, out_dir: str | Path, *, artifacts_dir: str 
     return result.to_json()
 
 
+@os_errors("start the export into {out_dir}", "out_dir")
 def start_export(out_dir: str | Path) -> str:
     """Step 1 of a stepwise export: reserve a staging folder in ``out_dir`` and return its path."""
     from engine import snapshot
@@ -53,6 +59,7 @@ def start_export(out_dir: str | Path) -> str:
     return str(snapshot.start_bundle(out_dir))
 
 
+@os_errors("write the embeddings into {staging}", "staging")
 def export_embeddings(uri: str | None, staging: str | Path, compression_level: int = 6,
                       shard_rows: int | None = None) -> dict[str, Any]:
     """Step 2: stream the store's records into the staging folder's embeddings shards."""
@@ -62,6 +69,7 @@ def export_embeddings(uri: str | None, staging: str | Path, compression_level: i
         return snapshot.dump_embeddings(repo, staging, compression_level, shard_rows=shard_rows)
 
 
+@os_errors("write the artifacts into {staging}", "staging")
 def export_artifacts(uri: str | None, staging: str | Path, artifacts_dir: str | Path | None = None
                      ) -> dict[str, Any]:
     """Step 3: copy the store's knowledge artifacts (plus ``artifacts_dir``) into the staging folder."""
@@ -71,6 +79,7 @@ def export_artifacts(uri: str | None, staging: str | Path, artifacts_dir: str | 
         return snapshot.package_artifacts(repo, staging, artifacts_dir)
 
 
+@os_errors("publish the bundle {staging}", "staging")
 def finish_export(staging: str | Path, source_env: str | None = None, pack: bool = False) -> dict[str, Any]:
     """Step 4: write checksums and the manifest, fsync, and publish the bundle under its final name."""
     from engine import snapshot
@@ -78,6 +87,7 @@ def finish_export(staging: str | Path, source_env: str | None = None, pack: bool
     return snapshot.finish_bundle(staging, source_env=source_env, pack=pack).to_json()
 
 
+@os_errors("remove the staging folder {staging}", "staging")
 def abort_export(staging: str | Path) -> None:
     """Remove an unfinished staging folder (after a failure or a rejection)."""
     from engine import snapshot
@@ -85,6 +95,7 @@ def abort_export(staging: str | Path) -> None:
     snapshot.abort_bundle(staging)
 
 
+@os_errors("pack the bundle {bundle}", "bundle")
 def pack_snapshot(bundle: str | Path, level: int = 6) -> dict[str, Any]:
     """Write the reproducible ``<bundle>.tar.zst`` next to the bundle."""
     from engine import snapshot
@@ -95,6 +106,7 @@ def pack_snapshot(bundle: str | Path, level: int = 6) -> dict[str, Any]:
 # --- verify, inspect, import -----------------------------------------------------------------------
 
 
+@os_errors("verify {path}", "path")
 def verify_snapshot(path: str | Path, *, trusted_keys: list[str] | None = None, identity: str | None = None,
                     passphrase_file: str | None = None) -> dict[str, Any]:
     """Check every byte and count of a bundle, and its signature.
@@ -129,6 +141,7 @@ def describe_snapshot(path: str | Path, *, identity: str | None = None) -> dict[
     return describe_bundle(path, keys)
 
 
+@os_errors("read {path}", "path")
 def inspect_snapshot(path: str | Path) -> str:
     """A human summary of a bundle's manifest."""
     from engine import snapshot
@@ -136,6 +149,7 @@ def inspect_snapshot(path: str | Path) -> str:
     return snapshot.inspect_bundle(path)
 
 
+@os_errors("read {path}", "path")
 def check_package(path: str | Path, *, identity: str | None = None) -> dict[str, Any]:
     """Read a bundle's manifest, check it against the schema and the known schema versions; return it.
 
@@ -153,6 +167,7 @@ def check_package(path: str | Path, *, identity: str | None = None) -> dict[str,
             "record_count": doc["record_count"], "content_hash": doc["content_hash"]}
 
 
+@os_errors("migrate {bundle}", "bundle")
 def migrate_snapshot(bundle: str | Path, out_dir: str | Path | None = None, *,
                      shard_rows: int | None = None) -> dict[str, Any]:
     """Write a schema_version 2 copy of the v1 ``bundle`` into ``out_dir`` (default: next to it); never edits it.
@@ -171,6 +186,7 @@ def migrate_snapshot(bundle: str | Path, out_dir: str | Path | None = None, *,
             "migrated_from": doc["migrated_from"]}
 
 
+@os_errors("import {path}", "path")
 def import_snapshot(path: str | Path | list[str | Path], uri: str | None, *, mode: str = "append",
                     on_conflict: str = "version", dry_run: bool = False, require_signature: bool = False,
                     trusted_keys: list[str] | None = None, identity: str | None = None,
@@ -221,6 +237,7 @@ def _plan(path: str | Path | list[str | Path], uri: str | None, mode: str, on_co
         return snapshot.plan_import(repo, path, mode, on_conflict, access=access)
 
 
+@os_errors("import the chain")
 def import_chain(paths: list[str | Path], uri: str | None, *, mode: str = "append", on_conflict: str = "version",
                  dry_run: bool = False, require_signature: bool = False, trusted_keys: list[str] | None = None,
                  identity: str | None = None, passphrase_file: str | None = None) -> dict[str, Any]:
@@ -252,6 +269,7 @@ def import_chain(paths: list[str | Path], uri: str | None, *, mode: str = "appen
     return {**result, "search_tuning": _tuned(_target(uri))}
 
 
+@os_errors("export the delta into {out_dir}", "out_dir")
 def export_delta(uri: str | None, base: str | Path, out_dir: str | Path, *, artifacts_dir: str | Path | None = None,
                  pack: bool = False, compression_level: int = 6, source_env: str | None = None,
                  shard_rows: int | None = None) -> dict[str, Any]:
@@ -269,6 +287,7 @@ def export_delta(uri: str | None, base: str | Path, out_dir: str | Path, *, arti
     return result.to_json()
 
 
+@os_errors("read the snapshots folder {folder}", "folder")
 def snapshot_catalog(folder: str | Path, *, quick: bool = False) -> dict[str, Any]:
     """Lineage and health of the bundles in ``folder``'s catalog: ``{"bundles","problems","ok","folder"}``."""
     from engine import snapshot
@@ -276,6 +295,19 @@ def snapshot_catalog(folder: str | Path, *, quick: bool = False) -> dict[str, An
     return snapshot.check_catalog(folder, quick=quick)
 
 
+@os_errors("clean the snapshots folder {folder}", "folder")
+def remove_stale_staging(folder: str | Path) -> dict[str, Any]:
+    """Remove the leftovers of killed exports and packs in snapshots folder ``folder`` whose writer is gone.
+
+    Returns ``{"folder", "removed": [{"path", "kind", "age_seconds", "writer", "writer_alive"}]}``;
+    a leftover whose writer is alive is never removed.
+    """
+    from engine.snapshot.staging import remove_stale
+
+    return {"folder": str(folder), "removed": remove_stale(folder)}
+
+
+@os_errors("load the records of {path}", "path")
 def load_vectors(path: str | Path, uri: str | None, mode: str = "append", on_conflict: str = "version", *,
                  require_signature: bool = False, trusted_keys: list[str] | None = None,
                  expected_content_hash: str | None = None, identity: str | None = None) -> dict[str, Any]:
@@ -295,6 +327,7 @@ def load_vectors(path: str | Path, uri: str | None, mode: str = "append", on_con
                        expected_content_hash=expected_content_hash)
 
 
+@os_errors("load the artifacts of {path}", "path")
 def register_artifacts(path: str | Path, uri: str | None, mode: str = "append", *,
                        require_signature: bool = False, trusted_keys: list[str] | None = None,
                        expected_content_hash: str | None = None, identity: str | None = None) -> dict[str, Any]:
@@ -308,6 +341,7 @@ def register_artifacts(path: str | Path, uri: str | None, mode: str = "append", 
         return snapshot.import_artifacts(repo, path, mode, access=access, expected_content_hash=expected_content_hash)
 
 
+@os_errors("rebuild the search indexes")
 def rebuild_search(uri: str | None) -> dict[str, Any]:
     """Import step: fold logs and (re)build the target's search indexes, then tune its search effort.
 
@@ -352,96 +386,3 @@ def _target(uri: str | None) -> str:
     from engine.repository import parse_uri
 
     return uri if uri is not None else parse_uri(None).text
-
-
-# --- drills ---------------------------------------------------------------------------------------------
-
-
-def scratch_store_uri(base_dir: str | Path) -> str:
-    """A URI for a fresh embedded pgvector store under ``base_dir`` (for DR drills)."""
-    base = Path(base_dir).resolve()
-    base.mkdir(parents=True, exist_ok=True)
-    n = 1
-    while (base / f"scratch_pg_{n}").exists():
-        n += 1
-    return f"postgresql+embedded:{base / f'scratch_pg_{n}'}"
-
-
-def write_drill_report(out_dir: str | Path, report: dict[str, Any]) -> dict[str, Any]:
-    """Write a DR drill report as JSON and Markdown in ``out_dir``; return both paths."""
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d_%H%M%S", time.gmtime())
-    json_path = folder / f"dr_drill_{stamp}.json"
-    n = 2
-    while json_path.exists():
-        json_path = folder / f"dr_drill_{stamp}_{n}.json"
-        n += 1
-    json_path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    _record_drill(json_path, report)
-    md_path = json_path.with_suffix(".md")
-    validation = report.get("validation", {})
-    lines = [f"# DR drill: {'PASS' if validation.get('passed') else 'FAIL'}", "",
-             f"- Source: `{report.get('source')}`", f"- Bundle: `{report.get('bundle')}`",
-             f"- Scratch target: `{report.get('scratch')}`",
-             f"- Records restored: {report.get('record_count')}",
-             f"- Restore time: {report.get('restore_seconds')} s",
-             f"- RTO (restore + validation until the target answers): {report.get('rto_seconds')} s",
-             f"- RPO (age of the newest shipped change): {report.get('rpo_seconds')} s",
-             f"- Validation: passed={validation.get('passed')}, mean overlap {validation.get('mean_overlap')}",
-             ""]
-    for failure in validation.get("failures", []):
-        lines.append(f"- failure **{failure.get('check')}**: {failure.get('message')}")
-    md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return {"report": str(json_path), "markdown": str(md_path)}
-
-
-def _drills_path() -> Path:
-    from engine.config import home_dir
-
-    return home_dir() / "reports" / "drills.jsonl"
-
-
-def _record_drill(path: Path, report: dict[str, Any]) -> None:
-    """One line per drill in ``PROCOS_HOME/reports/drills.jsonl`` (``procos drill history``)."""
-    from engine.events import append_line, now_iso
-
-    validation = report.get("validation") or {}
-    append_line(_drills_path(), {
-        "time": now_iso(), "report": str(path), "instance_id": report.get("instance_id"), "source": report.get("source"),
-        "passed": bool(report.get("passed")), "record_count": report.get("record_count"),
-        "restore_seconds": report.get("restore_seconds"), "rto_seconds": report.get("rto_seconds"),
-        "rpo_seconds": report.get("rpo_seconds"), "recall": (validation.get("recall") or {}).get("target")})
-
-
-def drill_history() -> list[dict[str, Any]]:
-    """Every drill's figures, oldest first: ``[{"time", "report", "source", "passed", "record_count",
-    "restore_seconds", "rto_seconds", "rpo_seconds", "recall"}]``."""
-    path = _drills_path()
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
-
-
-def replication_age(location: str | Path, source: str | None = None) -> float | None:
-    """Seconds since the newest change shipped to ``location`` (of ``source``'s store when given), or None."""
-    from datetime import UTC, datetime
-
-    from engine.transport.timeline import when_of
-
-    from .transport import list_snapshots
-
-    store_id = None
-    if source is not None:
-        with opened(source) as repo:
-            store_id = repo.store_id
-    entries = [e for e in list_snapshots(str(location)) if store_id is None or e.get("store_id") == store_id]
-    if not entries:
-        return None
-    return round((datetime.now(UTC) - max(when_of(e) for e in entries)).total_seconds(), 3)

@@ -1,4 +1,4 @@
-"""Store operations of the front door: seed, stats, query, pause and resume.
+"""Store operations of the front door: seed, stats and query (the freeze flag: :mod:`.freeze`).
 
 The CLI, the BPMN script tasks and the web panel call only these functions. Each opens the store it
 is given (or ``$VECTOR_ENDPOINT`` when ``uri`` is None) and closes it before returning. Heavy
@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import IngestionPaused, InvalidInput, RecordNotFound
+from engine.errors import IngestionPaused, InvalidInput, RecordNotFound, os_errors
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,7 +40,8 @@ def opened(uri: str | None, *, create: bool = False, **settings: Any) -> Iterato
 
 
 def _refuse_if_paused(repo: VectorRepository) -> None:
-    if repo.is_paused():
+    frozen = repo.freeze_state()
+    if frozen.paused and not frozen.stale:  # a stale freeze is cleared by the write itself
         raise IngestionPaused(f"ingestion into {repo.uri} is paused; nothing was written",
                               hint=f"resume it first: procos store resume {shlex.quote(repo.uri)}")
 
@@ -48,6 +49,7 @@ def _refuse_if_paused(repo: VectorRepository) -> None:
 # --- store operations ----------------------------------------------------------------------------
 
 
+@os_errors("seed the store")
 def seed_store(uri: str | None, count: int, dim: int, seed: int = 0, *, artifacts: bool = True,
                batch_size: int = 10_000) -> dict[str, Any]:
     """Bulk-load ``count`` deterministic synthetic records of ``dim`` dimensions (and the artifacts).
@@ -77,7 +79,9 @@ def seed_store(uri: str | None, count: int, dim: int, seed: int = 0, *, artifact
 
 
 def store_stats(uri: str | None) -> dict[str, Any]:
-    """``{"backend", "count", "dimensions", "metric", "index", "paused", "sequence"}`` of the store."""
+    """``{"backend", "count", "dimensions", "metric", "index", "paused", "stale", "held_by",
+    "lease_expires", "sequence", ...}`` of the store (``stale``: a freeze whose holder is gone or whose
+    lease expired, which the next writer clears)."""
     with opened(uri) as repo:
         return dict(repo.stats())
 
@@ -139,23 +143,3 @@ def load_query_vector(path: str | Path) -> np.ndarray:
     if not np.isfinite(vec).all():
         raise InvalidInput(f"vector file {str(p)!r} contains NaN or Inf")
     return vec
-
-
-def pause_ingestion(uri: str | None) -> dict[str, Any]:
-    """Set the store's freeze flag; returns ``{"uri", "paused": True}``."""
-    with opened(uri) as repo:
-        repo.pause_ingestion()
-        return {"uri": repo.uri, "paused": repo.is_paused()}
-
-
-def resume_ingestion(uri: str | None) -> dict[str, Any]:
-    """Clear the store's freeze flag; returns ``{"uri", "paused": False}``."""
-    with opened(uri) as repo:
-        repo.resume_ingestion()
-        return {"uri": repo.uri, "paused": repo.is_paused()}
-
-
-def is_paused(uri: str | None) -> bool:
-    """Whether the store's freeze flag is set."""
-    with opened(uri) as repo:
-        return repo.is_paused()

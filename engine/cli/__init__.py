@@ -4,9 +4,9 @@ Each group module (``engine/cli/store.py``, ...) is imported only when its comma
 and each command is a thin shell over one function of :mod:`engine.api`. To add a group, add one
 line to :data:`GROUPS`.
 
-Errors: an :class:`~engine.errors.ProcosError` prints ``Error: <message>`` (and ``Try: <hint>``)
-on stderr, one line each, and exits with the error's exit code; anything else prints one line and
-exits 1. ``--debug`` adds the traceback.
+Errors: every failure prints exactly two lines on stderr, ``Error: <message>`` and ``Try: <hint>``
+(a default hint when the error brings none), and exits with the error's exit code (1 for anything
+that is not a :class:`~engine.errors.ProcosError`). ``--debug`` adds the traceback.
 
 Every command (loaded lazily) gets the same finishing: ``-q/--quiet`` and ``-v/--verbose`` and the
 exit codes in its help. Colour is used only on a terminal, and never when ``NO_COLOR`` is set.
@@ -140,21 +140,45 @@ class _verbosity_applied:
 
     def __exit__(self, *exc: object) -> None:
         pass
+def one_line(text: str) -> str:
+    """``text`` on one line: line breaks and runs of spaces (libpq's, tracebacks') become one space."""
+    return " ".join(str(text).split())
+
+
+def default_hint(err: BaseException) -> str:
+    """The ``Try:`` line of an error that brings no hint of its own."""
+    from engine import errors
+
+    if isinstance(err, errors.BundleInvalid):
+        return "run procos snapshot verify PATH for every problem of the bundle"
+    if isinstance(err, errors.BundleError):
+        return "check the bundle's path; procos snapshot verify PATH checks a bundle"
+    if isinstance(err, errors.StoreError):
+        return "check the store URI; procos store stats URI shows what the store holds"
+    if isinstance(err, errors.NotAuthorized):
+        return "ask an administrator for the role, or act with your own token (--token-file or $PROCOS_TOKEN)"
+    if isinstance(err, errors.WorkflowError):
+        return "procos instance show ID shows the instance's history and error"
+    if isinstance(err, errors.ProcosError):
+        return "see procos COMMAND --help for what the command expects"
+    return "run it again as procos --debug ... to see the traceback, and report it"
 
 
 def report_error(err: BaseException, *, debug: bool) -> None:
-    """Print an error for a person: one ``Error:`` line, a ``Try:`` line, the traceback with debug."""
+    """Print an error for a person: one ``Error:`` line and one ``Try:`` line (the traceback first with debug).
+
+    Multi-line messages (libpq's, for one) are joined onto one line; secrets are redacted.
+    """
     if debug:
         traceback.print_exception(err, file=sys.stderr)
     from engine.api import redact as redact_text
 
     if isinstance(err, ProcosError):
-        click.echo(f"Error: {redact_text(err.message)}", err=True)
-        if err.hint:
-            click.echo(f"Try: {redact_text(err.hint)}", err=True)
+        click.echo(f"Error: {one_line(redact_text(err.message))}", err=True)
+        click.echo(f"Try: {one_line(redact_text(err.hint or default_hint(err)))}", err=True)
     else:
-        suffix = "" if debug else " (run with --debug for the traceback)"
-        click.echo(f"Error: unexpected {type(err).__name__}: {redact_text(str(err))}{suffix}", err=True)
+        click.echo(f"Error: unexpected {type(err).__name__}: {one_line(redact_text(str(err)))}", err=True)
+        click.echo(f"Try: {default_hint(err)}", err=True)
 
 
 @click.group(cls=LazyGroup, epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})

@@ -199,7 +199,8 @@ def catalog(folder: str, quick: bool, as_json: bool) -> None:
 
     Problems: broken chains (a delta whose parent is not catalogued, damaged or gone), missing
     bundles, bundles that fail verification, unreadable catalog lines, uncatalogued bundles.
-    Exit code 3 when there is any problem.
+    Exit code 3 when there is any problem. Leftovers of killed exports and packs are listed with
+    their age and whether their writer is alive (the next export removes those whose writer is gone).
 
     \b
     Example: procos snapshot catalog ./snapshots
@@ -219,6 +220,10 @@ def catalog(folder: str, quick: bool, as_json: bool) -> None:
             widest=60, empty=f"no catalogued bundles in {folder}"))
         for p in report["problems"]:
             click.echo(f"problem: {p['path'] or '-'}: {p['problem']}")
+        for left in report["leftovers"]:
+            state = {True: "its writer is still running", False: "its writer is gone (the next export removes it)",
+                     None: "its writer cannot be checked from here"}[left["writer_alive"]]
+            click.echo(f"leftover {left['kind']}: {left['path']}, {left['age_seconds']:.0f} s old, {state}")
     if not report["ok"]:
         raise SystemExit(VERIFY_FAILED)
 

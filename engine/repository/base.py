@@ -24,6 +24,8 @@ import numpy as np
 from engine.errors import InvalidInput
 from engine.records import EmbeddingRecord, OnConflict, RecordBatch
 
+from .freeze import Freeze
+
 INDEX_TYPES = ("hnsw", "flat")
 DEFAULT_HNSW = {"m": 16, "ef_construction": 64, "ef_search": 40}
 MAX_EF_SEARCH = 1000  # pgvector's upper limit for hnsw.ef_search; the same bound for FAISS stores
@@ -83,7 +85,9 @@ class VectorRepository(Protocol):
 
     Writes are durable when they return. ``upsert`` and ``delete`` raise
     :class:`~engine.errors.IngestionPaused` while the store's freeze flag is set (from any process)
-    and :class:`~engine.errors.StoreLocked` when another process holds the store's write lock and
+    unless that freeze is stale (its holder is gone or its lease expired, see
+    :mod:`engine.repository.freeze`): a write clears a stale freeze, logs it, and proceeds;
+    they raise :class:`~engine.errors.StoreLocked` when another process holds the store's write lock and
     the backend cannot wait for it. Invalid input raises :class:`~engine.errors.InvalidRecord` and
     writes nothing of the batch.
     """
@@ -177,21 +181,46 @@ class VectorRepository(Protocol):
     def compact(self) -> None:
         """Rebuild search structures: fold write logs into the index, recreate missing indexes, refresh statistics."""
 
-    def pause_ingestion(self) -> None:
-        """Set the freeze flag (persisted in the store; every process sees it)."""
+    def pause_ingestion(self, holder: dict[str, Any] | None = None,
+                        lease_seconds: float | None = None) -> Freeze:
+        """Set the freeze flag (persisted in the store; every process sees it); return the flag as it was.
 
-    def resume_ingestion(self) -> None:
-        """Clear the freeze flag."""
+        Without arguments, an operator's pause: no holder, no expiry; it replaces any freeze, is never
+        stale, and only ``resume_ingestion()`` without a holder clears it. With ``holder`` (an owner
+        record, :func:`engine.repository.freeze.holder`) and ``lease_seconds``, a leased freeze: set
+        over a clear flag or a stale freeze, renewed over the holder's own, and otherwise (a live
+        holder's freeze, an operator's pause) nothing changes. The caller holds the freeze afterwards
+        exactly when :func:`~engine.repository.freeze.may_pause` says so for the returned state.
+        Giving only one of ``holder`` and ``lease_seconds`` raises ValueError.
+        """
+
+    def renew_pause(self, holder: dict[str, Any], lease_seconds: float) -> bool:
+        """Extend the lease of the freeze ``holder`` holds to now + ``lease_seconds``; safe from another thread.
+
+        A holder naming a process instance takes the freeze over for the calling process. Returns
+        False, changing nothing, when the flag is clear or set by someone else (the freeze was lost).
+        """
+
+    def resume_ingestion(self, holder: dict[str, Any] | None = None, *, stale_only: bool = False) -> Freeze:
+        """Clear the freeze flag; return the flag as it was.
+
+        Without a holder it clears any freeze (the operator's resume); with ``holder`` only that
+        holder's freeze; with ``stale_only`` only a stale freeze (see :func:`~engine.repository.freeze.may_resume`).
+        """
+
+    def freeze_state(self) -> Freeze:
+        """The freeze flag with its holder, lease expiry and whether it is stale (decided now)."""
 
     def is_paused(self) -> bool:
-        """Whether the freeze flag is set."""
+        """Whether the freeze flag is set (stale or not)."""
 
     @property
     def artifacts(self) -> ArtifactStore:
         """The knowledge artifacts that travel with this store."""
 
     def stats(self) -> dict[str, Any]:
-        """``{"backend", "count", "dimensions", "metric", "index", "paused", "sequence"}``."""
+        """``{"backend", "count", "dimensions", "metric", "index", "paused", "stale", "held_by",
+        "lease_expires", "sequence", ...}``."""
 
     def export_snapshot(self, dest: str) -> Any:
         """Write a snapshot bundle of this store into the snapshots folder ``dest``."""

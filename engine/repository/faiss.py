@@ -29,6 +29,7 @@ from engine.errors import (
     StoreLocked,
     StoreNotFound,
 )
+from engine.owner import describe
 from engine.records import (
     EmbeddingRecord,
     OnConflict,
@@ -40,7 +41,7 @@ from engine.records import (
     wins,
 )
 
-from . import resolve_settings
+from . import faiss_errors, freeze, resolve_settings
 from .artifacts import DirectoryArtifactStore
 from .base import Changes, Hit, StoreSettings, WriteResult, checked_ef_search
 from .faiss_exact import ExactSearch
@@ -56,6 +57,7 @@ from .faiss_index import (
 )
 from .faiss_meta import MetaStore, State, iter_batches, record_from_row
 from .filters import normalize, sqlite_where
+from .freeze import Freeze
 from .uri import StoreURI
 
 T = TypeVar("T")
@@ -160,10 +162,19 @@ class FaissRepository:
                     os.close(self._lock_fd)  # closing the descriptor releases the flock
                     self._lock_fd = None
 
-    def _check_writable(self, state: State) -> None:
-        if state.paused:
-            raise IngestionPaused(f"ingestion into store {self.uri} is paused",
+    def _check_writable(self, state: State, *, clear: bool = True) -> None:
+        """Refuse a write while the store is frozen; a stale freeze is cleared (inside the write
+        transaction, with ``clear``) and logged instead."""
+        if not state.paused:
+            return
+        current = state.freeze()
+        if not current.stale:
+            raise IngestionPaused(f"ingestion into store {self.uri} is paused"
+                                  + (f" by {describe(current.held_by)}" if current.held_by else ""),
                                   hint=f"run `procos store resume {self.uri}` or call resume_ingestion()")
+        if clear:
+            self._meta.set_freeze(False)
+            freeze.note_cleared(self.uri, current, "a write")
 
     def _claim_dimensions(self, batch: RecordBatch) -> None:
         """Inside a write transaction: check the batch against the stored dimensions, or set them."""
@@ -212,7 +223,7 @@ class FaissRepository:
         """One batch in one transaction, no index work (queries and folds catch the index up)."""
         if not len(batch):
             with self._meta.read():
-                self._check_writable(self._meta.state())
+                self._check_writable(self._meta.state(), clear=False)
             return WriteResult()
         validate_batch(batch, dimensions=self.dimensions, metric=self.metric)
         given = len(batch)
@@ -375,7 +386,7 @@ class FaissRepository:
             return self._meta.count()
 
     def iter_batches(self, batch_size: int = 10_000) -> Iterator[RecordBatch]:
-        return iter_batches(self._meta.path, batch_size)
+        yield from iter_batches(self._meta.path, batch_size)
 
     def iter_records(self, batch_size: int = 1_000) -> Iterator[EmbeddingRecord]:
         for batch in self.iter_batches(batch_size):
@@ -394,13 +405,38 @@ class FaissRepository:
 
     # --- freeze flag, artifacts, stats ------------------------------------------------------------
 
-    def pause_ingestion(self) -> None:
+    def pause_ingestion(self, holder: dict[str, Any] | None = None,
+                        lease_seconds: float | None = None) -> Freeze:
+        freeze.check_lease(holder, lease_seconds)
         with self._mutex, self._meta.write():
-            self._meta.update_state(paused=True)
+            before = self._meta.state().freeze()
+            if freeze.may_pause(before, holder):
+                self._meta.set_freeze(True, holder, freeze.expiry(lease_seconds))
+        return before
 
-    def resume_ingestion(self) -> None:
+    def renew_pause(self, holder: dict[str, Any], lease_seconds: float) -> bool:
+        freeze.check_lease(holder, lease_seconds)
+        meta = MetaStore(self._meta.path)  # a connection of its own: renewals run on a keeper thread
+        try:
+            with meta.write():
+                current = meta.state().freeze()
+                if not (current.paused and freeze.same_holder(current.held_by, holder)):
+                    return False
+                meta.set_freeze(True, holder, freeze.expiry(lease_seconds))
+                return True
+        finally:
+            meta.close()
+
+    def resume_ingestion(self, holder: dict[str, Any] | None = None, *, stale_only: bool = False) -> Freeze:
         with self._mutex, self._meta.write():
-            self._meta.update_state(paused=False)
+            before = self._meta.state().freeze()
+            if freeze.may_resume(before, holder, stale_only):
+                self._meta.set_freeze(False)
+        return before
+
+    def freeze_state(self) -> Freeze:
+        with self._mutex, self._meta.read():
+            return self._meta.state().freeze()
 
     def is_paused(self) -> bool:
         with self._mutex:
@@ -415,8 +451,8 @@ class FaissRepository:
         with self._mutex, self._meta.read():
             state, count = self._meta.state(), self._meta.count()
         return {"backend": self.backend, "count": count, "dimensions": s.dimensions, "metric": s.metric,
-                "index": s.index, "paused": state.paused, "sequence": state.seq, "index_params": dict(s.index_params),
-                "store_id": self.store_id}
+                "index": s.index, **state.freeze().to_json(), "sequence": state.seq,
+                "index_params": dict(s.index_params), "store_id": self.store_id}
 
     def export_snapshot(self, dest: str) -> Any:
         from engine.snapshot import export_snapshot
@@ -437,3 +473,5 @@ class FaissRepository:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+
+faiss_errors.translate(FaissRepository)

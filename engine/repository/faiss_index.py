@@ -9,6 +9,7 @@ product; l2 stores give squared distances, so callers rescore candidates with :f
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -176,10 +177,21 @@ def write_checkpoint(index: faiss.Index, folder: Path, seq: int) -> str:
     """Write ``index.<seq>.faiss`` durably (temp file, fsync, rename, fsync dir); return its name."""
     name = checkpoint_name(seq)
     tmp = folder / f"{name}.tmp"
-    faiss.write_index(index, str(tmp))
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, folder / name)
+    try:
+        faiss.write_index(index, str(tmp))
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, folder / name)
+    except RuntimeError as exc:  # FAISS reports a failed write (a full disk) as a RuntimeError
+        tmp.unlink(missing_ok=True)
+        from engine.errors import os_error
+
+        reason = " ".join(str(exc).split())
+        code = errno.ENOSPC if "no space" in reason.lower() else errno.EIO
+        raise os_error(OSError(code, os.strerror(code), str(tmp)), "write the store's index checkpoint") from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     fsync_dir(folder)
     return name
 

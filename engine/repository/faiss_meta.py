@@ -24,7 +24,9 @@ import numpy as np
 from engine.errors import StoreCorrupt
 from engine.records import EmbeddingRecord, RecordBatch, from_micros
 
+from . import freeze
 from .base import StoreSettings
+from .freeze import Freeze
 
 FORMAT = "1"
 IN_CHUNK = 500  # ids per "IN (...)" query, below SQLite's variable limit
@@ -35,8 +37,9 @@ CREATE TABLE IF NOT EXISTS state (
     one INTEGER PRIMARY KEY CHECK (one = 1),
     seq INTEGER NOT NULL, paused INTEGER NOT NULL, next_label INTEGER NOT NULL,
     checkpoint_seq INTEGER NOT NULL, checkpoint_file TEXT, checkpoint_label INTEGER NOT NULL,
-    clean_seq INTEGER NOT NULL, floor_seq INTEGER NOT NULL);
-INSERT OR IGNORE INTO state VALUES (1, 0, 0, 0, 0, NULL, 0, 0, 0);
+    clean_seq INTEGER NOT NULL, floor_seq INTEGER NOT NULL, held_by TEXT, lease_expires REAL);
+INSERT OR IGNORE INTO state (one, seq, paused, next_label, checkpoint_seq, checkpoint_file, checkpoint_label,
+    clean_seq, floor_seq) VALUES (1, 0, 0, 0, 0, NULL, 0, 0, 0);
 CREATE TABLE IF NOT EXISTS records (
     label INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, vector BLOB NOT NULL, metadata TEXT NOT NULL,
     version INTEGER NOT NULL, source_hash TEXT NOT NULL, created_us INTEGER NOT NULL,
@@ -49,6 +52,7 @@ CREATE TABLE IF NOT EXISTS dead_labels (label INTEGER PRIMARY KEY, seq INTEGER N
 CREATE INDEX IF NOT EXISTS dead_labels_seq ON dead_labels (seq);
 """
 RECORD_COLUMNS = "id, vector, metadata, version, source_hash, created_us, updated_us"
+FREEZE_COLUMNS = ("held_by", "lease_expires")  # added to older stores' state row on open
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class State:
     ``checkpoint_*`` describe the index file (its sequence, name, and the next_label at that
     sequence); dead labels with ``seq <= clean_seq`` are not in that file; an in-memory index older
     than ``floor_seq`` must be reloaded from the checkpoint (the log before it was dropped).
+    ``held_by`` / ``lease_expires`` describe a leased freeze (see :mod:`.freeze`).
     """
 
     seq: int
@@ -68,6 +73,22 @@ class State:
     checkpoint_label: int
     clean_seq: int
     floor_seq: int
+    held_by: dict[str, Any] | None = None
+    lease_expires: float | None = None
+
+    def freeze(self) -> Freeze:
+        return freeze.read(self.paused, self.held_by, self.lease_expires)
+
+
+def _holder(text: str | None) -> dict[str, Any] | None:
+    """The stored holder record; a damaged one reads as an unknown holder (which nobody can prove alive)."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"damaged": text[:200]}
+    return value if isinstance(value, dict) else {"damaged": text[:200]}
 
 
 def rows_to_batch(rows: Sequence[Sequence[Any]], dimensions: int) -> RecordBatch:
@@ -119,6 +140,25 @@ class MetaStore:
         self.conn = connect(path)
         if not self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'dead_labels_seq'").fetchone():
             self.conn.executescript(SCHEMA)  # only a new store pays for a write at open
+        self._freeze_select = self._upgrade()
+
+    def _upgrade(self) -> str:
+        """Add the freeze lease columns to a store made before they existed; the SELECT list to read them.
+
+        A store this process may not write keeps its old shape and reads as holding no lease.
+        """
+        have = {row[1] for row in self.conn.execute("PRAGMA table_info(state)")}
+        if all(c in have for c in FREEZE_COLUMNS):
+            return ", ".join(FREEZE_COLUMNS)
+        try:
+            with self.write():
+                have = {row[1] for row in self.conn.execute("PRAGMA table_info(state)")}
+                for column, kind in zip(FREEZE_COLUMNS, ("TEXT", "REAL"), strict=True):
+                    if column not in have:
+                        self.conn.execute(f"ALTER TABLE state ADD COLUMN {column} {kind}")
+        except sqlite3.OperationalError:  # read-only file or folder
+            return "NULL, NULL"
+        return ", ".join(FREEZE_COLUMNS)
 
     def close(self) -> None:
         self.conn.close()
@@ -144,10 +184,13 @@ class MetaStore:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
+            self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            # SQLite may already have rolled the transaction back itself (a full disk does that): a second
+            # ROLLBACK would raise "no transaction is active" and hide the error that matters.
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
 
     # --- settings and state ------------------------------------------------------------------
 
@@ -189,8 +232,17 @@ class MetaStore:
 
     def state(self) -> State:
         row = self.conn.execute("SELECT seq, paused, next_label, checkpoint_seq, checkpoint_file, "
-                                "checkpoint_label, clean_seq, floor_seq FROM state").fetchone()
-        return State(row[0], bool(row[1]), *row[2:])
+                                f"checkpoint_label, clean_seq, floor_seq, {self._freeze_select} FROM state").fetchone()
+        held_by = _holder(row[8])
+        return State(row[0], bool(row[1]), *row[2:8], held_by=held_by,
+                     lease_expires=float(row[9]) if row[9] is not None and held_by is not None else None)
+
+    def set_freeze(self, paused: bool, held_by: dict[str, Any] | None = None,
+                   lease_expires: float | None = None) -> None:
+        """Write the freeze flag (inside a write transaction)."""
+        self.conn.execute("UPDATE state SET paused = ?, held_by = ?, lease_expires = ?",
+                          (int(paused), json.dumps(held_by, sort_keys=True) if held_by is not None else None,
+                           lease_expires))
 
     def update_state(self, **fields: Any) -> None:
         sets = ", ".join(f"{name} = ?" for name in fields)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 import numpy as np
 from psycopg import Connection, sql
@@ -40,6 +41,11 @@ def nearest(conn: Connection, table: str, settings: StoreSettings, vector: Seque
     if ef:
         conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef)))
     rows = conn.execute(stmt, params).fetchall()
+    if ef and len(rows) < k:
+        # The graph's nearest entries were dead rows (a rolled-back write, before VACUUM) or unreachable:
+        # the contract is k hits whenever k records exist, so answer exactly.
+        stmt, params, _ = search_sql(table, replace(settings, index="flat"), k, qtext, where, where_params)
+        rows = conn.execute(stmt, params).fetchall()
     return [Hit(rid, float(dist), json.loads(meta)) for rid, dist, meta in rows]
 
 

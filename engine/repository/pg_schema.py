@@ -1,8 +1,9 @@
 """The SQL objects of a pgvector store: names, DDL, and the shared state row.
 
 Per store (table ``T``): the records table ``T``, its tombstones ``T_tombstones``, and one row
-in ``procos_store_state`` holding the settings, the change sequence and the freeze flag (so every
-process sees them). Artifacts live in ``knowledge_artifacts`` keyed by store name.
+in ``procos_store_state`` holding the settings, the change sequence and the freeze flag with its
+holder and lease (``paused``, ``held_by``, ``lease_expires``; see :mod:`.freeze`), so every process
+sees them. Artifacts live in ``knowledge_artifacts`` keyed by store name.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from typing import Any
 
 import psycopg
 from psycopg import Connection, sql
+from psycopg.types.json import Jsonb
 
 from engine.errors import InvalidURI, StoreCorrupt, StoreError
 
+from . import freeze
 from .base import StoreSettings
+from .freeze import Freeze
 
 STATE_TABLE = "procos_store_state"
 ARTIFACT_TABLE = "knowledge_artifacts"
@@ -25,6 +29,8 @@ OPCLASS = {"cosine": "vector_cosine_ops", "l2": "vector_l2_ops", "inner_product"
 OPERATOR = {"cosine": "<=>", "l2": "<->", "inner_product": "<#>"}
 HNSW_MAX_DIMS = 2000  # pgvector 0.6 limit for indexed vector columns
 PLAIN_STORAGE_MAX_DIMS = 1500  # keep vectors inline (no TOAST) while a row fits a page
+# Columns of the state row added after its first release: (name, type), added by setup_shared.
+LATER_COLUMNS = (("store_id", "text"), ("held_by", "jsonb"), ("lease_expires", "double precision"))
 
 
 def name(table: str, suffix: str = "") -> str:
@@ -64,11 +70,20 @@ def setup_shared(conn: Connection, where: str) -> None:
         " index_type text NOT NULL, index_params jsonb NOT NULL, seq bigint NOT NULL DEFAULT 0,"
         " paused bool NOT NULL DEFAULT false, created_ts timestamptz NOT NULL DEFAULT now())"
     ).format(sql.Identifier(STATE_TABLE)))
-    has_id = conn.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
-                          "AND table_name = %s AND column_name = 'store_id'", (STATE_TABLE,)).fetchone()
-    if not has_id:  # stores created before store ids existed get one on open
-        conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS store_id text").format(
-            sql.Identifier(STATE_TABLE)))
+    have = {row[0] for row in conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+        "AND table_name = %s", (STATE_TABLE,))}
+    for column, kind in LATER_COLUMNS:  # stores created before these existed get them on open
+        if column not in have:
+            try:
+                with conn.transaction():
+                    conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                        sql.Identifier(STATE_TABLE), sql.Identifier(column), sql.SQL(kind)))
+            except psycopg.errors.InsufficientPrivilege as exc:
+                raise StoreError(f"{STATE_TABLE} in {where} lacks the column {column} of this version, and "
+                                 "this role may not add it", hint=f"have the table's owner open a store once "
+                                 f"with this version (or run ALTER TABLE {STATE_TABLE} ADD COLUMN {column} "
+                                 f"{kind})") from exc
     conn.execute(sql.SQL(
         "CREATE TABLE IF NOT EXISTS {} (store text NOT NULL, path text COLLATE \"C\" NOT NULL,"
         " content bytea NOT NULL, sha256 text NOT NULL, updated_ts timestamptz NOT NULL DEFAULT now(),"
@@ -126,9 +141,27 @@ def state_value(conn: Connection, table: str, column: str) -> Any:
     return row[0]
 
 
-def set_paused(conn: Connection, table: str, paused: bool) -> None:
-    conn.execute(sql.SQL("UPDATE {} SET paused = %s WHERE table_name = %s").format(
-        sql.Identifier(STATE_TABLE)), (paused, table))
+def read_freeze(conn: Connection, table: str, *, lock: bool = False) -> Freeze:
+    """The store's freeze flag; ``lock`` holds the state row until the transaction ends."""
+    row = conn.execute(sql.SQL("SELECT paused, held_by, lease_expires FROM {} WHERE table_name = %s"
+                               + (" FOR UPDATE" if lock else "")).format(sql.Identifier(STATE_TABLE)),
+                       (table,)).fetchone()
+    if row is None:
+        raise StoreCorrupt(f"store {table!r} has no row in {STATE_TABLE}", hint="reopen the store")
+    return freeze.read(bool(row[0]), _holder(row[1]), row[2])
+
+
+def set_freeze(conn: Connection, table: str, paused: bool, held_by: dict[str, Any] | None = None,
+               lease_expires: float | None = None) -> None:
+    conn.execute(sql.SQL("UPDATE {} SET paused = %s, held_by = %s, lease_expires = %s WHERE table_name = %s")
+                 .format(sql.Identifier(STATE_TABLE)),
+                 (paused, Jsonb(held_by) if held_by is not None else None, lease_expires, table))
+
+
+def _holder(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    return value if isinstance(value, dict) else {"damaged": str(value)[:200]}
 
 
 def set_index_param(conn: Connection, table: str, key: str, value: int) -> None:
@@ -142,14 +175,15 @@ def set_dimensions(conn: Connection, table: str, dims: int) -> None:
         sql.Identifier(STATE_TABLE)), (dims, table))
 
 
-def bump_seq(conn: Connection, table: str) -> tuple[int, bool]:
-    """Lock the state row for this transaction and take the next change sequence: (seq, paused)."""
-    row = conn.execute(sql.SQL("UPDATE {} SET seq = seq + 1 WHERE table_name = %s RETURNING seq, paused")
+def bump_seq(conn: Connection, table: str) -> tuple[int, Freeze]:
+    """Lock the state row for this transaction and take the next change sequence: (seq, freeze flag)."""
+    row = conn.execute(sql.SQL("UPDATE {} SET seq = seq + 1 WHERE table_name = %s "
+                               "RETURNING seq, paused, held_by, lease_expires")
                        .format(sql.Identifier(STATE_TABLE)), (table,)).fetchone()
     if row is None:
         raise StoreCorrupt(f"store {table!r} has no row in {STATE_TABLE}",
                            hint="reopen the store, which recreates its state")
-    return int(row[0]), bool(row[1])
+    return int(row[0]), freeze.read(bool(row[1]), _holder(row[2]), row[3])
 
 
 def create_records_table(conn: Connection, table: str, dims: int, *, target: str | None = None) -> None:

@@ -23,11 +23,13 @@ import psycopg
 from psycopg import Connection, sql
 
 from engine.errors import IngestionPaused, StoreError, StoreNotFound
+from engine.owner import describe
 from engine.records import EmbeddingRecord, OnConflict, RecordBatch, validate_batch
 
-from . import pg_reads, pg_schema, pg_writes
+from . import freeze, pg_reads, pg_schema, pg_writes
 from .base import Changes, Hit, StoreSettings, WriteResult, checked_ef_search
 from .filters import normalize
+from .freeze import Freeze
 from .pg_artifacts import PgArtifactStore
 from .uri import StoreURI
 
@@ -110,6 +112,26 @@ class PgVectorRepository:
             self._conn = connect(self._dsn, self.uri)
         return self._conn
 
+    def _db_error(self, exc: psycopg.Error) -> StoreError:
+        """The typed error of a psycopg failure: a lost connection, a full server disk, or anything else."""
+        conn = self._conn
+        state = exc.sqlstate or ""
+        if isinstance(exc, psycopg.InterfaceError) or isinstance(exc, psycopg.OperationalError) and (
+                conn is None or conn.closed or conn.broken or not state or state.startswith(("08", "57P"))):
+            return self._lost(exc)  # this or a stream's own connection is gone (no SQLSTATE: client side)
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, psycopg.errors.DiskFull):
+            from engine.errors import DiskFull
+
+            return DiskFull(f"the PostgreSQL server of {self.uri} ran out of disk space: {detail}",
+                            hint="free space on the database server, then run it again; the operation was "
+                                 "rolled back")
+        if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+            return StoreError(f"PostgreSQL refused {self.uri}'s role: {detail}",
+                              hint="grant the role the privileges on the store's tables, or use another role")
+        return StoreError(f"PostgreSQL failed an operation on {self.uri}: {detail}",
+                          hint="check the server's log; the operation was rolled back, run it again")
+
     def _lost(self, exc: Exception) -> StoreError:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return StoreError(f"the PostgreSQL connection of {self.uri} failed: {first}",
@@ -133,9 +155,12 @@ class PgVectorRepository:
         """One write transaction: (connection, this write's seq, settings with the table created)."""
         conn = self._connection()
         with conn.transaction():
-            seq, paused = pg_schema.bump_seq(conn, self.table)
-            if paused:
-                raise self._paused_error()
+            seq, frozen = pg_schema.bump_seq(conn, self.table)
+            if frozen.paused:
+                if not frozen.stale:
+                    raise self._paused_error(frozen)
+                pg_schema.set_freeze(conn, self.table, False)
+                freeze.note_cleared(self.uri, frozen, "a write")
             settings = self._settings
             if settings.dimensions is None:
                 state = pg_schema.read_state(conn, self.table)
@@ -275,18 +300,45 @@ class PgVectorRepository:
 
     # --- freeze flag, artifacts, stats -----------------------------------------------------------
 
-    def pause_ingestion(self) -> None:
-        self._read(pg_schema.set_paused, self.table, True)
+    def pause_ingestion(self, holder: dict[str, Any] | None = None,
+                        lease_seconds: float | None = None) -> Freeze:
+        freeze.check_lease(holder, lease_seconds)
 
-    def resume_ingestion(self) -> None:
-        self._read(pg_schema.set_paused, self.table, False)
+        def pause(conn: Connection) -> Freeze:
+            before = pg_schema.read_freeze(conn, self.table, lock=True)
+            if freeze.may_pause(before, holder):
+                pg_schema.set_freeze(conn, self.table, True, holder, freeze.expiry(lease_seconds))
+            return before
+        return self._read(pause)
+
+    def renew_pause(self, holder: dict[str, Any], lease_seconds: float) -> bool:
+        freeze.check_lease(holder, lease_seconds)
+        with connect(self._dsn, self.uri) as conn:  # a connection of its own: renewals run on a keeper thread
+            current = pg_schema.read_freeze(conn, self.table, lock=True)
+            if not (current.paused and freeze.same_holder(current.held_by, holder)):
+                return False
+            pg_schema.set_freeze(conn, self.table, True, holder, freeze.expiry(lease_seconds))
+            conn.commit()
+            return True
+
+    def resume_ingestion(self, holder: dict[str, Any] | None = None, *, stale_only: bool = False) -> Freeze:
+        def resume(conn: Connection) -> Freeze:
+            before = pg_schema.read_freeze(conn, self.table, lock=True)
+            if freeze.may_resume(before, holder, stale_only):
+                pg_schema.set_freeze(conn, self.table, False)
+            return before
+        return self._read(resume)
+
+    def freeze_state(self) -> Freeze:
+        return self._read(pg_schema.read_freeze, self.table)
 
     def is_paused(self) -> bool:
         return bool(self._read(pg_schema.state_value, self.table, "paused"))
 
     def _refuse_if_paused(self) -> None:
-        if self.is_paused():
-            raise self._paused_error()
+        frozen = self.freeze_state()
+        if frozen.paused and not frozen.stale:
+            raise self._paused_error(frozen)
 
     def compact(self) -> None:
         """Make sure every index of the store exists (HNSW included), then refresh planner statistics."""
@@ -300,8 +352,9 @@ class PgVectorRepository:
         conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(self.table)))
         conn.commit()
 
-    def _paused_error(self) -> IngestionPaused:
-        return IngestionPaused(f"ingestion into {self.uri} is paused; nothing was written",
+    def _paused_error(self, frozen: Freeze) -> IngestionPaused:
+        by = f" by {describe(frozen.held_by)}" if frozen.held_by else ""
+        return IngestionPaused(f"ingestion into {self.uri} is paused{by}; nothing was written",
                                hint=f"procos store resume {self.uri}")
 
     @property
@@ -311,7 +364,7 @@ class PgVectorRepository:
     def stats(self) -> dict[str, Any]:
         settings = self._refresh()
         return {"backend": self.backend, "count": self.count(), "dimensions": settings.dimensions,
-                "metric": settings.metric, "index": settings.index, "paused": self.is_paused(),
+                "metric": settings.metric, "index": settings.index, **self.freeze_state().to_json(),
                 "sequence": self.sequence(), "index_params": dict(settings.index_params),
                 "store_id": self.store_id}
 
@@ -341,29 +394,28 @@ class PgVectorRepository:
 
 
 def _translate_connection_errors(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a lost connection inside ``method`` into a StoreError with a hint (generators too)."""
-    lost = (psycopg.OperationalError, psycopg.InterfaceError)
+    """Turn a psycopg error inside ``method`` into a typed StoreError on one line with a hint (generators too)."""
     if inspect.isgeneratorfunction(method):
         @functools.wraps(method)
         def stream(self: PgVectorRepository, *args: Any, **kwargs: Any) -> Iterator[Any]:
             try:
                 yield from method(self, *args, **kwargs)
-            except lost as exc:
-                raise self._lost(exc) from exc
+            except psycopg.Error as exc:
+                raise self._db_error(exc) from exc
         return stream
 
     @functools.wraps(method)
     def call(self: PgVectorRepository, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
-        except lost as exc:
-            raise self._lost(exc) from exc
+        except psycopg.Error as exc:
+            raise self._db_error(exc) from exc
     return call
 
 
 for _name in ("upsert", "write_batch", "bulk_load", "replace_all", "query", "fetch", "delete", "count",
               "iter_batches", "iter_records", "sequence", "changes_since", "pause_ingestion", "resume_ingestion",
-              "is_paused", "stats", "compact", "set_ef_search"):
+              "renew_pause", "freeze_state", "is_paused", "stats", "compact", "set_ef_search"):
     setattr(PgVectorRepository, _name, _translate_connection_errors(getattr(PgVectorRepository, _name)))
 
 __all__ = ["PgVectorRepository", "connect"]

@@ -145,12 +145,40 @@ def read_catalog(folder: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], 
                 entry = json.loads(line)
             except ValueError:
                 entry = None
-            if not isinstance(entry, dict) or any(k not in entry for k in ENTRY_KEYS):
+            why = entry_problem(entry)
+            if why is not None:
                 problems.append(_problem(None, None, "unreadable_line",
-                                         f"{layout.CATALOG} line {number} is not a catalog entry"))
+                                         f"{layout.CATALOG} line {number} is not a catalog entry ({why})"))
                 continue
             entries.append(entry)
     return entries, problems
+
+
+def entry_problem(entry: Any) -> str | None:
+    """Why a parsed catalog line is not an entry this module can use, or None when it is one."""
+    if not isinstance(entry, dict):
+        return "not a JSON object"
+    missing = [k for k in ENTRY_KEYS if k not in entry]
+    if missing:
+        return f"no {', '.join(missing)}"
+    for key in ("snapshot_id", "content_hash", "created_utc", "path"):
+        if not isinstance(entry[key], str) or not entry[key]:
+            return f"{key} is not a text"
+    if entry["kind"] not in manifest.KINDS:
+        return f"kind {entry['kind']!r} is not full or delta"
+    if not layout.is_bundle_name(entry["path"]):
+        return f"path {entry['path'][:80]!r} is not a bundle folder's name"
+    parent = entry["parent"]
+    if parent is not None and not (isinstance(parent, dict) and isinstance(parent.get("snapshot_id"), str)
+                                   and isinstance(parent.get("content_hash"), str)):
+        return "parent is not {snapshot_id, content_hash}"
+    if entry["kind"] == "delta" and parent is None:
+        return "a delta without a parent"
+    if entry["sequence"] is not None and (isinstance(entry["sequence"], bool) or not isinstance(entry["sequence"], int)):
+        return "sequence is not an integer"
+    if not isinstance(entry["counts"], dict):
+        return "counts is not an object"
+    return None
 
 
 def _problem(bundle: str | None, path: str | None, code: str, problem: str) -> dict[str, Any]:
@@ -223,13 +251,16 @@ def _chains(by_id: dict[str, dict[str, Any]], health: dict[str, tuple[str, str] 
 
 
 def check_catalog(folder: str | os.PathLike[str], *, quick: bool = False) -> dict[str, Any]:
-    """Lineage and health of every catalogued bundle: ``{"folder", "bundles", "problems", "ok"}``.
+    """Lineage and health of every catalogued bundle: ``{"folder", "bundles", "problems", "ok", "leftovers"}``.
 
     Each bundle is its catalog line plus ``location`` (folder or archive, None when gone),
     ``chain`` (snapshot ids from its full bundle to it, None when broken) and ``ok``. Problems
     (``{"bundle", "path", "code", "problem"}``) cover unreadable lines, duplicates, missing
     bundles, bundles that fail verification (skipped with ``quick``: then only the manifest is
     read), broken chains, and bundle folders of this folder that the catalog does not list.
+    ``leftovers`` lists unfinished exports and packs (:func:`.staging.leftovers`: path, kind, age,
+    writer, whether it is alive); they are not problems of the catalogued bundles, and the next
+    export into the folder removes those whose writer is gone.
     """
     root = Path(folder)
     if not root.is_dir():
@@ -260,4 +291,7 @@ def check_catalog(folder: str | os.PathLike[str], *, quick: bool = False) -> dic
         name = layout.archive_stem(child) if layout.is_archive(child) else child.name
         if layout.is_bundle_name(name) and name not in listed:
             problems.append(_problem(None, child.name, "uncatalogued", f"{child.name} is not in {layout.CATALOG}"))
-    return {"folder": str(root), "bundles": bundles, "problems": problems, "ok": not problems}
+    from .staging import leftovers
+
+    return {"folder": str(root), "bundles": bundles, "problems": problems, "ok": not problems,
+            "leftovers": leftovers(root)}

@@ -64,8 +64,37 @@ def open_chain(paths: Sequence[str | os.PathLike[str]], access: BundleAccess | N
         yield chain
 
 
+def _usable(name: str, doc: Any) -> None:
+    """Raise LineageError unless ``doc`` has the lineage fields a chain check reads, with their types."""
+    def bad(what: str) -> LineageError:
+        return LineageError(f"{name}'s manifest cannot be placed in a chain: {what}",
+                            hint="run procos snapshot verify on it; export the bundle again")
+    if not isinstance(doc, dict):
+        raise bad("it is not a JSON object")
+    for key in ("snapshot_id", "content_hash", "metric", "vector_backend"):
+        if not isinstance(doc.get(key), str):
+            raise bad(f"{key} is not a text")
+    if manifest.kind_of(doc) not in manifest.KINDS:
+        raise bad(f"kind {doc.get('kind')!r} is not full or delta")
+    dims = doc.get("dimensions")
+    if isinstance(dims, bool) or not isinstance(dims, int):
+        raise bad("dimensions is not an integer")
+    if manifest.kind_of(doc) == "delta":
+        parent = doc.get("parent")
+        if not (isinstance(parent, dict) and isinstance(parent.get("snapshot_id"), str)
+                and isinstance(parent.get("content_hash"), str)):
+            raise bad("a delta's parent is not {snapshot_id, content_hash}")
+        if isinstance(doc.get("base_sequence"), bool) or not isinstance(doc.get("base_sequence"), int):
+            raise bad("a delta's base_sequence is not an integer")
+    origin = doc.get("migrated_from")
+    if origin is not None and not isinstance(origin, dict):
+        raise bad("migrated_from is not an object")
+
+
 def check_chain(docs: list[tuple[str, dict[str, Any]]]) -> None:
     """Raise LineageError unless ``docs`` (name, manifest) is one full bundle followed by its deltas in order."""
+    for name, doc in docs:
+        _usable(name, doc)
     name0, first = docs[0]
     if manifest.kind_of(first) != "full":
         raise LineageError(f"{name0} is a delta bundle; a chain starts with the full bundle it descends from",

@@ -19,7 +19,6 @@ result says ``"migrated_from": 1``. A newer version raises UnsupportedSchemaVers
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +35,7 @@ from engine.records import OnConflict
 
 from . import layout, manifest, reader
 from .access import BundleAccess
+from .staging import discard
 from .verify import verified_manifest
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def open_current(src: str | os.PathLike[str], *, tmp_dir: str | None = None, acc
             new_root, new_doc, old = migrate_to_current(root, tmp, doc=doc)
             yield new_root, new_doc, old
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            discard(tmp)
 
 
 def _note(result: dict[str, Any], migrated_from: int | None) -> dict[str, Any]:

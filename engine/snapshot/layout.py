@@ -26,6 +26,8 @@ from engine.errors import BundleError
 
 BUNDLE_PREFIX = "knowledge_snapshot_"
 BUNDLE_RE = re.compile(r"^knowledge_snapshot_\d{8}_\d{6}(?:_\d+)?$")
+STAGING_RE = re.compile(r"^\.knowledge_snapshot_\d{8}_\d{6}_tmp-[^/]+$")  # an export's hidden staging folder
+PACK_TEMP_RE = re.compile(r"^\.(knowledge_snapshot_\d{8}_\d{6}(?:_\d+)?\.tar\.zst)\.tmp-([^/]+)$")
 ARCHIVE_SUFFIX = ".tar.zst"
 
 MANIFEST = "manifest.json"
@@ -77,6 +79,22 @@ def staging_prefix(stem: str) -> str:
 
 def is_bundle_name(name: str) -> bool:
     return bool(BUNDLE_RE.match(name))
+
+
+def is_staging_name(name: str) -> bool:
+    """Whether ``name`` is an export's hidden staging folder (``.knowledge_snapshot_..._tmp-XXXX``)."""
+    return bool(STAGING_RE.match(name))
+
+
+def pack_temp_path(archive: Path, writer: str) -> Path:
+    """The hidden file an archive is written to before its rename: ``.<archive name>.tmp-<writer>``."""
+    return archive.with_name(f".{archive.name}.tmp-{writer}")
+
+
+def pack_temp_writer(name: str) -> str | None:
+    """The writer token of a pack's temporary file name, or None when ``name`` is not one."""
+    match = PACK_TEMP_RE.match(name)
+    return match.group(2) if match else None
 
 
 def archive_path(bundle: Path) -> Path:

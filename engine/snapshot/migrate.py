@@ -15,7 +15,6 @@ The input is verified first (a damaged bundle is refused) and the output after.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 from engine.errors import BundleError, BundleInvalid, InvalidInput, UnsupportedSchemaVersion
 
 from . import checksums, layout, manifest, reader
-from .staging import abort_bundle, start_bundle, update_state
+from .staging import abort_bundle, discard, start_bundle, update_state
 from .verify import verify_dir
 
 Step = Callable[[Path, dict[str, Any], Path, int | None], Path]
@@ -106,7 +105,7 @@ def _apply(step_from: int, root: Path, doc: dict[str, Any], dest_parent: Path, s
     out = STEPS[step_from](root, doc, dest_parent, shard_rows)
     report = verify_dir(out)
     if not report.ok or report.manifest.get("schema_version") != step_from + 1:
-        shutil.rmtree(out, ignore_errors=True)
+        discard(out)
         first = report.errors[0] if report.errors else None
         raise BundleError(f"migrating {root} to schema_version {step_from + 1} gave a bundle that does not verify"
                           + (f" ({first.path}: {first.problem})" if first else ""),
@@ -134,7 +133,7 @@ def migrate_to_current(root: str | os.PathLike[str], tmp_parent: str | os.PathLi
                                            hint="migrate it with an older procos-knowledge first")
         out, doc = _apply(version, current, doc, parent, shard_rows)
         if current != Path(root):
-            shutil.rmtree(current, ignore_errors=True)
+            discard(current)
         current, version = out, version + 1
     return current, doc, (start if start != version else None)
 

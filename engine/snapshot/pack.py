@@ -1,10 +1,11 @@
 """Pack a bundle folder into a reproducible ``<bundle name>.tar.zst`` next to it.
 
 Reproducible: entries sorted by path under the top folder ``<bundle name>/``, PAX format, owner
-0:0 with empty user/group names, mtime 0, mode 0755 for folders and 0644 for files, zstd (level 6
-by default, single-threaded, streamed). The same bundle always packs to the same bytes, and the
-archive unpacks with ``tar --use-compress-program=unzstd -xf`` or ``zstd -dc X | tar x``. The
-archive holds every file of the folder, so a signature (``checksums.sha256.asc``) travels with it.
+0:0 with empty user/group names, mtime 0, mode 0755 for folders and 0644 for files, one zstd frame
+(level 6 by default, single-threaded, streamed, with its content checksum). The same bundle always
+packs to the same bytes, and the archive unpacks with ``tar --use-compress-program=unzstd -xf`` or
+``zstd -dc X | tar x``. The archive holds every file of the folder, so a signature
+(``checksums.sha256.asc``) travels with it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import tarfile
 from pathlib import Path
 from typing import BinaryIO
 
+from engine import owner
 from engine.errors import BundleError
 
 from . import layout
@@ -62,7 +64,7 @@ def write_archive(root: Path, out: BinaryIO, *, level: int = 6) -> None:
     """Stream the reproducible ``.tar.zst`` of the bundle folder ``root`` into ``out`` (not closed)."""
     import zstandard
 
-    compressor = zstandard.ZstdCompressor(level=level, threads=0)
+    compressor = zstandard.ZstdCompressor(level=level, threads=0, write_checksum=True)
     with compressor.stream_writer(out, closefd=False) as zfh:
         with tarfile.open(fileobj=zfh, mode="w|", format=tarfile.PAX_FORMAT) as tar:
             for name, path in _entries(root):
@@ -78,7 +80,7 @@ def pack_bundle(bundle: str | os.PathLike[str], *, level: int = 6) -> Path:
     """Write ``<bundle name>.tar.zst`` next to ``bundle`` (atomically, replacing an older one); return it."""
     root = finished_bundle(bundle)
     target = layout.archive_path(root)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp = layout.pack_temp_path(target, owner.token())
     try:
         with open(tmp, "wb") as raw:
             write_archive(root, raw, level=level)

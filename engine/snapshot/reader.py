@@ -6,7 +6,6 @@ Nothing here verifies; callers that write anything (import) run :func:`verify_bu
 from __future__ import annotations
 
 import os
-import shutil
 import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from engine.errors import BundleError
 from engine.records import RecordBatch
 
 from . import checksums, layout, manifest
+from .staging import discard
 from .unpack import UnpackLimits, safe_unpack
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def open_bundle(path: str | os.PathLike[str], *, tmp_dir: str | None = None,
     try:
         yield root
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        discard(tmp)  # the unpacked bundle is renamed away first: a kill never leaves it half deleted
 
 
 def _keys_for(path: Path, keys: AgeKeys | None) -> AgeKeys | None:

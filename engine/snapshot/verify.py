@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import BadSignature, BundleError, BundleInvalid, UnsupportedSchemaVersion
+from engine.errors import ArchiveDamaged, BadSignature, BundleError, BundleInvalid, UnsupportedSchemaVersion
 
 from . import checksums, layout, manifest
 from .data_checks import check_embeddings
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .access import BundleAccess
 
 NO_SIGNATURE = {"status": "missing", "fingerprint": None}
+MAX_NAMED = 5  # files named in a verification failure's one-line message
 
 
 @dataclass(frozen=True)
@@ -87,12 +88,18 @@ def verify_bundle(path: str | os.PathLike[str], *, trusted_keys: list[str] | tup
     """Verify a bundle folder, ``.tar.zst`` or encrypted ``.age`` (unpacked safely into a temporary folder first).
 
     ``trusted_keys`` are fingerprints trusted in addition to the configured ``PROCOS_TRUSTED_KEYS``;
-    ``keys`` decrypt an ``.age`` bundle (default: ``PROCOS_AGE_IDENTITY``).
+    ``keys`` decrypt an ``.age`` bundle (default: ``PROCOS_AGE_IDENTITY``). A damaged archive
+    (truncated, bytes appended, a second zstd frame, data after the tar's end) is one finding on the
+    archive's file name; a hostile one raises UnsafeArchive.
     """
     from .reader import open_bundle
 
-    with open_bundle(path, tmp_dir=tmp_dir, keys=keys) as root:
-        report = verify_dir(root, max_workers=max_workers, trusted_keys=trusted_keys)
+    try:
+        with open_bundle(path, tmp_dir=tmp_dir, keys=keys) as root:
+            report = verify_dir(root, max_workers=max_workers, trusted_keys=trusted_keys)
+    except ArchiveDamaged as exc:  # a changed archive is a verification failure like any other change
+        report = VerifyReport(str(path))
+        report.add(exc.path or Path(path).name, exc.problem, "archive", exc.hint)
     report.path = str(path)
     return report
 
@@ -108,12 +115,14 @@ def verified_manifest(root: Path, name: object, *, consequence: str, purpose: st
     """
     report = verify_dir(root, trusted_keys=access.trusted_keys if access is not None else None)
     if report.unsupported_version:
-        raise UnsupportedSchemaVersion(f"{name}: {report.unsupported_version}",
+        raise UnsupportedSchemaVersion(f"{name}: {layout.MANIFEST}: {report.unsupported_version}",
                                        hint=f"upgrade procos-knowledge to {purpose}")
     if not report.ok:
         first = report.errors[0]
         error = BadSignature if any(f.code == "signature" for f in report.errors) else BundleInvalid
-        raise error(f"{name} failed verification with {len(report.errors)} problem(s), e.g. "
+        paths = list(dict.fromkeys(f.path for f in report.errors))
+        where = ", ".join(paths[:MAX_NAMED]) + (f" and {len(paths) - MAX_NAMED} more" if len(paths) > MAX_NAMED else "")
+        raise error(f"{name} failed verification with {len(report.errors)} problem(s) in {where}, e.g. "
                             f"{first.path}: {first.problem}; {consequence}",
                             [f.to_json() for f in report.errors],
                             hint="run procos snapshot verify for the full list; export the bundle again "
@@ -244,7 +253,8 @@ def _check_files(root: Path, report: VerifyReport, pool: Executor, version: int 
                        "checksums")
             continue
         if not _allowed(rel, version):
-            report.add(rel, "is not a file a bundle may hold (unknown name or artifact kind)", "unknown_file")
+            report.add(rel, "is listed in checksums.sha256 but is not a file a bundle may hold (unknown name or "
+                       "artifact kind)", "unknown_file")
         if rel not in on_disk:
             report.add(rel, "listed in checksums.sha256 but missing", "missing")
             continue

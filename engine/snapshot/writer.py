@@ -7,12 +7,11 @@ Steps (each can run in its own process; they share state through the staging fol
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,17 +19,9 @@ from engine.errors import BundleError
 from engine.records import RecordBatch
 
 from . import checksums, layout, manifest
+from .finish import ExportResult, finish_bundle
 from .pipeline import checked, prefetch
-from .staging import (
-    abort_bundle,
-    fsync_dir,
-    fsync_tree_dirs,
-    publish,
-    read_state,
-    require,
-    start_bundle,
-    update_state,
-)
+from .staging import abort_bundle, claim, start_bundle, update_state
 
 if TYPE_CHECKING:
     from engine.repository import ArtifactStore, StoreSettings, VectorRepository
@@ -39,34 +30,6 @@ __all__ = ["ExportResult", "abort_bundle", "dump_embeddings", "export_snapshot",
            "package_artifacts", "start_bundle", "write_artifacts", "write_embeddings"]
 DEFAULT_BATCH = 4_096
 log = logging.getLogger(__name__)
-
-
-def _deployment_env() -> str:
-    """The environment recorded in a manifest when the caller names none: the deployment's."""
-    from engine.config import environment
-
-    return environment()
-
-
-@dataclass(frozen=True)
-class ExportResult:
-    """A finished bundle: where it is, its ids, and (when packed) the archive next to it."""
-
-    path: str
-    snapshot_id: str
-    content_hash: str
-    record_count: int
-    archive: str | None = None
-    warnings: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"path": self.path, "snapshot_id": self.snapshot_id,
-                               "content_hash": self.content_hash, "record_count": self.record_count}
-        if self.archive is not None:
-            out["archive"] = self.archive
-        if self.warnings:
-            out["warnings"] = list(self.warnings)
-        return out
 
 
 def dump_embeddings(repo: VectorRepository, staging_dir: str | os.PathLike[str], compression_level: int = 6,
@@ -112,7 +75,7 @@ def write_embeddings(staging_dir: str | os.PathLike[str], batches: Iterable[Reco
     from .shards import DEFAULT_SHARD_ROWS, ShardedWriter
 
     staging = Path(staging_dir)
-    read_state(staging)
+    claim(staging)  # this process works in it now
     if not 1 <= compression_level <= 22:
         raise BundleError(f"compression level must be between 1 and 22, got {compression_level}")
     shard_rows = DEFAULT_SHARD_ROWS if shard_rows is None else shard_rows
@@ -179,7 +142,7 @@ def write_artifacts(staging_dir: str | os.PathLike[str], stores: list[ArtifactSt
     from engine.repository.artifacts import check_artifact_path
 
     staging = Path(staging_dir)
-    read_state(staging)
+    claim(staging)  # this process works in it now
     sources: dict[str, ArtifactStore] = {}
     for store in stores:
         sources.update({info.path: store for info in store.list()})
@@ -200,81 +163,6 @@ def write_artifacts(staging_dir: str | os.PathLike[str], stores: list[ArtifactSt
     return {**manifest.artifact_counts(list(files)), "files": len(files), "logs_truncated": truncated}
 
 
-def finish_bundle(staging_dir: str | os.PathLike[str], *, source_env: str | None = None,
-                  pack: bool = False, catalog: bool = True,
-                  manifest_extra: dict[str, Any] | None = None) -> ExportResult:
-    """Write checksums.sha256 then manifest.json, fsync everything, rename into the final name.
-
-    ``catalog=False`` leaves the snapshots folder's catalog alone; ``manifest_extra`` adds
-    properties to the manifest (a migration's ``migrated_from``).
-    """
-    staging = Path(staging_dir)
-    state = read_state(staging)
-    emb = require(state, "embeddings", "dump_embeddings")
-    art = require(state, "artifacts", "package_artifacts")
-    if "shards" not in emb:
-        raise BundleError(f"{staging} was started by an older version of procos (no embeddings shards)",
-                          hint="abort this export and start again")
-    entries = {**{s["file"]: s["sha256"] for s in emb["shards"]}, **art["files"]}
-    if state.get("faiss_index"):
-        entries[layout.FAISS_INDEX] = state["faiss_index"]["sha256"]
-    if state.get("delta"):
-        entries[layout.CHANGES] = state["delta"]["changes"]["sha256"]
-    on_disk, odd = layout.relative_files(staging)
-    expected = set(entries) | {layout.STAGING_STATE}
-    if odd or set(on_disk) != expected:
-        raise BundleError(f"staging folder {staging} holds unexpected files "
-                          f"{sorted(set(on_disk) ^ expected) + odd}", hint="abort this export and start again")
-    doc = manifest.build(
-        snapshot_id=state["snapshot_id"], created_utc=state["created_utc"],
-        source_env=source_env if source_env is not None else _deployment_env(),
-        source_uri=emb["uri"], backend=emb["backend"], record_count=emb["records"],
-        dimensions=emb["dimensions"], metric=emb["metric"], index_type=emb["index"],
-        index_params=emb["index_params"], content_hash=checksums.content_hash(entries),
-        compression_level=emb["compression_level"], rows_per_group=emb["rows_per_group"],
-        shards=emb["shards"], shard_rows=emb["shard_rows"],
-        artifact_paths=list(art["files"]), logs_truncated=art["logs_truncated"])
-    doc.update(manifest.lineage_fields(state, art["files"]))
-    doc.update(manifest_extra or {})
-    if state.get("delta"):
-        doc["faiss_index"] = None
-    data = manifest.dumps(doc)
-    entries[layout.MANIFEST] = hashlib.sha256(data).hexdigest()
-    for target, payload in ((layout.checksums_path(staging), checksums.format_lines(entries).encode()),
-                            (layout.manifest_path(staging), data)):  # the manifest goes last
-        with open(target, "xb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-    layout.state_path(staging).unlink()
-    fsync_tree_dirs(staging)
-    final = publish(staging, staging.parent, state["stem"])
-    fsync_dir(final)
-    # The rename above is the commit point: the bundle is complete. What follows must not make the
-    # export look failed (a retried process would write a second bundle), so it degrades to warnings.
-    from .catalog import record_bundle
-
-    warnings = []
-    try:
-        if catalog:
-            record_bundle(final, doc)  # one line in <out_dir>/snapshot_catalog.jsonl
-    except BundleError as exc:
-        log.warning("%s", exc)
-        warnings.append(str(exc))
-    archive = None
-    if pack:
-        from .pack import pack_bundle
-
-        try:
-            archive = str(pack_bundle(final))
-        except (OSError, BundleError) as exc:
-            log.warning("packing %s failed: %s", final, exc)
-            warnings.append(f"the bundle {final} is complete, but packing it failed ({exc}); "
-                            f"retry with: procos snapshot pack {final}")
-    return ExportResult(str(final), doc["snapshot_id"], doc["content_hash"], doc["record_count"], archive,
-                        tuple(warnings))
-
-
 def export_snapshot(repo: VectorRepository, out_dir: str | os.PathLike[str], *,
                     artifacts_dir: str | os.PathLike[str] | None = None, compression_level: int = 6,
                     freeze: bool = False, pack: bool = False, source_env: str | None = None,
@@ -282,28 +170,28 @@ def export_snapshot(repo: VectorRepository, out_dir: str | os.PathLike[str], *,
                     shard_rows: int | None = None) -> ExportResult:
     """Export ``repo`` into a new bundle inside the snapshots folder ``out_dir``.
 
-    With ``freeze`` the store's freeze flag is set for the duration and cleared on every exit path
-    (unless it was already set before, in which case it is left set). On any failure the staging
-    folder is removed and nothing that looks like a bundle is left behind. ``shard_rows`` is the
-    number of rows per ``embeddings/part-NNNNN.parquet`` shard (default 100,000).
+    With ``freeze`` the store's freeze flag is held as a leased freeze for the duration (renewed by
+    a thread, cleared on every exit path; a killed export leaves it stale, and the next writer or
+    export clears it), unless it was already set by an operator or a live holder, in which case it
+    is left as it was. On any failure the staging folder is removed and nothing that looks like a
+    bundle is left behind; staging folders of earlier exports whose writer is gone are removed when
+    this one starts. ``shard_rows`` is the number of rows per ``embeddings/part-NNNNN.parquet``
+    shard (default 100,000). A stale freeze cleared on the way is reported in ``warnings``.
     """
+    from .freezing import held_freeze
+
     if shard_rows is not None:
         from .shards import check_shard_rows
 
         check_shard_rows(shard_rows)
     staging = start_bundle(out_dir)
-    paused_here = False
     try:
-        if freeze and not repo.is_paused():
-            repo.pause_ingestion()
-            paused_here = True
-        dump_embeddings(repo, staging, compression_level, batch_size=batch_size, shard_rows=shard_rows)
-        package_artifacts(repo, staging, artifacts_dir, max_log_bytes=max_log_bytes)
-        return finish_bundle(staging, source_env=source_env, pack=pack)
+        with held_freeze(repo, freeze) as notes:
+            dump_embeddings(repo, staging, compression_level, batch_size=batch_size, shard_rows=shard_rows)
+            package_artifacts(repo, staging, artifacts_dir, max_log_bytes=max_log_bytes)
+            result = finish_bundle(staging, source_env=source_env, pack=pack)
     except BaseException:
         if staging.exists():
             abort_bundle(staging)
         raise
-    finally:
-        if paused_here:
-            repo.resume_ingestion()
+    return replace(result, warnings=(*notes, *result.warnings))

@@ -2,7 +2,9 @@
 
 Every pass through the frozen phase starts here, including a restart after a retried failure. A store
 that was already paused before the export (an operator's ``procos store pause``) is left as it was
-found: the export neither takes over nor clears that pause (``paused_before``).
+found: the export neither takes over nor clears that pause (``paused_before``). The export's own freeze
+is *leased*, held by this instance: the runner renews it while it works, and a runner that dies leaves
+it stale (cleared by the next writer, or taken over when the instance is retried).
 """
 
 from engine.errors import WorkflowError
@@ -20,10 +22,11 @@ def run(ctx):
     data["attempt"] = attempt
     data["restart"] = False
     if "paused_before" not in data:  # the operator's state, as found by the first attempt
-        data["paused_before"] = bool(ctx.api.is_paused(data["source"]))
+        flag = ctx.api.store_stats(data["source"])  # a stale freeze (its holder gone) is no one's pause
+        data["paused_before"] = bool(flag["paused"] and not flag.get("stale"))
     if data["paused_before"]:
         ctx.log("the store was paused before the export; it stays paused afterwards")
         data["frozen"] = True
         return
-    data["frozen"] = ctx.api.pause_ingestion(data["source"])["paused"]
+    data["frozen"] = ctx.api.pause_ingestion(data["source"], holder=ctx.api.freeze_holder(ctx.instance_id))["paused"]
     ctx.on_cancel("resume_ingestion", uri=data["source"])  # a cancel must not leave the store frozen

@@ -11,5 +11,6 @@ def run(ctx):
         ctx.log("left the store paused, as it was before the export")
         data["frozen"] = True
     else:
-        data["frozen"] = ctx.api.resume_ingestion(data["source"])["paused"]
+        done = ctx.api.resume_ingestion(data["source"], holder=ctx.api.freeze_holder(ctx.instance_id))
+        data["frozen"] = done["paused"]
     ctx.cancel_done("resume_ingestion")
