@@ -253,6 +253,17 @@ class PgVectorRepository:
         finally:
             reader.close()
 
+    def shared_snapshot(self) -> Any:
+        """One exported snapshot of the store for several reading connections (``pg_dump -j``), or None
+        for a store without dimensions. See :class:`~.pg_snapshot.SharedSnapshot`."""
+        self._connection()
+        dims = self._refresh().dimensions
+        if dims is None:
+            return None
+        from .pg_snapshot import SharedSnapshot
+
+        return SharedSnapshot(lambda: connect(self._dsn, self.uri, autocommit=True), self.table, dims)
+
     def iter_records(self, batch_size: int = 1_000) -> Iterator[EmbeddingRecord]:
         for batch in self.iter_batches(batch_size):
             yield from batch.records()

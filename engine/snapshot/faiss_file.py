@@ -118,6 +118,16 @@ class FaissIndexBuilder:
             finally:
                 faiss.omp_set_num_threads(threads)
 
+    def add_batch(self, batch: Any) -> None:
+        """:meth:`add` for a RecordBatch (rows must come in bundle row order)."""
+        self.add(batch.vectors)
+
+    def abort(self) -> None:
+        """Drop what was built (the staging folder is removed by the caller)."""
+        if self.stream is not None and not self.stream.spill.closed:
+            self.stream.spill.close()
+        self.index = None
+
     def finish(self) -> tuple[str, int]:
         """Serialize the index into ``path``; return its ``(sha256, size)``."""
         if self.stream is not None:
@@ -135,17 +145,24 @@ class FaissIndexBuilder:
         return sink.finish()
 
 
-def index_problems(path: Path, record_count: int, dimensions: int) -> list[str]:
-    """Why ``index.faiss`` is unreadable or disagrees with the manifest (empty list when fine)."""
-    faiss = _faiss()
+def index_problems(path: Path, record_count: int, dimensions: int, metric: str | None = None) -> list[str]:
+    """Why ``index.faiss`` is unreadable or disagrees with the manifest (empty list when fine).
+
+    Only the header is parsed (:mod:`.faiss_header`; the declared arrays must add up to the file's
+    size), never the whole index: the file's bytes are checked by its streamed sha256.
+    """
+    from .faiss_header import HeaderError, read_header
+
     try:
-        index = faiss.read_index(str(path))
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown error"
-        return [f"FAISS cannot read the index ({first[:200]})"]
+        header = read_header(path)
+    except (HeaderError, OSError) as exc:
+        return [f"is not a FAISS index this tool reads ({str(exc)[:200]})"]
     problems = []
-    if int(index.ntotal) != record_count:
-        problems.append(f"the index holds {index.ntotal} vectors, the manifest says record_count={record_count}")
-    if int(index.d) != dimensions:
-        problems.append(f"the index has {index.d} dimensions, the manifest says {dimensions}")
+    if header.ntotal != record_count:
+        problems.append(f"the index holds {header.ntotal} vectors, the manifest says record_count={record_count}")
+    if header.dimensions != dimensions:
+        problems.append(f"the index has {header.dimensions} dimensions, the manifest says {dimensions}")
+    wanted = None if metric is None else ("l2" if metric == "l2" else "inner_product")
+    if wanted is not None and header.metric != wanted:
+        problems.append(f"the index ranks by {header.metric}, a {metric} store's index by {wanted}")
     return problems

@@ -26,6 +26,8 @@ from .checksums import HashingWriter
 
 COLUMNS = ("id", "vector", "metadata", "version", "source_hash", "created_ts", "updated_ts", "vector_hash")
 ROW_GROUP_BYTES = 32 << 20
+VECTOR_ENCODINGS = ("plain", "byte_stream_split")
+VECTOR_COLUMN_PATH = "vector.list.element"
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 
@@ -100,7 +102,11 @@ class EmbeddingsWriter:
     shorter), so equal rows give equal bytes whatever the input batch sizes were.
     """
 
-    def __init__(self, path: Path, dimensions: int, compression_level: int = 6) -> None:
+    def __init__(self, path: Path, dimensions: int, compression_level: int = 6,
+                 vector_encoding: str = "plain") -> None:
+        if vector_encoding not in VECTOR_ENCODINGS:
+            raise BundleError(f"unknown vector encoding {vector_encoding!r}",
+                              hint=f"use one of {', '.join(VECTOR_ENCODINGS)}")
         self.dimensions = dimensions
         self.group_rows = rows_per_group(dimensions)
         self.schema = arrow_schema(dimensions)
@@ -111,7 +117,8 @@ class EmbeddingsWriter:
         self._writer = pq.ParquetWriter(
             self.sink, self.schema, compression="zstd", compression_level=compression_level,
             version="2.6", data_page_version="1.0", use_dictionary=False, write_statistics=["id"],
-            sorting_columns=[pq.SortingColumn(0)], store_schema=True, write_page_index=False)
+            sorting_columns=[pq.SortingColumn(0)], store_schema=True, write_page_index=False,
+            **_encoding_options(vector_encoding))
 
     def write(self, batch: RecordBatch) -> None:
         if len(batch):
@@ -148,6 +155,14 @@ class EmbeddingsWriter:
         except Exception:  # noqa: BLE001 - already failing; the staging folder is removed next
             pass
         self.sink.abort()
+
+
+def _encoding_options(vector_encoding: str) -> dict[str, Any]:
+    """ParquetWriter options for the vector column: BYTE_STREAM_SPLIT puts the 4 bytes of every float in
+    4 separate streams, so zstd finds the (similar) exponent bytes together; ``plain`` leaves it PLAIN."""
+    if vector_encoding == "plain":
+        return {}
+    return {"column_encoding": {VECTOR_COLUMN_PATH: "BYTE_STREAM_SPLIT"}}
 
 
 def open_embeddings(path: Path) -> pq.ParquetFile:

@@ -60,9 +60,10 @@ def prefetch(batches: Iterator, depth: int = 2) -> Iterator:
         worker.join()
 
 
-def checked(batches: Iterable[RecordBatch], dimensions: int, where: str) -> Iterator:
+def checked(batches: Iterable[RecordBatch], dimensions: int, where: str, *, arrow: bool = True) -> Iterator:
     """Batches with their Arrow form, checking dimensions and strictly ascending ids.
 
+    ``arrow=False`` yields ``(batch, None)``: the conversion (and its row hashes) is left to the caller.
     The source iterator is closed on every exit (a pgvector stream releases its connection).
     """
     from .parquet_io import to_arrow
@@ -76,12 +77,16 @@ def checked(batches: Iterable[RecordBatch], dimensions: int, where: str) -> Iter
             if batch.dimensions != dimensions:
                 raise BundleError(f"record {batch.ids[0]!r} has {batch.dimensions} dimensions, {where} "
                                   f"says {dimensions}")
-            for rid in batch.ids:
-                if last is not None and rid <= last:
-                    raise BundleError(f"{where} returned id {rid!r} after {last!r}; ids must be strictly "
-                                      "ascending", hint="this is a backend bug; report it")
-                last = rid
-            yield batch, to_arrow(batch, dimensions)
+            ids = batch.ids
+            if (last is not None and ids[0] <= last) or any(a >= b for a, b in zip(ids, ids[1:], strict=False)):
+                prev = last
+                for rid in ids:
+                    if prev is not None and rid <= prev:
+                        raise BundleError(f"{where} returned id {rid!r} after {prev!r}; ids must be strictly "
+                                          "ascending", hint="this is a backend bug; report it")
+                    prev = rid
+            last = ids[-1]
+            yield batch, (to_arrow(batch, dimensions) if arrow else None)
     finally:
         close = getattr(source, "close", None)
         if close is not None:
