@@ -14,6 +14,8 @@ libraries (FAISS, psycopg, pyarrow) are imported by the code that needs them, ne
 
 from __future__ import annotations
 
+from engine.progress import reporting as report_progress
+
 from .crypto import encrypt_snapshot, sign_file, sign_snapshot, signature_status
 from .drift import drift_check
 from .settings import deployment_environment, redact, show_config, signing_key
@@ -50,6 +52,7 @@ from .stores import (
     resume_ingestion,
     seed_store,
     store_stats,
+    wait_index,
 )
 from .transport import abort_incomplete, list_snapshots, prune_snapshots, pull_snapshot, push_snapshot
 from .validation import tune_search, validate, validation_report_path
@@ -59,6 +62,7 @@ __all__ = [
     "describe_snapshot",
     "deployment_environment",
     "redact",
+    "report_progress",
     "show_config",
     "signing_key",
     "abort_export",
@@ -101,5 +105,6 @@ __all__ = [
     "validate",
     "validation_report_path",
     "verify_snapshot",
+    "wait_index",
     "write_drill_report",
 ]

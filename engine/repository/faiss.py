@@ -416,7 +416,8 @@ class FaissRepository:
             state, count = self._meta.state(), self._meta.count()
         return {"backend": self.backend, "count": count, "dimensions": s.dimensions, "metric": s.metric,
                 "index": s.index, "paused": state.paused, "sequence": state.seq, "index_params": dict(s.index_params),
-                "store_id": self.store_id}
+                "store_id": self.store_id,
+                "index_build": {"state": "ready", "percent": 100.0, "eta_seconds": 0.0, "phase": None}}
 
     def export_snapshot(self, dest: str) -> Any:
         from engine.snapshot import export_snapshot

@@ -173,8 +173,8 @@ def create_secondary_indexes(conn: Connection, target: str) -> None:
         ident(target, "_metadata_idx"), sql.Identifier(target)))
 
 
-def create_ann_index(conn: Connection, target: str, settings: StoreSettings) -> None:
-    """The HNSW index of ``target`` (nothing for ``index=flat``)."""
+def create_ann_index(conn: Connection, target: str, settings: StoreSettings, *, concurrently: bool = False) -> None:
+    """The HNSW index of ``target`` (nothing for ``index=flat``); ``concurrently`` needs an autocommit connection."""
     if settings.index != "hnsw":
         return
     if settings.dimensions is not None and settings.dimensions > HNSW_MAX_DIMS:
@@ -182,8 +182,9 @@ def create_ann_index(conn: Connection, target: str, settings: StoreSettings) -> 
                          hint="open the store with index=flat")
     params = settings.index_params
     conn.execute(sql.SQL(
-        "CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (embedding {}) WITH (m = {}, ef_construction = {})"
-    ).format(ident(target, "_embedding_idx"), sql.Identifier(target), sql.SQL(OPCLASS[settings.metric]),
+        "CREATE INDEX {} IF NOT EXISTS {} ON {} USING hnsw (embedding {}) WITH (m = {}, ef_construction = {})"
+    ).format(sql.SQL("CONCURRENTLY" if concurrently else ""), ident(target, "_embedding_idx"), sql.Identifier(target),
+             sql.SQL(OPCLASS[settings.metric]),
              sql.Literal(int(params.get("m", 16))), sql.Literal(int(params.get("ef_construction", 64)))))
 
 

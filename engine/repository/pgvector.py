@@ -192,8 +192,10 @@ class PgVectorRepository:
                 conn.execute("SET LOCAL client_connection_check_interval = '1s'")
                 result = pg_writes.load_new_table(conn, self.table, settings, rest, seq, on_conflict, replace=False)
             else:
-                for batch in rest:
-                    result += pg_writes.write_batch(conn, self.table, batch, seq, on_conflict)
+                for batch, deduped, payload in pg_writes.encoded(rest, seq, on_conflict):
+                    result += pg_writes.write_batch(conn, self.table, batch, seq, on_conflict, (deduped, payload))
+        if empty and rebuild:
+            self.build_search_index()
         return result
 
     def replace_all(self, batches: Iterable[RecordBatch], *, search_index: str | None = None) -> WriteResult:
@@ -206,8 +208,28 @@ class PgVectorRepository:
                 return WriteResult()
             conn.execute("SET LOCAL client_connection_check_interval = '1s'")
             rest = chain([first], checked) if first is not None else checked
-            return pg_writes.load_new_table(conn, self.table, settings, rest, seq,
-                                            OnConflict.NEWER_OR_EQUAL, replace=True)
+            result = pg_writes.load_new_table(conn, self.table, settings, rest, seq,
+                                              OnConflict.NEWER_OR_EQUAL, replace=True)
+        self.build_search_index()
+        return result
+
+    def build_search_index(self) -> bool:
+        """Build the HNSW index (``CREATE INDEX CONCURRENTLY``; queries keep answering, exactly, meanwhile)
+        when it is missing or a failed build left it invalid; False when there was nothing to build.
+        See :mod:`.pg_index_build`."""
+        settings = self._refresh()
+        if settings.index != "hnsw" or settings.dimensions is None:
+            return False
+        from . import pg_index_build
+
+        rows = self.count()
+        return pg_index_build.build(lambda: connect(self._dsn, self.uri, autocommit=True), self.table, settings, rows)
+
+    def index_build(self) -> dict[str, Any]:
+        """``{"state": "building"|"ready"|"missing"|"invalid", "percent", "eta_seconds", "phase"}`` of the HNSW index."""
+        from . import pg_index_build
+
+        return self._read(pg_index_build.build_state, self.table, self._refresh())
 
     def delete(self, ids: Sequence[str]) -> int:
         unique = sorted(set(ids))
@@ -307,7 +329,7 @@ class PgVectorRepository:
         conn = self._connection()
         with conn.transaction():
             pg_schema.create_secondary_indexes(conn, self.table)
-            pg_schema.create_ann_index(conn, self.table, settings)
+        self.build_search_index()
         conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(self.table)))
         conn.commit()
 
@@ -324,7 +346,7 @@ class PgVectorRepository:
         return {"backend": self.backend, "count": self.count(), "dimensions": settings.dimensions,
                 "metric": settings.metric, "index": settings.index, "paused": self.is_paused(),
                 "sequence": self.sequence(), "index_params": dict(settings.index_params),
-                "store_id": self.store_id}
+                "store_id": self.store_id, "index_build": self.index_build()}
 
     def export_snapshot(self, dest: str) -> Any:
         from engine.snapshot import export_snapshot
@@ -374,7 +396,7 @@ def _translate_connection_errors(method: Callable[..., Any]) -> Callable[..., An
 
 for _name in ("upsert", "write_batch", "bulk_load", "replace_all", "query", "fetch", "delete", "count",
               "iter_batches", "iter_records", "sequence", "changes_since", "pause_ingestion", "resume_ingestion",
-              "is_paused", "stats", "compact", "set_ef_search"):
+              "is_paused", "stats", "compact", "set_ef_search", "build_search_index", "index_build"):
     setattr(PgVectorRepository, _name, _translate_connection_errors(getattr(PgVectorRepository, _name)))
 
 __all__ = ["PgVectorRepository", "connect"]

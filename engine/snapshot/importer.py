@@ -64,19 +64,20 @@ def _settings_problem(repo: VectorRepository, doc: dict[str, Any]) -> str | None
     return None
 
 
-def check_bundle(root: Path, access: BundleAccess | None = None, name: object = "the bundle") -> dict[str, Any]:
+def check_bundle(root: Path, access: BundleAccess | None = None, name: object = "the bundle",
+                 jobs: int | None = None) -> dict[str, Any]:
     """Verify the unpacked bundle at ``root`` (and its signature, see :class:`~.access.BundleAccess`).
 
     Returns its manifest or raises (nothing written yet). ``access=None`` is a default access:
     no extra trusted keys, a signature required only in prod.
     """
     return verified_manifest(root, name, consequence="nothing was imported", purpose="import this bundle",
-                             access=access if access is not None else BundleAccess())
+                             access=access if access is not None else BundleAccess(), max_workers=jobs)
 
 
 @contextmanager
-def open_current(src: str | os.PathLike[str], *, tmp_dir: str | None = None, access: BundleAccess | None = None
-                 ) -> Iterator[tuple[Path, dict[str, Any], int | None]]:
+def open_current(src: str | os.PathLike[str], *, tmp_dir: str | None = None, access: BundleAccess | None = None,
+                 jobs: int | None = None) -> Iterator[tuple[Path, dict[str, Any], int | None]]:
     """Open and verify bundle ``src``; migrate it to the current schema_version in a temporary folder if older.
 
     Yields ``(root, verified manifest, version migrated from or None)``; temporary folders are
@@ -84,7 +85,7 @@ def open_current(src: str | os.PathLike[str], *, tmp_dir: str | None = None, acc
     """
     keys = access.keys if access is not None else None
     with reader.open_bundle(src, tmp_dir=tmp_dir, keys=keys) as root:
-        doc = check_bundle(root, access, src)
+        doc = check_bundle(root, access, src, jobs)
         if manifest.version_of(doc) == manifest.SCHEMA_VERSION:
             yield root, doc, None
             return
@@ -201,7 +202,7 @@ def check_expected(doc: dict[str, Any], src: object, expected_content_hash: str 
 def import_into(uri: str, src: str | os.PathLike[str], mode: str = "append",
                 on_conflict: str | OnConflict = "version", *, records: bool = True, artifacts: bool = True,
                 batch_size: int = 10_000, access: BundleAccess | None = None,
-                expected_content_hash: str | None = None) -> dict[str, Any]:
+                expected_content_hash: str | None = None, jobs: int | None = None) -> dict[str, Any]:
     """Verify bundle ``src`` first (decrypting it, checking its signature per ``access``), then open
     (creating when new) the store ``uri`` and load it.
 
@@ -210,9 +211,11 @@ def import_into(uri: str, src: str | os.PathLike[str], mode: str = "append",
     ``records``/``artifacts`` choose the halves to load (the import process loads them in separate
     steps). ``expected_content_hash`` binds the load to an approval: a bundle whose content hash differs
     raises BundleChanged before anything is written. Returns what :func:`import_snapshot` returns, plus
-    ``"artifacts"`` (a count) when artifacts were loaded.
+    ``"artifacts"`` (a count) when artifacts were loaded. ``jobs`` shards are verified at a time
+    (default ``min(4, cpus)``); the load itself reads, validates and encodes the next batch while
+    the store writes the current one.
     """
-    with open_current(src, access=access) as (root, doc, old):
+    with open_current(src, access=access, jobs=jobs) as (root, doc, old):
         refuse_delta(doc, src)
         check_expected(doc, src, expected_content_hash)
         repo = open_target(uri, doc)

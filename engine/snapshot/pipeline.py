@@ -6,58 +6,13 @@ writing Parquet; the queue between them holds at most ``depth`` batches, so memo
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Iterable, Iterator
 
 from engine.errors import BundleError
 from engine.records import RecordBatch
+from engine.streams import prefetch
 
-
-def prefetch(batches: Iterator, depth: int = 2) -> Iterator:
-    """Pull ``batches`` in a background thread (store reads overlap Parquet writes); bounded queue."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def pump() -> None:
-        try:
-            for item in batches:
-                while not stop.is_set():
-                    try:
-                        q.put(("item", item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    break
-            q.put(("end", done))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
-            q.put(("error", exc))
-        finally:
-            close = getattr(batches, "close", None)
-            if close is not None:
-                close()
-
-    worker = threading.Thread(target=pump, name="snapshot-prefetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, value = q.get()
-            if kind == "item":
-                yield value
-            elif kind == "error":
-                raise value
-            else:
-                return
-    finally:
-        stop.set()
-        while worker.is_alive():
-            try:
-                q.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        worker.join()
+__all__ = ["checked", "prefetch"]
 
 
 def checked(batches: Iterable[RecordBatch], dimensions: int, where: str, *, arrow: bool = True) -> Iterator:

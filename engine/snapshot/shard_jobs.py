@@ -130,7 +130,7 @@ def write_split(root: Path, batches: Iterable[RecordBatch], *, dimensions: int, 
                 return
             except queue.Full:
                 if any(f.done() and f.exception() for f in futures):
-                    raise next(f.exception() for f in futures if f.done() and f.exception())
+                    raise next(f.exception() for f in futures if f.done() and f.exception()) from None
 
     with _pool(jobs) as pool:
         try:

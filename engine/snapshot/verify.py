@@ -98,7 +98,7 @@ def verify_bundle(path: str | os.PathLike[str], *, trusted_keys: list[str] | tup
 
 
 def verified_manifest(root: Path, name: object, *, consequence: str, purpose: str,
-                      access: BundleAccess | None = None) -> dict[str, Any]:
+                      access: BundleAccess | None = None, max_workers: int | None = None) -> dict[str, Any]:
     """The manifest of the unpacked bundle at ``root`` once every check passes; otherwise raise.
 
     ``consequence`` says what did not happen because of it ("nothing was imported") and ``purpose``
@@ -106,7 +106,8 @@ def verified_manifest(root: Path, name: object, *, consequence: str, purpose: st
     With ``access`` the signature is checked against its trusted keys, and a bundle without a good
     one raises SignatureRequired when ``access`` requires it (see :class:`~.access.BundleAccess`).
     """
-    report = verify_dir(root, trusted_keys=access.trusted_keys if access is not None else None)
+    report = verify_dir(root, trusted_keys=access.trusted_keys if access is not None else None,
+                        max_workers=max_workers)
     if report.unsupported_version:
         raise UnsupportedSchemaVersion(f"{name}: {report.unsupported_version}",
                                        hint=f"upgrade procos-knowledge to {purpose}")
