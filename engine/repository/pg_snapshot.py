@@ -46,7 +46,7 @@ class SharedSnapshot:
     def ranges(self, rows: int, batch_size: int) -> list[Callable[[], Iterator[RecordBatch]]]:
         """One stream factory per run of ``rows`` rows (the last may be shorter), in id order."""
         starts = self.range_starts(rows)
-        bounds = list(zip(starts, [*starts[1:], None], strict=True))
+        bounds = list(zip(starts, [*starts[1:], None], strict=False))
         return [lambda lo=lo, hi=hi: self.batches(lo, hi, batch_size) for lo, hi in bounds]
 
     def batches(self, lo: str, hi: str | None, batch_size: int) -> Iterator[RecordBatch]:

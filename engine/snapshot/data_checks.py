@@ -67,11 +67,13 @@ def check_embeddings(path: Path, record_count: Any, dimensions: Any, stats: dict
     return result.problems
 
 
-def check_parquet(path: Path, expected_rows: Any, dimensions: Any, rows_name: str = "rows") -> FileCheck:
+def check_parquet(path: Path, expected_rows: Any, dimensions: Any, rows_name: str = "rows",
+                  on_rows: Any = None) -> FileCheck:
     """Check one file: schema, dimensions, row count (``rows_name`` names the manifest value), every row.
 
     Rows must have matching vector hashes, finite vectors, canonical metadata and strictly
-    ascending unique ids. Never raises: anything unreadable is a problem.
+    ascending unique ids. Never raises: anything unreadable is a problem. ``on_rows(n)`` is told
+    of every ``n`` rows checked (progress).
     """
     out = FileCheck()
     try:
@@ -126,6 +128,8 @@ def check_parquet(path: Path, expected_rows: Any, dimensions: Any, rows_name: st
                 if not _metadata_ok(text):
                     t_meta.add(rid)
             checked += len(ids)
+            if on_rows is not None:
+                on_rows(len(ids))
     except Exception as exc:  # noqa: BLE001 - a damaged file is a finding, never a crash
         problems.append(f"cannot be read past row {checked} ({type(exc).__name__}: {str(exc)[:200]})")
     out.last_id = last

@@ -259,7 +259,10 @@ def _apply(repo: VectorRepository, chain: Chain, mode: str, on_conflict: str, ba
         raise SettingsMismatch(problem, hint="import into a new store opened with open_target(uri, manifest)")
     files = {rel: layout.member(chain[i][1], rel).read_bytes() for rel, i in sorted(final.items())}
     deleted: list[str] = []
-    records = merged_records(chain, deleted, batch_size)
+    from engine.progress import counted
+
+    records = counted(merged_records(chain, deleted, batch_size), "import",
+                      sum(int(doc["record_count"]) for _, _, doc in chain))
     if mode == "replace":
         result = repo.replace_all(records)
         repo.artifacts.replace_all(files)

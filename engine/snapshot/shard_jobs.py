@@ -40,18 +40,18 @@ _END = object()
 class Tally:
     """Rows written so far across workers, reported as progress of ``op``."""
 
-    def __init__(self, op: str, total: int | None) -> None:
+    def __init__(self, op: str, total: int | None, unit: str = "rows") -> None:
         from engine import progress
 
         self._update = progress.update
-        self.op, self.total, self.done = op, total, 0
+        self.op, self.total, self.unit, self.done = op, total, unit, 0
         self._lock = threading.Lock()
-        self._update(op, 0, total)
+        self._update(op, 0, total, unit)
 
     def add(self, n: int) -> None:
         with self._lock:
             self.done += n
-            self._update(self.op, self.done, self.total)
+            self._update(self.op, self.done, self.total, self.unit)
 
 
 def write_shard(root: Path, index: int, arrow_batches: Iterable[pa.RecordBatch], dimensions: int,

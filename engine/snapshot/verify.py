@@ -15,6 +15,7 @@ shards checked in a small thread pool (``max_workers``, default ``min(4, cpu cou
 
 from __future__ import annotations
 
+import contextvars
 import os
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -250,7 +251,17 @@ def _check_files(root: Path, report: VerifyReport, pool: Executor, version: int 
             report.add(rel, "listed in checksums.sha256 but missing", "missing")
             continue
         to_hash.append(rel)
-    digests = pool.map(lambda rel: checksums.sha256_file(layout.member(root, rel))[0], to_hash)
+    from .shard_jobs import Tally
+
+    sizes = {rel: layout.member(root, rel).stat().st_size for rel in to_hash}
+    tally = Tally("checksums", sum(sizes.values()), "bytes")
+    contexts = {rel: contextvars.copy_context() for rel in to_hash}
+
+    def digest_of(rel: str) -> str:
+        digest = contexts[rel].run(checksums.sha256_file, layout.member(root, rel), tally.add)[0]
+        return digest
+
+    digests = pool.map(digest_of, to_hash)
     for rel, digest in zip(to_hash, digests, strict=True):
         actual[rel] = digest
         if digest != listed[rel]:
