@@ -78,6 +78,35 @@ class FlatIndexStream:
                 + struct.pack("<iqqq?iQ", self.dimensions, self.rows, FAISS_HEADER_DUMMY, FAISS_HEADER_DUMMY,
                               True, 1 if l2 else 0, self.rows * self.dimensions))
 
+    def matches(self, graph: Any) -> bool:
+        """Whether ``graph`` (an IndexHNSWFlat) stores exactly the spilled rows, in the same order."""
+        if not self.spill.closed:
+            self.spill.close()
+        if int(graph.ntotal) != self.rows or int(graph.d) != self.dimensions:
+            return False
+        storage = _faiss().downcast_index(graph.storage)
+        step = max(1, COPY_CHUNK // (4 * max(1, self.dimensions)))
+        with open(self.spill_path, "rb") as rows:
+            for start in range(0, self.rows, step):
+                n = min(step, self.rows - start)
+                want = np.frombuffer(rows.read(4 * n * self.dimensions), dtype="<f4").reshape(n, self.dimensions)
+                if not np.array_equal(storage.reconstruct_n(start, n), want):
+                    return False
+        return True
+
+    def write_graph(self, graph: Any) -> tuple[str, int]:
+        """Write ``graph`` (checked with :meth:`matches`) as the index file instead of the flat rows."""
+        os.unlink(self.spill_path)
+        sink = HashingWriter(self.path)
+        try:
+            writer = _faiss().PyCallbackIOWriter(sink.write)
+            _faiss().write_index(graph, writer)
+            del writer
+        except BaseException:
+            sink.abort()
+            raise
+        return sink.finish()
+
     def finish(self) -> tuple[str, int]:
         self.spill.close()
         sink = HashingWriter(self.path)
@@ -105,6 +134,7 @@ class FaissIndexBuilder:
         self.metric = metric
         self.stream = FlatIndexStream(path, dimensions, metric) if index_type == "flat" else None
         self.index = None if self.stream else new_index(dimensions, metric, index_type, params)
+        self.carried_graph = False
 
     def add(self, vectors: np.ndarray) -> None:
         if self.stream is not None:
@@ -128,9 +158,16 @@ class FaissIndexBuilder:
             self.stream.spill.close()
         self.index = None
 
-    def finish(self) -> tuple[str, int]:
-        """Serialize the index into ``path``; return its ``(sha256, size)``."""
+    def finish(self, graph: Any = None) -> tuple[str, int]:
+        """Serialize the index into ``path``; return its ``(sha256, size)``.
+
+        ``graph``: the source store's HNSW graph in row order; written instead of the flat index when it
+        holds exactly the exported rows (so an HNSW target adopts it and builds nothing).
+        """
         if self.stream is not None:
+            if graph is not None and self.stream.matches(graph):
+                self.carried_graph = True
+                return self.stream.write_graph(graph)
             return self.stream.finish()
         faiss = _faiss()
         sink = HashingWriter(self.path)
@@ -145,11 +182,13 @@ class FaissIndexBuilder:
         return sink.finish()
 
 
-def index_problems(path: Path, record_count: int, dimensions: int, metric: str | None = None) -> list[str]:
+def index_problems(path: Path, record_count: int, dimensions: int, metric: str | None = None,
+                   kind: str | None = None) -> list[str]:
     """Why ``index.faiss`` is unreadable or disagrees with the manifest (empty list when fine).
 
     Only the header is parsed (:mod:`.faiss_header`; the declared arrays must add up to the file's
-    size), never the whole index: the file's bytes are checked by its streamed sha256.
+    size), never the whole index: the file's bytes are checked by its streamed sha256. ``kind`` is
+    the manifest's ``faiss_index_type`` (``flat`` when absent: what bundles of older versions hold).
     """
     from .faiss_header import HeaderError, read_header
 
@@ -165,4 +204,6 @@ def index_problems(path: Path, record_count: int, dimensions: int, metric: str |
     wanted = None if metric is None else ("l2" if metric == "l2" else "inner_product")
     if wanted is not None and header.metric != wanted:
         problems.append(f"the index ranks by {header.metric}, a {metric} store's index by {wanted}")
+    if header.kind != (kind or "flat"):
+        problems.append(f"the index is {header.kind}, the manifest says faiss_index_type={kind or 'flat'!r}")
     return problems

@@ -323,5 +323,5 @@ def _check_data(root: Path, doc: dict[str, Any], listed: dict[str, str], report:
     if index.is_file() and not index.is_symlink() and isinstance(record_count, int) and isinstance(dims, int):
         from .faiss_file import index_problems
 
-        for problem in index_problems(index, record_count, dims, doc.get("metric")):
+        for problem in index_problems(index, record_count, dims, doc.get("metric"), doc.get("faiss_index_type")):
             report.add(layout.FAISS_INDEX, problem, "data")

@@ -74,13 +74,15 @@ class ExportResult:
 def dump_embeddings(repo: VectorRepository, staging_dir: str | os.PathLike[str],
                     compression_level: int = DEFAULT_LEVEL, *, batch_size: int = DEFAULT_BATCH,
                     shard_rows: int | None = None, jobs: int = 1,
-                    vector_encoding: str = DEFAULT_VECTOR_ENCODING) -> dict[str, Any]:
+                    vector_encoding: str = DEFAULT_VECTOR_ENCODING, carry_graph: bool = True) -> dict[str, Any]:
     """Stream every record of ``repo`` (one consistent view) into ``embeddings/part-NNNNN.parquet`` shards.
 
     FAISS stores also get ``index.faiss``. Returns ``{"records", "dimensions", "shards",
     "faiss_index"}``; memory stays bounded by the batch and row-group sizes (plus the rebuilt
     index for FAISS stores). ``jobs`` > 1 writes shards in parallel (byte-identical bundle); a pgvector
     store is then read by ``jobs`` connections sharing one exported snapshot (``pg_export_snapshot``).
+    ``carry_graph``: a FAISS HNSW store's graph goes into ``index.faiss`` (renumbered to row order) when
+    it holds exactly the exported rows, so that an HNSW FAISS target adopts it instead of rebuilding.
     """
     from engine.progress import counted
 
@@ -103,7 +105,8 @@ def dump_embeddings(repo: VectorRepository, staging_dir: str | os.PathLike[str],
         batches = repo.iter_batches(batch_size) if jobs > 1 else counted(repo.iter_batches(batch_size), "export", total)
         result = write_embeddings(staging_dir, batches, settings=repo.settings,
                                   backend=repo.backend, uri=repo.uri, compression_level=compression_level,
-                                  shard_rows=shard_rows, jobs=jobs, vector_encoding=vector_encoding, total=total)
+                                  shard_rows=shard_rows, jobs=jobs, vector_encoding=vector_encoding, total=total,
+                                  graph=getattr(repo, "search_graph", None) if carry_graph else None)
     update_state(Path(staging_dir), sequence=sequence, store_id=repo.store_id)
     return result
 
@@ -113,14 +116,16 @@ def write_embeddings(staging_dir: str | os.PathLike[str], batches: Iterable[Reco
                      compression_level: int = DEFAULT_LEVEL, build_index: bool = True,
                      shard_rows: int | None = None, jobs: int = 1,
                      vector_encoding: str = DEFAULT_VECTOR_ENCODING,
-                     streams: list | None = None, total: int | None = None) -> dict[str, Any]:
+                     streams: list | None = None, total: int | None = None,
+                     graph: Any = None) -> dict[str, Any]:
     """The work of :func:`dump_embeddings` for any ascending-id stream of batches.
 
     ``build_index=False`` leaves out ``index.faiss`` even for FAISS sources (delta bundles);
     ``shard_rows`` (default :data:`~.shards.DEFAULT_SHARD_ROWS`) is the number of rows per shard.
     ``jobs`` > 1 writes shards on that many threads; ``streams`` (instead of ``batches``) gives one
     stream factory per shard (see :func:`~.shard_jobs.write_ranges`). ``total`` is the expected row
-    count, for progress only.
+    count, for progress only. ``graph`` is a callable returning the source's HNSW graph in row order
+    (or None); when it holds exactly the exported rows, ``index.faiss`` carries it instead of the flat index.
     """
     from .faiss_file import FaissIndexBuilder
     from .parquet_io import VECTOR_ENCODINGS, rows_per_group
@@ -170,8 +175,9 @@ def write_embeddings(staging_dir: str | os.PathLike[str], batches: Iterable[Reco
             rows = writer.rows
         index_entry = None
         if builder is not None:
-            index_sha, index_size = builder.finish()
-            index_entry = {"sha256": index_sha, "size": index_size}
+            index_sha, index_size = builder.finish(graph() if graph is not None else None)
+            index_entry = {"sha256": index_sha, "size": index_size,
+                           "type": "hnsw" if builder.carried_graph else "flat"}
     except BaseException:
         if builder is not None:
             builder.abort()
@@ -278,6 +284,8 @@ def finish_bundle(staging_dir: str | os.PathLike[str], *, source_env: str | None
     doc.update(manifest_extra or {})
     if state.get("delta"):
         doc["faiss_index"] = None
+    elif state.get("faiss_index"):
+        doc["faiss_index_type"] = state["faiss_index"].get("type", "flat")
     data = manifest.dumps(doc)
     entries[layout.MANIFEST] = hashlib.sha256(data).hexdigest()
     for target, payload in ((layout.checksums_path(staging), checksums.format_lines(entries).encode()),
