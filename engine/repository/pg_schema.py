@@ -233,3 +233,11 @@ def store_exists(conn: Connection, table: str) -> bool:
     row = conn.execute("SELECT 1 FROM procos_store_state WHERE table_name = %s", (table,)).fetchone()
     conn.rollback()
     return row is not None
+
+
+def drop_store(conn: Connection, table: str) -> None:
+    """Remove every object of the store ``table``: its tables, its state row, its artifacts."""
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}, {}").format(
+        sql.Identifier(table), ident(table, "_tombstones"), ident(table, "__staging")))
+    conn.execute(sql.SQL("DELETE FROM {} WHERE table_name = %s").format(sql.Identifier(STATE_TABLE)), (table,))
+    conn.execute(sql.SQL("DELETE FROM {} WHERE store = %s").format(sql.Identifier(ARTIFACT_TABLE)), (table,))

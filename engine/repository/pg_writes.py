@@ -83,7 +83,7 @@ def encoded(batches: Iterable[RecordBatch], seq: int, on_conflict: OnConflict
             deduped = dedupe_batch(batch, on_conflict)
             yield batch, deduped, encode_batch(deduped, seq)
 
-    return prefetch(iter(prepare()), depth=2)
+    return prefetch(iter(prepare()), depth=1)
 
 
 def write_batch(conn: Connection, table: str, batch: RecordBatch, seq: int, on_conflict: OnConflict,

@@ -213,6 +213,11 @@ class PgVectorRepository:
         self.build_search_index()
         return result
 
+    def drop_store(self) -> None:
+        """Remove the store (its tables, state row and artifacts): an import that created it and then
+        found the bundle bad leaves nothing behind."""
+        self._read(pg_schema.drop_store, self.table)
+
     def build_search_index(self) -> bool:
         """Build the HNSW index (``CREATE INDEX CONCURRENTLY``; queries keep answering, exactly, meanwhile)
         when it is missing or a failed build left it invalid; False when there was nothing to build.

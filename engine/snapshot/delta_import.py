@@ -30,7 +30,7 @@ from engine.records import RecordBatch, make_batch
 from . import layout, manifest, reader
 from .access import BundleAccess
 from .delta_checks import iter_changes
-from .importer import MODES, _rule, _settings_problem, open_current
+from .importer import IMPORT_BATCH, MODES, _rule, _settings_problem, open_current
 
 if TYPE_CHECKING:
     from engine.repository import VectorRepository
@@ -153,7 +153,7 @@ def _concat(parts: list[tuple[RecordBatch, list[int]]]) -> RecordBatch:
         updated_us=np.concatenate([p.updated_us for p in pieces]), validate=False)
 
 
-def merged_records(chain: Chain, deleted: list[str], batch_size: int = 10_000) -> Iterator[RecordBatch]:
+def merged_records(chain: Chain, deleted: list[str], batch_size: int = IMPORT_BATCH) -> Iterator[RecordBatch]:
     """The chain's final records in ascending id order; ids whose final state is deleted go to ``deleted``."""
     sources = []
     for rank, (_, root, doc) in enumerate(chain):
@@ -218,7 +218,7 @@ def plan_chain(repo: VectorRepository | None, paths: Sequence[str | os.PathLike[
 
 
 def import_chain_into(uri: str, paths: Sequence[str | os.PathLike[str]], mode: str = "append",
-                      on_conflict: str = "version", *, batch_size: int = 10_000,
+                      on_conflict: str = "version", *, batch_size: int = IMPORT_BATCH,
                       access: BundleAccess | None = None) -> dict[str, Any]:
     """Verify every bundle of the chain (and its signature, per ``access``) and its lineage first, then
     open (creating when new) ``uri`` and apply it.
@@ -236,7 +236,7 @@ def import_chain_into(uri: str, paths: Sequence[str | os.PathLike[str]], mode: s
 
 
 def import_chain(repo: VectorRepository, paths: Sequence[str | os.PathLike[str]], mode: str = "append",
-                 on_conflict: str = "version", *, batch_size: int = 10_000,
+                 on_conflict: str = "version", *, batch_size: int = IMPORT_BATCH,
                  access: BundleAccess | None = None) -> dict[str, Any]:
     """Verify ``paths`` (full bundle, then its deltas in order) and apply their final state to ``repo``.
 

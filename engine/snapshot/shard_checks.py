@@ -43,7 +43,7 @@ def _entries(doc: dict[str, Any], problems: Problems) -> list[dict[str, Any]]:
 
 
 def check_shards(root: Path, doc: dict[str, Any], listed: dict[str, str], pool: Executor,
-                 stats: dict[str, Any]) -> Problems:
+                 stats: dict[str, Any], rows: bool = True) -> Problems:
     """Every problem of the bundle's shards; fills ``stats["rows_checked"]``."""
     problems: Problems = []
     entries = _entries(doc, problems)
@@ -71,7 +71,7 @@ def check_shards(root: Path, doc: dict[str, Any], listed: dict[str, str], pool: 
     contexts = {e["file"]: contextvars.copy_context() for e in present}  # progress reaches the caller's sink
     results: list[FileCheck] = list(pool.map(
         lambda e: contexts[e["file"]].run(check_parquet, layout.member(root, e["file"]), e.get("rows"), dims,
-                                          f"embeddings.shards[{index[e['file']]}].rows", tally.add), present))
+                                          f"embeddings.shards[{index[e['file']]}].rows", tally.add, rows), present))
     stats["rows_checked"] = sum(r.rows_checked for r in results)
     previous: tuple[str, str] | None = None  # (file, last id)
     for entry, result in zip(present, results, strict=True):

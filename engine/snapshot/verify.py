@@ -99,7 +99,8 @@ def verify_bundle(path: str | os.PathLike[str], *, trusted_keys: list[str] | tup
 
 
 def verified_manifest(root: Path, name: object, *, consequence: str, purpose: str,
-                      access: BundleAccess | None = None, max_workers: int | None = None) -> dict[str, Any]:
+                      access: BundleAccess | None = None, max_workers: int | None = None,
+                      rows: bool = True) -> dict[str, Any]:
     """The manifest of the unpacked bundle at ``root`` once every check passes; otherwise raise.
 
     ``consequence`` says what did not happen because of it ("nothing was imported") and ``purpose``
@@ -108,18 +109,13 @@ def verified_manifest(root: Path, name: object, *, consequence: str, purpose: st
     one raises SignatureRequired when ``access`` requires it (see :class:`~.access.BundleAccess`).
     """
     report = verify_dir(root, trusted_keys=access.trusted_keys if access is not None else None,
-                        max_workers=max_workers)
+                        max_workers=max_workers, rows=rows)
     if report.unsupported_version:
         raise UnsupportedSchemaVersion(f"{name}: {report.unsupported_version}",
                                        hint=f"upgrade procos-knowledge to {purpose}")
     if not report.ok:
-        first = report.errors[0]
         error = BadSignature if any(f.code == "signature" for f in report.errors) else BundleInvalid
-        raise error(f"{name} failed verification with {len(report.errors)} problem(s), e.g. "
-                            f"{first.path}: {first.problem}; {consequence}",
-                            [f.to_json() for f in report.errors],
-                            hint="run procos snapshot verify for the full list; export the bundle again "
-                                 "or use another one")
+        raise failed(name, [f.to_json() for f in report.errors], consequence, error)
     requirement = access.requirement() if access is not None else None
     if requirement:
         from .access import require_good
@@ -128,9 +124,25 @@ def verified_manifest(root: Path, name: object, *, consequence: str, purpose: st
     return report.manifest
 
 
+def failed(name: object, findings: list[dict[str, str]], consequence: str,
+           error: type[BundleInvalid] = BundleInvalid) -> BundleInvalid:
+    """The error for a bundle that failed verification with ``findings`` (``[{"path", "problem"}]``)."""
+    first = findings[0]
+    return error(f"{name} failed verification with {len(findings)} problem(s), e.g. {first['path']}: "
+                 f"{first['problem']}; {consequence}", findings,
+                 hint="run procos snapshot verify for the full list; export the bundle again or use another one")
+
+
 def verify_dir(root: Path, *, max_workers: int | None = None,
-               trusted_keys: list[str] | tuple[str, ...] | None = None, signature: bool = True) -> VerifyReport:
-    """Verify the bundle folder ``root``; ``signature=False`` leaves a signature unchecked (when re-signing)."""
+               trusted_keys: list[str] | tuple[str, ...] | None = None, signature: bool = True,
+               rows: bool = True) -> VerifyReport:
+    """Verify the bundle folder ``root``; ``signature=False`` leaves a signature unchecked (when re-signing).
+
+    ``rows=False`` leaves out the row-level checks of schema_version 2 shards (vector hashes, id order,
+    metadata, first/last ids): only for an import that checks them in the pass that loads the rows,
+    inside the transaction it rolls back when they fail (:mod:`.verified_load`). Every byte is still
+    checked against ``checksums.sha256`` first.
+    """
     report = VerifyReport(str(root))
     if not root.is_dir():
         report.add(".", f"{root} is not a folder", "missing")
@@ -142,7 +154,7 @@ def verify_dir(root: Path, *, max_workers: int | None = None,
         listed, actual = _check_files(root, report, pool, _version(report.manifest))
         if doc is not None:
             _check_counts(doc, listed, actual, report)
-        _check_data(root, report.manifest, listed, report, pool)  # rows are checked even when the manifest is unusable
+        _check_data(root, report.manifest, listed, report, pool, rows)  # rows are checked even when the manifest is unusable
     if doc is not None:
         from .delta_checks import check_lineage
 
@@ -302,7 +314,7 @@ def _check_counts(doc: dict[str, Any], listed: dict[str, str], actual: dict[str,
 
 
 def _check_data(root: Path, doc: dict[str, Any], listed: dict[str, str], report: VerifyReport,
-                pool: Executor) -> None:
+                pool: Executor, rows: bool = True) -> None:
     record_count = doc.get("record_count")
     dims = doc.get("dimensions")
     emb = layout.embeddings_path(root)
@@ -310,7 +322,7 @@ def _check_data(root: Path, doc: dict[str, Any], listed: dict[str, str], report:
                               and layout.member(root, layout.SHARD_DIR).is_dir()):
         from .shard_checks import check_shards
 
-        for path, problem in check_shards(root, doc, listed, pool, report.stats):
+        for path, problem in check_shards(root, doc, listed, pool, report.stats, rows=rows or _version(doc) != 2):
             report.add(path, problem, "data")
     elif emb.is_file() and not emb.is_symlink():
         for problem in check_embeddings(emb, record_count, dims, report.stats):
