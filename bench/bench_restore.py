@@ -255,14 +255,13 @@ def run(name: str, fn, *args, samples: dict | None = None) -> dict:
     with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
         future = pool.submit(measured, fn, args)
         trace, t0 = [], time.perf_counter()
+        workers = [psutil.Process(pid) for pid in pool._processes]  # the one worker running the phase
         while not future.done():
-            for p in psutil.Process().children(recursive=True):
-                try:
-                    if p.name().startswith("python"):
-                        trace.append((round(time.perf_counter() - t0, 2), round(p.memory_info().rss / 1e6, 1)))
-                        break
-                except psutil.Error:
-                    pass
+            try:
+                rss = sum(w.memory_info().rss for w in workers)
+                trace.append((round(time.perf_counter() - t0, 2), round(rss / 1e6, 1)))
+            except psutil.Error:
+                pass
             time.sleep(0.2)
         result = future.result()
     if samples is not None:

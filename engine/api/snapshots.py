@@ -31,7 +31,7 @@ def _mode(mode: str) -> str:
 
 
 def export_snapshot(uri: str | None, out_dir: str | Path, *, artifacts_dir: str | Path | None = None,
-                    pack: bool = False, compression_level: int = 6, freeze: bool = False,
+                    pack: bool = False, compression_level: int = 1, freeze: bool = False,
                     source_env: str | None = None, shard_rows: int | None = None, jobs: int = 1,
                     vector_encoding: str = "byte_stream_split") -> dict[str, Any]:
     """Export the store into a new bundle inside ``out_dir``: ``{"path","snapshot_id","content_hash","record_count"}``.
@@ -58,7 +58,7 @@ def start_export(out_dir: str | Path) -> str:
     return str(snapshot.start_bundle(out_dir))
 
 
-def export_embeddings(uri: str | None, staging: str | Path, compression_level: int = 6,
+def export_embeddings(uri: str | None, staging: str | Path, compression_level: int = 1,
                       shard_rows: int | None = None) -> dict[str, Any]:
     """Step 2: stream the store's records into the staging folder's embeddings shards."""
     from engine import snapshot
@@ -261,7 +261,7 @@ def import_chain(paths: list[str | Path], uri: str | None, *, mode: str = "appen
 
 
 def export_delta(uri: str | None, base: str | Path, out_dir: str | Path, *, artifacts_dir: str | Path | None = None,
-                 pack: bool = False, compression_level: int = 6, source_env: str | None = None,
+                 pack: bool = False, compression_level: int = 1, source_env: str | None = None,
                  shard_rows: int | None = None) -> dict[str, Any]:
     """Write a delta bundle of what changed in the store since bundle ``base`` into ``out_dir``.
 

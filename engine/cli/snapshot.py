@@ -24,8 +24,8 @@ def bundle_writing_options(command):
         click.option("--artifacts", "artifacts_dir", type=click.Path(exists=True, file_okay=False),
                      help="A folder of artifacts (bpmn/, prompts/, ...) that adds to or overrides the store's own."),
         click.option("--pack", is_flag=True, help="Also write <bundle>.tar.zst next to the bundle."),
-        click.option("--compression-level", type=click.IntRange(1, 22), default=6, show_default=True,
-                     help="zstd level for the embeddings shards (and the pack)."),
+        click.option("--compression-level", type=click.IntRange(1, 22), default=1, show_default=True,
+                     help="zstd level of the embeddings shards (higher levels cost CPU and save almost nothing on float vectors; see docs/benchmarks.md)."),
         click.option("--source-env", help="Environment name recorded in the manifest (default: $PROCOS_ENV)."),
         SHARD_ROWS_OPT,
     ]):

@@ -127,7 +127,7 @@ def write_delta_artifacts(repo: VectorRepository, staging: Path, base_state: dic
     return {"files": files, "state": state, "removed": sorted(set(base_state) - set(current))}
 
 
-def write_delta_records(repo: VectorRepository, staging: Path, since: int, compression_level: int = 6,
+def write_delta_records(repo: VectorRepository, staging: Path, since: int, compression_level: int = 1,
                         batch_size: int = 10_000, shard_rows: int | None = None) -> dict[str, Any]:
     """Write the records changed after ``since`` and ``changes.jsonl``; return counts and the sequence."""
     changes = repo.changes_since(since, batch_size)
@@ -143,7 +143,7 @@ def write_delta_records(repo: VectorRepository, staging: Path, since: int, compr
 
 
 def export_delta(repo: VectorRepository, base: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
-                 artifacts_dir: str | os.PathLike[str] | None = None, compression_level: int = 6,
+                 artifacts_dir: str | os.PathLike[str] | None = None, compression_level: int = 1,
                  pack: bool = False, source_env: str | None = None, batch_size: int = 10_000,
                  shard_rows: int | None = None) -> DeltaResult:
     """Write a delta bundle of ``repo`` holding what changed since bundle ``base`` into ``out_dir``.

@@ -102,7 +102,7 @@ class EmbeddingsWriter:
     shorter), so equal rows give equal bytes whatever the input batch sizes were.
     """
 
-    def __init__(self, path: Path, dimensions: int, compression_level: int = 6,
+    def __init__(self, path: Path, dimensions: int, compression_level: int = 1,
                  vector_encoding: str = "plain") -> None:
         if vector_encoding not in VECTOR_ENCODINGS:
             raise BundleError(f"unknown vector encoding {vector_encoding!r}",

@@ -35,7 +35,7 @@ class ShardedWriter:
     shard: ``{"file", "rows", "first_id", "last_id", "sha256", "size"}``.
     """
 
-    def __init__(self, root: Path, dimensions: int, compression_level: int = 6,
+    def __init__(self, root: Path, dimensions: int, compression_level: int = 1,
                  shard_rows: int = DEFAULT_SHARD_ROWS, vector_encoding: str = "plain") -> None:
         self.root = root
         self.vector_encoding = vector_encoding

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["ExportResult", "abort_bundle", "dump_embeddings", "export_snapshot", "finish_bundle",
            "package_artifacts", "start_bundle", "write_artifacts", "write_embeddings"]
 DEFAULT_BATCH = 4_096
-DEFAULT_LEVEL = 6  # zstd level of the shards; see docs/benchmarks.md for the measured options
+DEFAULT_LEVEL = 1  # zstd level of the shards; see docs/benchmarks.md for the measured options
 DEFAULT_VECTOR_ENCODING = "byte_stream_split"
 log = logging.getLogger(__name__)
 
