@@ -73,8 +73,10 @@ def test_the_header_parser_reads_what_faiss_writes(kind, tmp_path):
     assert header.metric == ("l2" if kind.endswith("l2") else "inner_product")
     if kind.startswith("hnsw"):
         assert (header.kind, header.m, header.ef_construction) == ("hnsw", 12, 50)
-    assert index_problems(path, 700, 12, "l2" if kind.endswith("l2") else "cosine") == []
-    assert index_problems(path, 701, 12) and index_problems(path, 700, 13)
+    typed = "hnsw" if kind.startswith("hnsw") else None  # the manifest's faiss_index_type (absent: flat)
+    assert index_problems(path, 700, 12, "l2" if kind.endswith("l2") else "cosine", typed) == []
+    assert index_problems(path, 701, 12, None, typed) and index_problems(path, 700, 13, None, typed)
+    assert index_problems(path, 700, 12, None, "flat" if typed else "hnsw")  # the kind must match too
 
 
 def test_a_truncated_or_padded_index_is_a_finding(tmp_path):
