@@ -389,7 +389,7 @@ class FaissRepository:
         over: this object reloads its index when it is queried next."""
         if self.settings.index != "hnsw" or self.dimensions is None:
             return None
-        from .faiss_index import graph_in_row_order
+        from .faiss_graph import graph_in_row_order
 
         def take(state: State) -> Any:
             with self._meta.read() as conn:
