@@ -9,6 +9,7 @@ The library reports through ``engine.progress`` and never knows which sink liste
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from contextlib import contextmanager
@@ -38,7 +39,12 @@ def json_sink(update: dict[str, Any]) -> None:
 
 
 class BarSink:
-    """One rich progress bar per operation, on stderr."""
+    """One rich progress bar per operation, on stderr.
+
+    The bar starts with the first update (a command that reports no progress, or prompts, is left
+    alone); while it runs, what the command prints to stdout is held back and written when the bar
+    stops, so the result never lands inside the bar's lines.
+    """
 
     def __init__(self) -> None:
         from rich.console import Console
@@ -47,26 +53,38 @@ class BarSink:
         self.progress = Progress(TextColumn("{task.description:<8}"), BarColumn(), TaskProgressColumn(),
                                  TextColumn("{task.fields[counts]}"), TextColumn("{task.fields[rate]}"),
                                  TextColumn("ETA {task.fields[eta]}"), console=Console(stderr=True),
-                                 transient=False)
+                                 transient=False, redirect_stdout=False, redirect_stderr=False)
         self.tasks: dict[str, Any] = {}
+        self.started = False
+        self._stdout: Any = None
+        self._held = io.StringIO()
 
     def __call__(self, update: dict[str, Any]) -> None:
+        if not self.started:
+            self.started = True
+            self._stdout, sys.stdout = sys.stdout, self._held
+            self.progress.start()
         op, unit = update["op"], update["unit"]
-        rate = f"{update['rate']:,.0f} {unit}/s" if update.get("rate") else ""
+        scale, shown = (1e6, "MB") if unit == "bytes" else (1, unit)
+        rate = f"{update['rate'] / scale:,.0f} {shown}/s" if update.get("rate") else ""
         eta = f"{update['eta_seconds']:.0f} s" if update.get("eta_seconds") is not None else "-"
         total = update.get("total")
-        counts = f"{update['done']:,}/{total:,} {unit}" if total is not None else f"{update['done']:,} {unit}"
+        done = update["done"] / scale
+        counts = f"{done:,.0f}/{total / scale:,.0f} {shown}" if total is not None else f"{done:,.0f} {shown}"
         fields = {"rate": rate, "eta": eta, "counts": counts}
         if op not in self.tasks:
             self.tasks[op] = self.progress.add_task(op, total=total, **fields)
         self.progress.update(self.tasks[op], completed=update["done"], total=total, **fields)
 
     def __enter__(self) -> BarSink:
-        self.progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        if self.started:
+            self.progress.stop()
+            sys.stdout = self._stdout
+            sys.stdout.write(self._held.getvalue())
+            sys.stdout.flush()
 
 
 @contextmanager
