@@ -67,3 +67,28 @@ def test_progress_is_silent_without_a_terminal_by_default(folder):
     assert exported.returncode == 0, exported.stderr
     assert not updates(exported.stderr)
     assert "export" not in exported.stderr and "rows/s" not in exported.stderr
+
+
+def test_a_terminal_gets_a_progress_bar_with_rate_and_eta_and_the_result_after_it(folder):
+    import pty
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "PROCOS_ENV": "dev", "COLUMNS": "150", "TERM": "xterm"}
+    run = subprocess.Popen([sys.executable, "-m", "engine.cli", "snapshot", "export", "faiss:./src", "--out", "snaps3",
+                            "--json"], cwd=folder, env=env, stdout=subprocess.PIPE, stderr=slave, text=True)
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    out, _ = run.communicate(timeout=300)
+    os.close(master)
+    assert run.returncode == 0
+    screen = shown.decode(errors="replace")
+    assert "export" in screen and "rows/s" in screen and "ETA" in screen and "3,000/3,000 rows" in screen
+    assert json.loads(out)["record_count"] == 3000  # stdout, held back while the bar ran, is intact
