@@ -23,14 +23,16 @@ def load(results: Path) -> list[dict]:
 
 
 def fmt_rows(run: dict) -> list[str]:
-    lines = ["| phase | seconds | rows/s | MB on disk | peak RSS MB |", "|---|---:|---:|---:|---:|"]
+    lines = ["| phase | seconds (fastest) | rows/s | MB on disk | peak RSS MB | every run (s) |",
+             "|---|---:|---:|---:|---:|---|"]
     for p in run["phases"]:
         rate = f"{p['rows'] / p['seconds']:,.0f}" if p.get("rows") and p["seconds"] else ""
         size = f"{p['bytes'] / 1e6:,.0f}" if p.get("bytes") and p["phase"].startswith("export") else ""
-        lines.append(f"| {p['phase']} | {p['seconds']:.2f} | {rate} | {size} | {p['rss_peak_mb']:.0f} |")
+        runs = ", ".join(str(x) for x in p.get("runs", [])) if len(p.get("runs", [])) > 1 else ""
+        lines.append(f"| {p['phase']} | {p['seconds']:.2f} | {rate} | {size} | {p['rss_peak_mb']:.0f} | {runs} |")
         if p["phase"] == "import-hnsw":
-            lines.append(f"| ↳ first query answered after | {p['first_query_s']:.1f} | | | |")
-            lines.append(f"| ↳ ANN-ready (HNSW built) after | {p['ann_ready_s']:.1f} | | | |")
+            lines.append(f"| ↳ first query answered after | {p['first_query_s']:.1f} | | | | |")
+            lines.append(f"| ↳ ANN-ready (HNSW built) after | {p['ann_ready_s']:.1f} | | | | |")
     return lines
 
 
@@ -52,25 +54,23 @@ def plots(runs: list[dict], docs: Path) -> list[str]:
     img = docs / "img"
     img.mkdir(parents=True, exist_ok=True)
     made = []
-    # 1. throughput vs baseline
-    fig, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs), 4), squeeze=False)
-    for ax, run in zip(axes[0], runs, strict=True):
-        by = {p["phase"]: p for p in run["phases"]}
-        pairs = [("export pg", "export-pg-j1", "raw-copy-out"), ("export faiss", "export-faiss", "faiss-read"),
-                 ("import flat", "import-flat", "raw-copy-in"), ("import append", "import-append", "raw-copy-in")]
-        names, ours, base = [], [], []
-        for label, a, b in pairs:
-            if a in by and b in by:
-                names.append(label)
-                ours.append(by[a]["rows"] / by[a]["seconds"])
-                base.append(by[b]["rows"] / by[b]["seconds"])
-        x = range(len(names))
-        ax.bar([i - 0.2 for i in x], base, 0.4, label="baseline (raw COPY / store read)")
-        ax.bar([i + 0.2 for i in x], ours, 0.4, label="procos")
-        ax.set_xticks(list(x), names)
-        ax.set_ylabel("rows/s")
-        ax.set_title(f"{run['count']:,} x {run['dim']}")
-        ax.legend(fontsize=8)
+    # 1. throughput vs baseline: ours / baseline of the same run, with the goals
+    fig, ax = plt.subplots(figsize=(8, 4))
+    names = sorted({n for run in runs for n in run["ratios"]}, key=lambda n: list(runs[0]["ratios"]).index(n)
+                   if n in runs[0]["ratios"] else 99)
+    width = 0.8 / max(1, len(runs))
+    for k, run in enumerate(runs):
+        values = [run["ratios"].get(n, {}).get("ratio", 0) for n in names]
+        ax.bar([i + k * width for i in range(len(names))], values, width, label=f"{run['count']:,} x {run['dim']}")
+    for i, n in enumerate(names):
+        goal = next((run["ratios"][n]["goal"] for run in runs if n in run["ratios"]), None)
+        if goal:
+            ax.hlines(goal, i - 0.1, i + 0.8, colors="red", linestyles="--", linewidth=1)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(names))],
+                  [n.replace(" / ", "\n/ ") for n in names], fontsize=7)
+    ax.set_ylabel("throughput, ours / baseline")
+    ax.set_title("procos vs the raw baseline of the same run (red: goal)")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(img / "throughput.png", dpi=110)
     made.append("img/throughput.png")

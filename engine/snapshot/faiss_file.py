@@ -57,15 +57,22 @@ COPY_CHUNK = 8 << 20
 
 
 class FlatIndexStream:
-    """Writes ``IndexFlat`` in FAISS's format from streamed vectors with bounded memory."""
+    """Writes ``IndexFlat`` in FAISS's format from streamed vectors with bounded memory.
+
+    The rows go straight to their place in the file behind a placeholder header; :meth:`finish` writes
+    the real header (the row count is known only then), fsyncs, and hashes the file in one streamed read
+    (from the page cache), so the rows are written once.
+    """
+
+    HEADER_BYTES = 45
 
     def __init__(self, path: Path, dimensions: int, metric: str) -> None:
         self.path = path
         self.dimensions = dimensions
         self.metric = metric
         self.rows = 0
-        self.spill_path = path.with_name(f".{path.name}.rows")
-        self.spill = open(self.spill_path, "wb")
+        self.spill = open(path, "xb")  # noqa: SIM115 - closed by finish()/write_graph()/abort()
+        self.spill.write(b"\0" * self.HEADER_BYTES)
 
     def add(self, vectors: np.ndarray) -> None:
         if len(vectors):
@@ -79,14 +86,15 @@ class FlatIndexStream:
                               True, 1 if l2 else 0, self.rows * self.dimensions))
 
     def matches(self, graph: Any) -> bool:
-        """Whether ``graph`` (an IndexHNSWFlat) stores exactly the spilled rows, in the same order."""
+        """Whether ``graph`` (an IndexHNSWFlat) stores exactly the rows written, in the same order."""
         if not self.spill.closed:
             self.spill.close()
         if int(graph.ntotal) != self.rows or int(graph.d) != self.dimensions:
             return False
         storage = _faiss().downcast_index(graph.storage)
         step = max(1, COPY_CHUNK // (4 * max(1, self.dimensions)))
-        with open(self.spill_path, "rb") as rows:
+        with open(self.path, "rb") as rows:
+            rows.seek(self.HEADER_BYTES)
             for start in range(0, self.rows, step):
                 n = min(step, self.rows - start)
                 want = np.frombuffer(rows.read(4 * n * self.dimensions), dtype="<f4").reshape(n, self.dimensions)
@@ -96,7 +104,9 @@ class FlatIndexStream:
 
     def write_graph(self, graph: Any) -> tuple[str, int]:
         """Write ``graph`` (checked with :meth:`matches`) as the index file instead of the flat rows."""
-        os.unlink(self.spill_path)
+        if not self.spill.closed:
+            self.spill.close()
+        os.unlink(self.path)
         sink = HashingWriter(self.path)
         try:
             writer = _faiss().PyCallbackIOWriter(sink.write)
@@ -108,19 +118,17 @@ class FlatIndexStream:
         return sink.finish()
 
     def finish(self) -> tuple[str, int]:
-        self.spill.close()
-        sink = HashingWriter(self.path)
-        try:
-            sink.write(self.header())
-            with open(self.spill_path, "rb") as rows:
-                while chunk := rows.read(COPY_CHUNK):
-                    sink.write(chunk)
-        except BaseException:
-            sink.abort()
-            raise
-        finally:
-            os.unlink(self.spill_path)
-        return sink.finish()
+        from .checksums import sha256_file
+
+        header = self.header()
+        assert len(header) == self.HEADER_BYTES
+        if self.spill.closed:
+            self.spill = open(self.path, "r+b")  # noqa: SIM115 - closed right below
+        with self.spill as fh:
+            fh.flush()
+            os.pwrite(fh.fileno(), header, 0)
+            os.fsync(fh.fileno())
+        return sha256_file(self.path)
 
 
 class FaissIndexBuilder:
