@@ -1,4 +1,4 @@
-"""``index.faiss``: an exact FAISS index of the exported vectors, for bundles of FAISS stores.
+"""``index.faiss``: a FAISS index of the exported vectors, for bundles of FAISS stores.
 
 Rows are added in the order of the embeddings shards (ascending id), so label ``i`` is row ``i``.
 Conventions (as the FAISS store uses them): cosine stores index L2-normalized vectors with inner
@@ -6,12 +6,13 @@ product, ``l2`` uses squared L2, ``inner_product`` inner product; ``hnsw`` is ``
 with ``efConstruction``/``efSearch`` from the store's settings, ``flat`` is ``IndexFlat``. The
 build runs single-threaded so the same rows always give the same bytes.
 
-Exports always write the flat index, streamed, never held in memory (:class:`FlatIndexStream`: the
-vectors go to a spill file as they arrive, then FAISS's own serialization of ``IndexFlat`` is
-written, a 45-byte header and the float32 rows, byte-identical to ``faiss.write_index``). An HNSW
-graph would have to be built in memory, single-threaded, at export time; the importing store builds
-its own from the manifest's index settings instead. :class:`FaissIndexBuilder` can still build an
-HNSW file in memory for callers that ask for one.
+Exports write the flat index, streamed, never held in memory (:class:`FlatIndexStream`: the vectors
+go to their place in the file as they arrive, behind a placeholder for the 45-byte header written at
+the end, byte-identical to ``faiss.write_index``). A FAISS HNSW source whose graph holds exactly the
+exported rows hands its graph over instead (renumbered to row order, see
+``engine.repository.faiss_graph``): the file then holds that graph (``faiss_index_type: hnsw``) and
+an HNSW target adopts it. :class:`FaissIndexBuilder` can still build an HNSW file in memory for
+callers that ask for one.
 """
 
 from __future__ import annotations
