@@ -100,6 +100,17 @@ def phase_raw_copy_in(pg: str, path: str, dim: int, table: str) -> dict:
     return {"rows": rows}
 
 
+def settle(pg: str) -> None:
+    """After the load, before any phase: VACUUM (ANALYZE) the source table (hint bits, visibility map,
+    statistics) and CHECKPOINT, so that neither the first reader (baseline or ours) pays for the
+    freshly loaded pages nor autovacuum runs in the middle of a measured phase."""
+    import psycopg
+
+    with psycopg.connect(pg, autocommit=True) as conn:
+        conn.execute(f"VACUUM (ANALYZE) {SRC}")
+        conn.execute("CHECKPOINT")
+
+
 def phase_faiss_read(faiss_dir: str) -> dict:
     import sqlite3
 
@@ -268,6 +279,7 @@ def run(name: str, fn, *args, samples: dict | None = None) -> dict:
     import psutil
 
     print(f"  {name} ...", file=sys.stderr, flush=True)
+    os.sync()  # the previous phase's written data goes to disk before this one starts, not during it
     with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
         future = pool.submit(measured, fn, args)
         trace, t0 = [], time.perf_counter()
@@ -320,6 +332,7 @@ def main() -> None:
         print(f"loading {a.count} x {a.dim} ...", file=sys.stderr)
         run("load-pgvector", phase_load, f"{pg}{sep}table={SRC}&index=flat", a.count, a.dim, 10_000)
         run("load-faiss", phase_load, f"faiss:{faiss_dir}?index=flat", a.count, a.dim, 10_000)
+        settle(pg)
         src = f"{pg}{sep}table={SRC}"
         drop = lambda r: shutil.rmtree(r["path"], ignore_errors=True)  # noqa: E731 - between repeats
         rows.append(best("raw-copy-out", phase_raw_copy_out, pg))
@@ -378,6 +391,19 @@ def main() -> None:
     report(a, load, rows, samples)
 
 
+def commit() -> str | None:
+    """The checkout's commit (short), with ``+dirty`` when tracked files differ from it."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "engine", "bench"],
+                               cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
 def report(a, load, rows, samples) -> None:
     by = {r["phase"]: r for r in rows}
     ratios = {}
@@ -412,6 +438,8 @@ def report(a, load, rows, samples) -> None:
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps({"count": a.count, "dim": a.dim, "loadavg": load, "cpus": os.cpu_count(),
+                                           "loadavg_end": os.getloadavg(), "commit": commit(),
+                                           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                                            "phases": rows, "ratios": ratios, "rss_trace": samples}, indent=1))
 
 

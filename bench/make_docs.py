@@ -5,7 +5,8 @@
 Tables per size (every phase, its time, rows/s, size, peak RSS), the ratios against the baselines of
 the same run with PASS/MISS, the export option sweep, and three PNG plots (matplotlib): throughput
 of ours vs the baselines, RSS over time during an import, and the jobs scaling curve. The prose of
-the page lives in bench/benchmarks_notes.md and is copied in as it is.
+the page lives in bench/benchmarks_notes.md and is copied in as it is. The README's short table of
+current figures (between the ``restore-figures`` markers) is rewritten from the same results.
 """
 
 from __future__ import annotations
@@ -43,6 +44,74 @@ def fmt_ratios(run: dict) -> list[str]:
         goal = "" if v["goal"] is None else f">= {v['goal']}"
         lines.append(f"| {name} | {v['ratio']:.2f} | {goal} | {verdict} |")
     return lines
+
+
+README_START = "<!-- restore-figures:start (bench/make_docs.py writes this table) -->"
+README_END = "<!-- restore-figures:end -->"
+SUMMARY = (  # README row, ours, baseline (None: no ratio)
+    ("export from pgvector (`--jobs 1`)", "export-pg-j1", "raw-copy-out"),
+    ("export from FAISS (flat)", "export-faiss", "faiss-read"),
+    ("`snapshot verify`", "verify-j1", None),
+    ("import into a new pgvector store (flat)", "import-flat", "raw-copy-in"),
+    ("import into a store holding every id (append)", "import-append", "raw-copy-in"),
+    ("import into a FAISS store (flat)", "import-faiss", "faiss-add"),
+    ("`validate` (20 queries) / `drift`", "validate", None),
+    ("peers: `pg_dump -Fc` / `pg_dump -Fd -j 2` / `pg_restore -j 2`", "pg_dump-Fc", None),
+)
+
+
+def readme_table(runs: list[dict]) -> list[str]:
+    """The README's summary: per size, our time, the ratio against the baseline and peak RSS."""
+    head = "| operation | " + " | ".join(f"{r['count']:,} x {r['dim']}" for r in runs) + " |"
+    lines = [head, "|---|" + "---|" * len(runs)]
+    for label, ours, base in SUMMARY:
+        cells = []
+        for run in runs:
+            by = {p["phase"]: p for p in run["phases"]}
+            if ours not in by:
+                cells.append("not measured")
+                continue
+            p = by[ours]
+            if ours == "pg_dump-Fc":
+                cells.append(" / ".join(f"{by[n]['seconds']:.1f} s" if n in by else "-"
+                                        for n in ("pg_dump-Fc", "pg_dump-Fd-j2", "pg_restore-j2")))
+                continue
+            if ours == "validate":
+                drift = by.get("drift")
+                cells.append(f"{p['seconds']:.1f} s, {p['rss_peak_mb']:.0f} MB / "
+                             + (f"{drift['seconds']:.1f} s, {drift['rss_peak_mb']:.0f} MB" if drift else "-"))
+                continue
+            key = next((k for k in run["ratios"] if k.startswith(f"{ours} / ")), None)
+            ratio = ""
+            if base is not None and key is not None and base in by:
+                v = run["ratios"][key]
+                verdict = "" if v["goal"] is None else (" (goal {}: {})".format(
+                    v["goal"], "met" if v["ratio"] >= v["goal"] else "missed"))
+                ratio = f", {v['ratio']:.2f}x {base} ({by[base]['seconds']:.2f} s){verdict}"
+            cells.append(f"{p['seconds']:.2f} s{ratio}, {p['rss_peak_mb']:.0f} MB RSS")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    hnsw = [run for run in runs if any(p["phase"] == "import-hnsw" for p in run["phases"])]
+    if hnsw:
+        cells = []
+        for run in runs:
+            p = next((p for p in run["phases"] if p["phase"] == "import-hnsw"), None)
+            cells.append("not measured" if p is None else
+                         f"first query after {p['first_query_s']:.1f} s, ANN-ready after {p['ann_ready_s']:.1f} s")
+        lines.append("| import into a new HNSW pgvector store | " + " | ".join(cells) + " |")
+    lines.append("| measured at | " + " | ".join(
+        f"commit {run.get('commit') or '?'}, load {run['loadavg'][0]:.2f}" for run in runs) + " |")
+    return lines
+
+
+def write_readme(runs: list[dict], readme: Path) -> bool:
+    """Replace the table between the README's markers; False when the README has no markers."""
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        return False
+    before, rest = text.split(README_START, 1)
+    after = rest.split(README_END, 1)[1]
+    readme.write_text(before + README_START + "\n" + "\n".join(readme_table(runs)) + "\n" + README_END + after)
+    return True
 
 
 def plots(runs: list[dict], docs: Path) -> list[str]:
@@ -109,6 +178,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--results", default=str(HERE / "results"))
     ap.add_argument("--docs", default=str(HERE.parent / "docs"))
+    ap.add_argument("--readme", default=str(HERE.parent / "README.md"))
     a = ap.parse_args()
     runs = load(Path(a.results))
     docs = Path(a.docs)
@@ -120,14 +190,20 @@ def main() -> None:
         out += [notes.read_text().rstrip(), ""]
     for run in runs:
         la = run["loadavg"]
+        end = run.get("loadavg_end")
         out += [f"## {run['count']:,} x {run['dim']} (float32)", "",
-                f"{run['cpus']} CPUs, load average at the start {la[0]:.2f} / {la[1]:.2f} / {la[2]:.2f} "
-                "(a shared machine: read the ratios, not the absolute times).", ""]
+                f"Measured at commit `{run.get('commit') or 'unknown'}` on {run.get('date', 'an unrecorded date')}, "
+                f"{run['cpus']} CPUs, load average at the start {la[0]:.2f} / {la[1]:.2f} / {la[2]:.2f}"
+                + (f", at the end {end[0]:.2f} / {end[1]:.2f} / {end[2]:.2f}" if end else "")
+                + " (a shared machine: read the ratios, not the absolute times).", ""]
         out += fmt_ratios(run) + [""] + fmt_rows(run) + [""]
     if runs:
         out += ["## Plots", ""] + [f"![{Path(m).stem}]({m})" for m in plots(runs, docs)] + [""]
     (docs / "benchmarks.md").write_text("\n".join(out))
     print(f"wrote {docs / 'benchmarks.md'} from {len(runs)} run(s)")
+    readme = Path(a.readme)
+    if runs and readme.is_file() and write_readme(runs, readme):
+        print(f"updated the figures in {readme}")
 
 
 if __name__ == "__main__":

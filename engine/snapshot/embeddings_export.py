@@ -103,7 +103,8 @@ def write_embeddings(staging_dir: str | os.PathLike[str], batches: Iterable[Reco
     if backend == "faiss" and build_index:
         layout.faiss_index_path(staging).unlink(missing_ok=True)
         # always the exact index, streamed (bounded memory); the store's own index type is in the manifest
-        builder = FaissIndexBuilder(layout.faiss_index_path(staging), dims, settings.metric, "flat", {})
+        builder = FaissIndexBuilder(layout.faiss_index_path(staging), dims, settings.metric, "flat", {},
+                                    expected_rows=total)
     try:
         if streams is not None or jobs > 1:
             layout.member(staging, layout.SHARD_DIR).mkdir(exist_ok=True)

@@ -7,8 +7,10 @@ with ``efConstruction``/``efSearch`` from the store's settings, ``flat`` is ``In
 build runs single-threaded so the same rows always give the same bytes.
 
 Exports write the flat index, streamed, never held in memory (:class:`FlatIndexStream`: the vectors
-go to their place in the file as they arrive, behind a placeholder for the 45-byte header written at
-the end, byte-identical to ``faiss.write_index``). A FAISS HNSW source whose graph holds exactly the
+go to their place in the file as they arrive, byte-identical to ``faiss.write_index``). When the
+exporter knows the row count up front (``expected_rows``: the store's count), the header is written
+first and the file hashed as it is written; otherwise (or when the stream ends with another count) a
+placeholder header is overwritten at the end and the file hashed in one more streamed read. A FAISS HNSW source whose graph holds exactly the
 exported rows hands its graph over instead (renumbered to row order, see
 ``engine.repository.faiss_graph``): the file then holds that graph (``faiss_index_type: hnsw``) and
 an HNSW target adopts it. :class:`FaissIndexBuilder` can still build an HNSW file in memory for
@@ -17,6 +19,7 @@ callers that ask for one.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 from pathlib import Path
@@ -60,31 +63,40 @@ COPY_CHUNK = 8 << 20
 class FlatIndexStream:
     """Writes ``IndexFlat`` in FAISS's format from streamed vectors with bounded memory.
 
-    The rows go straight to their place in the file behind a placeholder header; :meth:`finish` writes
-    the real header (the row count is known only then), fsyncs, and hashes the file in one streamed read
-    (from the page cache), so the rows are written once.
+    The rows go straight to their place in the file, written once. With ``expected_rows`` the header
+    for that count goes first and every byte is hashed on its way out; :meth:`finish` then only fsyncs.
+    Without it (or when another number of rows arrived) the header is a placeholder that :meth:`finish`
+    overwrites before hashing the file in one streamed read (from the page cache).
     """
 
     HEADER_BYTES = 45
 
-    def __init__(self, path: Path, dimensions: int, metric: str) -> None:
+    def __init__(self, path: Path, dimensions: int, metric: str, expected_rows: int | None = None) -> None:
         self.path = path
         self.dimensions = dimensions
         self.metric = metric
         self.rows = 0
+        self.expected_rows = expected_rows
         self.spill = open(path, "xb")  # noqa: SIM115 - closed by finish()/write_graph()/abort()
-        self.spill.write(b"\0" * self.HEADER_BYTES)
+        self.digest = None if expected_rows is None else hashlib.sha256()
+        self._write(b"\0" * self.HEADER_BYTES if expected_rows is None else self.header(expected_rows))
+
+    def _write(self, data: bytes) -> None:
+        if self.digest is not None:
+            self.digest.update(data)
+        self.spill.write(data)
 
     def add(self, vectors: np.ndarray) -> None:
         if len(vectors):
-            self.spill.write(np.ascontiguousarray(prepare(vectors, self.metric), dtype="<f4").tobytes())
+            self._write(np.ascontiguousarray(prepare(vectors, self.metric), dtype="<f4").tobytes())
             self.rows += len(vectors)
 
-    def header(self) -> bytes:
+    def header(self, rows: int | None = None) -> bytes:
+        rows = self.rows if rows is None else rows
         l2 = self.metric == "l2"
         return (FLAT_FOURCC["l2" if l2 else "ip"]
-                + struct.pack("<iqqq?iQ", self.dimensions, self.rows, FAISS_HEADER_DUMMY, FAISS_HEADER_DUMMY,
-                              True, 1 if l2 else 0, self.rows * self.dimensions))
+                + struct.pack("<iqqq?iQ", self.dimensions, rows, FAISS_HEADER_DUMMY, FAISS_HEADER_DUMMY,
+                              True, 1 if l2 else 0, rows * self.dimensions))
 
     def matches(self, graph: Any) -> bool:
         """Whether ``graph`` (an IndexHNSWFlat) stores exactly the rows written, in the same order."""
@@ -123,25 +135,30 @@ class FlatIndexStream:
 
         header = self.header()
         assert len(header) == self.HEADER_BYTES
+        streamed = self.digest is not None and self.rows == self.expected_rows and not self.spill.closed
         if self.spill.closed:
             self.spill = open(self.path, "r+b")  # noqa: SIM115 - closed right below
         with self.spill as fh:
             fh.flush()
-            os.pwrite(fh.fileno(), header, 0)
+            if not streamed:
+                os.pwrite(fh.fileno(), header, 0)
             os.fsync(fh.fileno())
+        if streamed:  # the header written first was right: every byte is already hashed
+            return self.digest.hexdigest(), self.HEADER_BYTES + 4 * self.rows * self.dimensions
         return sha256_file(self.path)
 
 
 class FaissIndexBuilder:
     """Adds exported vectors batch by batch, then writes the index through a HashingWriter.
 
-    Flat indexes are delegated to :class:`FlatIndexStream` (bounded memory)."""
+    Flat indexes are delegated to :class:`FlatIndexStream` (bounded memory; ``expected_rows``, the
+    row count when known up front, lets it hash the file as it writes it)."""
 
     def __init__(self, path: Path, dimensions: int, metric: str, index_type: str,
-                 params: dict[str, int]) -> None:
+                 params: dict[str, int], expected_rows: int | None = None) -> None:
         self.path = path
         self.metric = metric
-        self.stream = FlatIndexStream(path, dimensions, metric) if index_type == "flat" else None
+        self.stream = FlatIndexStream(path, dimensions, metric, expected_rows) if index_type == "flat" else None
         self.index = None if self.stream else new_index(dimensions, metric, index_type, params)
         self.carried_graph = False
 
