@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test chaos lint bench demo clean
+.PHONY: install test chaos lint bench bench-docs bench-docs-render demo clean
 
 ## install: virtualenv + the package with its test tools (embedded PostgreSQL+pgvector comes with the
 ##          pgserver wheel), the system `zstd`/`tar` used to cross-check packs, `gpg` and `age` (signed and
@@ -43,6 +43,17 @@ chaos:
 
 bench:
 	$(BIN)/python bench/bench_store.py --count 100000 --dim 768
+
+## bench-docs: measure restore at 100k and 1M x 768 (bench_restore.py; the 1M run takes about an hour on
+##             2 cores) and regenerate docs/benchmarks.md with its plots. bench-docs-render: only render.
+bench-docs:
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python bench/bench_restore.py --count 100000 --dim 768 --sweep --out bench/results/restore_100000x768.json
+	$(BIN)/python bench/bench_restore.py --count 1000000 --dim 768 --jobs 1,2 --out bench/results/restore_1000000x768.json
+	$(MAKE) bench-docs-render
+
+bench-docs-render:
+	$(BIN)/python bench/make_docs.py
 
 demo:
 	$(BIN)/procos demo

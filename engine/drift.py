@@ -91,7 +91,8 @@ def check_drift(repo: VectorRepository, bundle: str | os.PathLike[str], *, sampl
         report.store_count = repo.count()
         _compare_settings(repo, doc, report)
         if sample is None:
-            _merge_all(_bundle_rows(root, doc, batch_size), _store_rows(repo, batch_size), report)
+            _merge_all(_bundle_rows(root, doc, batch_size), _store_rows(repo, batch_size), report,
+                       int(doc["record_count"]))
         else:
             picked = _sample_rows(root, doc, sample, seed, batch_size)
             _check_sample(repo, picked, report)
@@ -135,7 +136,11 @@ def _store_rows(repo: VectorRepository, batch_size: int) -> Iterator[tuple[str, 
     return _ascending(rows(), "store")
 
 
-def _merge_all(bundle: Iterator[tuple[str, str]], store: Iterator[tuple[str, str]], report: DriftReport) -> None:
+def _merge_all(bundle: Iterator[tuple[str, str]], store: Iterator[tuple[str, str]], report: DriftReport,
+               total: int | None = None) -> None:
+    from engine import progress
+
+    progress.update("drift", 0, total)
     b, s = next(bundle, None), next(store, None)
     while b is not None or s is not None:
         if s is None or (b is not None and b[0] < s[0]):
@@ -150,6 +155,9 @@ def _merge_all(bundle: Iterator[tuple[str, str]], store: Iterator[tuple[str, str
             if b[1] != s[1]:
                 report.note("drifted", b[0])
             b, s = next(bundle, None), next(store, None)
+        if not report.checked % 4096:
+            progress.update("drift", report.checked, total)
+    progress.update("drift", report.checked, report.checked)
 
 
 def _sample_rows(root: Path, doc: dict[str, Any], sample: int, seed: int, batch_size: int) -> list[tuple[str, str]]:

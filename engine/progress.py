@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,8 +29,13 @@ class _Reporter:
     min_interval: float
     started: dict[str, tuple[float, int]] = field(default_factory=dict)  # op -> (start time, start done)
     last: dict[str, float] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # workers of one operation report together
 
     def update(self, op: str, done: int, total: int | None, unit: str) -> None:
+        with self.lock:
+            self._update(op, done, total, unit)
+
+    def _update(self, op: str, done: int, total: int | None, unit: str) -> None:
         now = time.monotonic()
         first_time, first_done = self.started.setdefault(op, (now, done))
         finished = total is not None and done >= total

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1] / "engine"
 
 LAYERS = {
     "engine.errors": 0, "engine.records": 0, "engine.config": 0, "engine.secrets": 0, "engine.files": 0, "engine.progress": 0,
-    "engine.owner": 0,
+    "engine.owner": 0, "engine.streams": 0,
     "engine.repository": 1, "engine.synthetic": 1, "engine.events": 1, "engine.crypto": 1,
     "engine.snapshot": 2, "engine.validation": 2, "engine.drift": 2, "engine.transport": 2,
     "engine.api": 3,

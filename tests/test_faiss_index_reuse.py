@@ -93,15 +93,19 @@ def test_import_of_a_faiss_bundle_into_a_faiss_store_reuses_its_index(mode: str,
     assert check["passed"], check["failures"]
 
 
-def test_an_hnsw_store_exports_the_exact_index_and_its_importer_builds_its_own_graph(tmp_path: Path):
+def test_an_hnsw_store_exports_its_graph_and_an_hnsw_importer_adopts_it(tmp_path: Path, monkeypatch):
     from engine import api
 
     source = f"faiss:{tmp_path / 'src'}?index=hnsw&m=12"
     api.seed_store(source, 300, 16)
     bundle = Path(api.export_snapshot(source, tmp_path / "snaps")["path"])
     written = faiss.read_index(str(bundle / "index.faiss"))
-    assert isinstance(written, faiss.IndexFlat) and written.ntotal == 300  # streamed, never a graph in memory
+    assert isinstance(written, faiss.IndexHNSWFlat) and written.ntotal == 300  # the source's graph, row order
+    adopted = []
+    original = PrebuiltIndex.adopt
+    monkeypatch.setattr(PrebuiltIndex, "adopt", lambda self, *a: adopted.append(r := original(self, *a)) or r)
     api.import_snapshot(str(bundle), f"faiss:{tmp_path / 'dst'}")
+    assert len(adopted) == 1 and adopted[0] is not None, "the carried graph was not adopted"
     target = open_repository(f"faiss:{tmp_path / 'dst'}")
     assert target.settings.index == "hnsw" and target.settings.index_params["m"] == 12
     target.close()

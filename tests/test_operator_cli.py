@@ -201,7 +201,7 @@ def test_missing_unknown_and_wrong_variables_create_no_instance(procos: Procos, 
     assert procos.json("instance", "list") == []
     shown = json.loads(run_in(procos, tmp_path, "process", "show", "export_snapshot", "--json").stdout)
     names = {v["name"]: v for v in shown["variables"]}
-    assert names["source"]["required"] and not names["pack"]["required"] and names["compression_level"]["default"] == 6
+    assert names["source"]["required"] and not names["pack"]["required"] and names["compression_level"]["default"] == 1
     text = run_in(procos, tmp_path, "process", "show", "import_snapshot").stdout
     assert "VARIABLE" in text and "on_conflict" in text and "role Owner" in text
 

@@ -54,7 +54,7 @@ def export_snapshot() -> Proc:
         Var("out_dir", "folder", "the snapshots folder the bundle is written into", required=True),
         Var("artifacts_dir", "path", "a folder of extra knowledge artifacts to include"),
         Var("pack", "bool", "also write the reproducible .tar.zst", default="false"),
-        Var("compression_level", "int", "zstd level of the Parquet shards", default="6"),
+        Var("compression_level", "int", "zstd level of the Parquet shards", default="1"),
         Var("destination", "s3url", "also push the bundle to this S3 location (s3://BUCKET/PREFIX)", default='""'),
     ]
     p.lanes = [("Owner", [0]), ("Approver", [1]), ("System", [2, 3])]

@@ -15,6 +15,8 @@ libraries (FAISS, psycopg, pyarrow) are imported by the code that needs them, ne
 
 from __future__ import annotations
 
+from engine.progress import reporting as report_progress
+
 from .crypto import encrypt_snapshot, sign_file, sign_snapshot, signature_status
 from .cutover import (
     apply_delta,
@@ -52,7 +54,7 @@ from .snapshots import (
     start_export,
     verify_snapshot,
 )
-from .stores import load_query_vector, opened, query_store, seed_store, store_stats
+from .stores import load_query_vector, opened, query_store, seed_store, store_stats, wait_index
 from .transport import (
     abort_incomplete,
     fetch_bundle,
@@ -73,6 +75,7 @@ __all__ = [
     "replication_age",
     "deployment_environment",
     "redact",
+    "report_progress",
     "show_config",
     "signing_key",
     "abort_export",
@@ -128,5 +131,6 @@ __all__ = [
     "validate",
     "validation_report_path",
     "verify_snapshot",
+    "wait_index",
     "write_drill_report",
 ]

@@ -36,18 +36,23 @@ def _mode(mode: str) -> str:
 
 @os_errors("export the snapshot into {out_dir}", "out_dir")
 def export_snapshot(uri: str | None, out_dir: str | Path, *, artifacts_dir: str | Path | None = None,
-                    pack: bool = False, compression_level: int = 6, freeze: bool = False,
-                    source_env: str | None = None, shard_rows: int | None = None) -> dict[str, Any]:
+                    pack: bool = False, compression_level: int = 1, freeze: bool = False,
+                    source_env: str | None = None, shard_rows: int | None = None, jobs: int = 1,
+                    vector_encoding: str = "byte_stream_split") -> dict[str, Any]:
     """Export the store into a new bundle inside ``out_dir``: ``{"path","snapshot_id","content_hash","record_count"}``.
 
-    ``shard_rows`` is the number of rows per ``embeddings/part-NNNNN.parquet`` shard (default 100,000).
+    ``shard_rows`` is the number of rows per ``embeddings/part-NNNNN.parquet`` shard (default 100,000);
+    ``jobs`` shards are written at a time (a pgvector store is read by that many connections sharing
+    one exported snapshot); the bundle is byte-identical whatever ``jobs`` is. ``vector_encoding`` is
+    ``byte_stream_split`` (default) or ``plain``.
     """
     from engine import snapshot
 
     with opened(uri) as repo:
         result = snapshot.export_snapshot(repo, out_dir, artifacts_dir=artifacts_dir, pack=pack,
                                           compression_level=compression_level, freeze=freeze,
-                                          source_env=source_env, shard_rows=shard_rows)
+                                          source_env=source_env, shard_rows=shard_rows, jobs=max(1, int(jobs)),
+                                          vector_encoding=vector_encoding)
     return result.to_json()
 
 
@@ -60,7 +65,7 @@ def start_export(out_dir: str | Path) -> str:
 
 
 @os_errors("write the embeddings into {staging}", "staging")
-def export_embeddings(uri: str | None, staging: str | Path, compression_level: int = 6,
+def export_embeddings(uri: str | None, staging: str | Path, compression_level: int = 1,
                       shard_rows: int | None = None) -> dict[str, Any]:
     """Step 2: stream the store's records into the staging folder's embeddings shards."""
     from engine import snapshot
@@ -108,17 +113,19 @@ def pack_snapshot(bundle: str | Path, level: int = 6) -> dict[str, Any]:
 
 @os_errors("verify {path}", "path")
 def verify_snapshot(path: str | Path, *, trusted_keys: list[str] | None = None, identity: str | None = None,
-                    passphrase_file: str | None = None) -> dict[str, Any]:
+                    passphrase_file: str | None = None, jobs: int | None = None) -> dict[str, Any]:
     """Check every byte and count of a bundle, and its signature.
 
     Returns ``{"ok", "errors": [{"path","problem"}], "manifest", "signature": {"status","fingerprint"}}``;
     ``status`` is good, bad, missing or untrusted (``trusted_keys`` add to ``PROCOS_TRUSTED_KEYS``).
     An encrypted ``.age`` bundle is opened with ``identity`` / ``passphrase_file`` (or ``PROCOS_AGE_IDENTITY``).
+    ``jobs`` files and shards are checked at a time (default ``min(4, cpus)``).
     """
     from engine import snapshot
 
     access = bundle_access(trusted_keys=trusted_keys, identity=identity, passphrase_file=passphrase_file)
-    return snapshot.verify_bundle(path, trusted_keys=access.trusted_keys, keys=access.keys).to_json()
+    return snapshot.verify_bundle(path, trusted_keys=access.trusted_keys, keys=access.keys,
+                                  max_workers=jobs).to_json()
 
 
 def bundle_size(path: str | Path) -> int:
@@ -190,7 +197,7 @@ def migrate_snapshot(bundle: str | Path, out_dir: str | Path | None = None, *,
 def import_snapshot(path: str | Path | list[str | Path], uri: str | None, *, mode: str = "append",
                     on_conflict: str = "version", dry_run: bool = False, require_signature: bool = False,
                     trusted_keys: list[str] | None = None, identity: str | None = None,
-                    passphrase_file: str | None = None) -> dict[str, Any]:
+                    passphrase_file: str | None = None, jobs: int | None = None) -> dict[str, Any]:
     """Verify the bundle, then load records and artifacts into ``uri`` (created with the bundle's settings).
 
     Returns ``{"imported","skipped","target","snapshot_id","content_hash","search_tuning"}`` (the plan
@@ -200,6 +207,9 @@ def import_snapshot(path: str | Path | list[str | Path], uri: str | None, *, mod
     ``require_signature`` (always on in prod) refuses, before anything is written, a bundle without a
     good signature by a trusted key (``trusted_keys`` add to ``PROCOS_TRUSTED_KEYS``): SignatureRequired.
     An encrypted ``.age`` bundle is decrypted with ``identity`` / ``passphrase_file`` (or ``PROCOS_AGE_IDENTITY``).
+    ``jobs`` shards are verified at a time. Into an HNSW pgvector store the rows are committed first
+    (queries answer, exactly, from then on), then the index is built concurrently, then the search is
+    tuned: ``search_tuning`` is measured on the finished index.
     """
     trust = {"require_signature": require_signature, "trusted_keys": trusted_keys, "identity": identity,
              "passphrase_file": passphrase_file}
@@ -209,7 +219,7 @@ def import_snapshot(path: str | Path | list[str | Path], uri: str | None, *, mod
         from engine.transport import fetched
 
         with fetched([path]) as [local]:
-            return import_snapshot(local, uri, mode=mode, on_conflict=on_conflict, dry_run=dry_run, **trust)
+            return import_snapshot(local, uri, mode=mode, on_conflict=on_conflict, dry_run=dry_run, jobs=jobs, **trust)
     _mode(mode)
     _on_conflict(on_conflict)
     access = bundle_access(**trust)
@@ -217,7 +227,7 @@ def import_snapshot(path: str | Path | list[str | Path], uri: str | None, *, mod
         return _plan(path, uri, mode, on_conflict, access)
     from engine.snapshot.importer import import_into
 
-    result = import_into(_target(uri), path, mode, on_conflict, access=access)
+    result = import_into(_target(uri), path, mode, on_conflict, access=access, jobs=jobs)
     return {**result, "search_tuning": _tuned(_target(uri))}
 
 
@@ -271,7 +281,7 @@ def import_chain(paths: list[str | Path], uri: str | None, *, mode: str = "appen
 
 @os_errors("export the delta into {out_dir}", "out_dir")
 def export_delta(uri: str | None, base: str | Path, out_dir: str | Path, *, artifacts_dir: str | Path | None = None,
-                 pack: bool = False, compression_level: int = 6, source_env: str | None = None,
+                 pack: bool = False, compression_level: int = 1, source_env: str | None = None,
                  shard_rows: int | None = None) -> dict[str, Any]:
     """Write a delta bundle of what changed in the store since bundle ``base`` into ``out_dir``.
 

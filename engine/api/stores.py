@@ -80,10 +80,43 @@ def seed_store(uri: str | None, count: int, dim: int, seed: int = 0, *, artifact
 
 def store_stats(uri: str | None) -> dict[str, Any]:
     """``{"backend", "count", "dimensions", "metric", "index", "paused", "stale", "held_by",
-    "lease_expires", "sequence", ...}`` of the store (``stale``: a freeze whose holder is gone or whose
-    lease expired, which the next writer clears)."""
+    "lease_expires", "sequence", "index_build", ...}`` of the store (``stale``: a freeze whose holder
+    is gone or whose lease expired, which the next writer clears).
+
+    ``index_build`` is ``{"state": "building"|"ready"|"missing"|"invalid", "percent", "eta_seconds", "phase"}``
+    (pgvector: from ``pg_stat_progress_create_index``; FAISS and flat stores are always ``ready``).
+    """
     with opened(uri) as repo:
         return dict(repo.stats())
+
+
+def wait_index(uri: str | None, *, timeout: float | None = None, poll: float = 0.5) -> dict[str, Any]:
+    """Block until the store's HNSW index is ready: ``{"uri", "index_build", "built", "seconds"}``.
+
+    While another process builds it, this follows its progress (reported as op ``"index"`` in percent);
+    when nobody builds it and it is missing or invalid (a build that died), this builds it itself
+    (``"built": true``). With ``timeout`` (seconds) it returns the state reached by then.
+    """
+    from engine import progress
+
+    started = time.perf_counter()
+    built = False
+    with opened(uri) as repo:
+        read = getattr(repo, "index_build", None)
+        state = read() if read is not None else {"state": "ready", "percent": 100.0, "eta_seconds": 0.0, "phase": None}
+        if state["state"] in ("missing", "invalid"):
+            built = bool(repo.build_search_index())  # type: ignore[attr-defined]
+            state = read()
+        elif state["state"] == "building":
+            from engine.repository.pg_index_build import wait_ready
+
+            state = wait_ready(read, timeout=timeout, poll=poll,
+                               on_progress=lambda s: progress.update("index", int(s["percent"]), 100, "%"))
+            if state["state"] in ("missing", "invalid") and (timeout is None or time.perf_counter() - started < timeout):
+                built = bool(repo.build_search_index())  # type: ignore[attr-defined]
+                state = read()
+        return {"uri": repo.uri, "index_build": state, "built": built,
+                "seconds": round(time.perf_counter() - started, 3)}
 
 
 def query_store(uri: str | None, *, record_id: str | None = None, vector: Any = None, k: int = 10,

@@ -68,6 +68,10 @@ def finish_command(cmd: click.Command) -> click.Command:
         names = {o for p in cmd.params for o in getattr(p, "opts", [])}
         if "-q" not in names:
             cmd.params.extend([QUIET, VERBOSE])
+        if "--progress" not in names:
+            from .progress_view import PROGRESS
+
+            cmd.params.append(PROGRESS)
         if "130" not in (cmd.epilog or ""):
             cmd.epilog = f"{cmd.epilog}\n\n{EXIT_CODES_HELP}" if cmd.epilog else EXIT_CODES_HELP
         if not isinstance(cmd, click.Group) and cmd.callback is not None:
@@ -116,11 +120,14 @@ def _quiet_aware(callback: Any) -> Any:
 
     @functools.wraps(callback)
     def run(*args: Any, **kwargs: Any) -> Any:
+        from .progress_view import progress_sink
+
         root = click.get_current_context().find_root().obj or {}
-        if root.get("quiet") and not kwargs.get("as_json"):
-            with contextlib.redirect_stdout(io.StringIO()):
-                return callback(*args, **kwargs)
-        return callback(*args, **kwargs)
+        with progress_sink(root.get("progress"), bool(root.get("quiet"))):
+            if root.get("quiet") and not kwargs.get("as_json"):
+                with contextlib.redirect_stdout(io.StringIO()):
+                    return callback(*args, **kwargs)
+            return callback(*args, **kwargs)
     return run
 
 
@@ -203,7 +210,13 @@ def cli(ctx: click.Context, debug: bool, token_file: str | None) -> None:
     ctx.obj["token_file"] = token_file
 
 
-cli.params.extend([QUIET, VERBOSE])
+def _root_params() -> None:
+    from .progress_view import PROGRESS
+
+    cli.params.extend([QUIET, VERBOSE, PROGRESS])
+
+
+_root_params()
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:

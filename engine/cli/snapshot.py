@@ -10,6 +10,8 @@ from .output import JSON_OPT, emit, emit_json, paint
 from .snapshot_crypto import TRUSTED_KEY_OPT, decryption_options, encrypt, sign
 
 VERIFY_FAILED = 3
+JOBS_OPT = click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+                        help="Work on this many shards at a time [default: export 1, verify/import min(4, cpus)].")
 SHARD_ROWS_OPT = click.option("--shard-rows", type=click.IntRange(min=1), default=None,
                               help="Rows per embeddings/part-NNNNN.parquet shard [default: 100000].")
 
@@ -22,8 +24,8 @@ def bundle_writing_options(command):
         click.option("--artifacts", "artifacts_dir", type=click.Path(exists=True, file_okay=False),
                      help="A folder of artifacts (bpmn/, prompts/, ...) that adds to or overrides the store's own."),
         click.option("--pack", is_flag=True, help="Also write <bundle>.tar.zst next to the bundle."),
-        click.option("--compression-level", type=click.IntRange(1, 22), default=6, show_default=True,
-                     help="zstd level for the embeddings shards (and the pack)."),
+        click.option("--compression-level", type=click.IntRange(1, 22), default=1, show_default=True,
+                     help="zstd level of the embeddings shards (higher levels cost CPU and save almost nothing on float vectors; see docs/benchmarks.md)."),
         click.option("--source-env", help="Environment name recorded in the manifest (default: $PROCOS_ENV)."),
         SHARD_ROWS_OPT,
     ]):
@@ -51,19 +53,26 @@ snapshot.add_command(encrypt)
 @click.argument("uri", required=False, metavar="[URI]")
 @bundle_writing_options
 @click.option("--freeze", is_flag=True, help="Pause ingestion for the duration (cleared on every exit path).")
+@JOBS_OPT
+@click.option("--vector-encoding", type=click.Choice(["byte_stream_split", "plain"]), default="byte_stream_split",
+              show_default=True, help="Parquet encoding of the vector column (byte_stream_split: smaller and faster).")
 @JSON_OPT
 def export(uri: str | None, out_dir: str, artifacts_dir: str | None, pack: bool, compression_level: int,
-           freeze: bool, source_env: str | None, shard_rows: int | None, as_json: bool) -> None:
+           freeze: bool, source_env: str | None, shard_rows: int | None, jobs: int | None, vector_encoding: str,
+           as_json: bool) -> None:
     """Export the store URI into a new bundle inside --out.
 
+    With --jobs N, N shards are written at a time and a pgvector store is read by N connections
+    sharing one exported snapshot (as pg_dump -j): the bundle is byte-identical to --jobs 1.
+
     \b
-    Example: procos snapshot export faiss:./source --out ./snapshots --pack --json
+    Example: procos snapshot export faiss:./source --out ./snapshots --pack --jobs 2 --json
     """
     from engine import api
 
     result = api.export_snapshot(uri, out_dir, artifacts_dir=artifacts_dir, pack=pack,
                                  compression_level=compression_level, freeze=freeze, source_env=source_env,
-                                 shard_rows=shard_rows)
+                                 shard_rows=shard_rows, jobs=jobs or 1, vector_encoding=vector_encoding)
     emit(result, as_json)
 
 
@@ -86,9 +95,10 @@ def pack(bundle: str, level: int, as_json: bool) -> None:
 @click.argument("path", type=click.Path(exists=True))
 @TRUSTED_KEY_OPT
 @decryption_options
+@JOBS_OPT
 @JSON_OPT
 def verify(path: str, trusted_keys: tuple[str, ...], identity: str | None, passphrase_file: str | None,
-           as_json: bool) -> None:
+           jobs: int | None, as_json: bool) -> None:
     """Check every checksum, file, count and vector hash of a bundle folder, .tar.zst or encrypted .age.
 
     Every problem is reported, not just the first; the exit code is 0 only when all checks pass.
@@ -101,7 +111,7 @@ def verify(path: str, trusted_keys: tuple[str, ...], identity: str | None, passp
     from engine import api
 
     report = api.verify_snapshot(path, trusted_keys=list(trusted_keys), identity=identity,
-                                 passphrase_file=passphrase_file)
+                                 passphrase_file=passphrase_file, jobs=jobs)
     sig = report["signature"]
     signature = f"signature {sig['status']}" + (f" ({sig['fingerprint']})" if sig["fingerprint"] else "")
     if as_json:
@@ -240,9 +250,11 @@ def catalog(folder: str, quick: bool, as_json: bool) -> None:
               "key (always on when PROCOS_ENV is prod).")
 @TRUSTED_KEY_OPT
 @decryption_options
+@JOBS_OPT
 @JSON_OPT
 def import_(args: tuple[str, ...], mode: str, on_conflict: str, dry_run: bool, require_signature: bool,
-            trusted_keys: tuple[str, ...], identity: str | None, passphrase_file: str | None, as_json: bool) -> None:
+            trusted_keys: tuple[str, ...], identity: str | None, passphrase_file: str | None, jobs: int | None,
+            as_json: bool) -> None:
     """Verify BUNDLE (folder, .tar.zst or encrypted .age), then import it into the store URI.
 
     With several bundles (a full bundle, then its deltas oldest first) every bundle and the lineage
@@ -264,7 +276,8 @@ def import_(args: tuple[str, ...], mode: str, on_conflict: str, dry_run: bool, r
     source = bundles[0] if len(bundles) == 1 else list(bundles)
     emit(api.import_snapshot(source, uri, mode=mode, on_conflict=on_conflict, dry_run=dry_run,
                              require_signature=require_signature, trusted_keys=list(trusted_keys),
-                             identity=identity, passphrase_file=passphrase_file), as_json)
+                             identity=identity, passphrase_file=passphrase_file,
+                             **({"jobs": jobs} if len(bundles) == 1 else {})), as_json)
 
 
 from .remote import add_remote_commands  # noqa: E402 - push, pull, list, abort-incomplete, prune

@@ -157,3 +157,30 @@ def resume(uri: str | None, as_json: bool) -> None:
         emit_json(result)
     else:
         click.echo(f"Ingestion into {result['uri']} is resumed.")
+
+
+@store.command(name="wait-index")
+@URI_ARG
+@click.option("--timeout", type=click.FloatRange(min=0), default=None,
+              help="Give up waiting after this many seconds (exit 75 when the index is still building).")
+@JSON_OPT
+def wait_index(uri: str | None, timeout: float | None, as_json: bool) -> None:
+    """Block until the store's HNSW index is ready (queries answer exactly, by a scan, until then).
+
+    An import into an HNSW pgvector store commits the rows first and then builds the index with
+    CREATE INDEX CONCURRENTLY; this follows that build (procos store stats shows "index_build").
+    When nobody is building it and it is missing or invalid (a build that died), it is built here.
+
+    \b
+    Example: procos store wait-index postgresql+embedded:./target-pg --json
+    """
+    from engine import api
+
+    result = api.wait_index(uri, timeout=timeout)
+    state = result["index_build"]
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"{result['uri']}: index {state['state']} ({state['percent']}%) after {result['seconds']} s")
+    if state["state"] != "ready":
+        raise SystemExit(75)

@@ -82,6 +82,7 @@ class FaissRepository:
         self._mutex = threading.RLock()
         self._lock_fd: int | None = None
         self._lock_depth = 0
+        self._graph_owner: Any = None
         if fold_min is not None:
             self.fold_min = fold_min
 
@@ -392,6 +393,31 @@ class FaissRepository:
         for batch in self.iter_batches(batch_size):
             yield from batch.records()
 
+    def search_graph(self) -> Any:
+        """The store's HNSW graph with node ``i`` = the ``i``-th record in id order (what a bundle's
+        ``index.faiss`` may carry so that an HNSW target needs no rebuild), or None for flat stores and
+        graphs that still hold deleted records. Loads the index (the store's own memory) and hands it
+        over: this object reloads its index when it is queried next."""
+        if self.settings.index != "hnsw" or self.dimensions is None:
+            return None
+        from .faiss_graph import graph_in_row_order
+
+        def take(state: State) -> Any:
+            with self._meta.read() as conn:
+                labels = np.fromiter((r[0] for r in conn.execute("SELECT label FROM records ORDER BY id")),
+                                     dtype=np.int64)
+            carried = graph_in_row_order(self._live, labels)
+            if carried is None:
+                return None
+            self._graph_owner = carried[1]  # owns the graph's memory until this store is closed
+            return carried[0]
+
+        with self._mutex:
+            try:
+                return self._synced(take)
+            finally:
+                self._live = LiveIndex(self._settings, self.path)
+
     def sequence(self) -> int:
         with self._mutex:
             return self._meta.state().seq
@@ -452,7 +478,8 @@ class FaissRepository:
             state, count = self._meta.state(), self._meta.count()
         return {"backend": self.backend, "count": count, "dimensions": s.dimensions, "metric": s.metric,
                 "index": s.index, **state.freeze().to_json(), "sequence": state.seq,
-                "index_params": dict(s.index_params), "store_id": self.store_id}
+                "index_params": dict(s.index_params), "store_id": self.store_id,
+                "index_build": {"state": "ready", "percent": 100.0, "eta_seconds": 0.0, "phase": None}}
 
     def export_snapshot(self, dest: str) -> Any:
         from engine.snapshot import export_snapshot
@@ -464,6 +491,7 @@ class FaissRepository:
 
     def close(self) -> None:
         with self._mutex:
+            self._graph_owner = None
             self._meta.close()
             self._live = LiveIndex(self._settings, self.path)
 

@@ -362,3 +362,4 @@ class LiveIndex:
             dist, labels = self.index.search(q, k, params=params)
         keep = labels[0] >= 0
         return dist[0][keep], labels[0][keep]
+

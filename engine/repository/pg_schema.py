@@ -207,8 +207,8 @@ def create_secondary_indexes(conn: Connection, target: str) -> None:
         ident(target, "_metadata_idx"), sql.Identifier(target)))
 
 
-def create_ann_index(conn: Connection, target: str, settings: StoreSettings) -> None:
-    """The HNSW index of ``target`` (nothing for ``index=flat``)."""
+def create_ann_index(conn: Connection, target: str, settings: StoreSettings, *, concurrently: bool = False) -> None:
+    """The HNSW index of ``target`` (nothing for ``index=flat``); ``concurrently`` needs an autocommit connection."""
     if settings.index != "hnsw":
         return
     if settings.dimensions is not None and settings.dimensions > HNSW_MAX_DIMS:
@@ -216,8 +216,9 @@ def create_ann_index(conn: Connection, target: str, settings: StoreSettings) -> 
                          hint="open the store with index=flat")
     params = settings.index_params
     conn.execute(sql.SQL(
-        "CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (embedding {}) WITH (m = {}, ef_construction = {})"
-    ).format(ident(target, "_embedding_idx"), sql.Identifier(target), sql.SQL(OPCLASS[settings.metric]),
+        "CREATE INDEX {} IF NOT EXISTS {} ON {} USING hnsw (embedding {}) WITH (m = {}, ef_construction = {})"
+    ).format(sql.SQL("CONCURRENTLY" if concurrently else ""), ident(target, "_embedding_idx"), sql.Identifier(target),
+             sql.SQL(OPCLASS[settings.metric]),
              sql.Literal(int(params.get("m", 16))), sql.Literal(int(params.get("ef_construction", 64)))))
 
 
@@ -266,3 +267,11 @@ def store_exists(conn: Connection, table: str) -> bool:
     row = conn.execute("SELECT 1 FROM procos_store_state WHERE table_name = %s", (table,)).fetchone()
     conn.rollback()
     return row is not None
+
+
+def drop_store(conn: Connection, table: str) -> None:
+    """Remove every object of the store ``table``: its tables, its state row, its artifacts."""
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}, {}").format(
+        sql.Identifier(table), ident(table, "_tombstones"), ident(table, "__staging")))
+    conn.execute(sql.SQL("DELETE FROM {} WHERE table_name = %s").format(sql.Identifier(STATE_TABLE)), (table,))
+    conn.execute(sql.SQL("DELETE FROM {} WHERE store = %s").format(sql.Identifier(ARTIFACT_TABLE)), (table,))

@@ -13,6 +13,7 @@ from psycopg import Connection, sql
 
 from engine.errors import ConflictError
 from engine.records import OnConflict, RecordBatch, dedupe_batch
+from engine.streams import prefetch
 
 from . import pg_schema
 from .base import StoreSettings, WriteResult
@@ -73,10 +74,25 @@ def _merge(conn: Connection, target: str, on_conflict: OnConflict, store: str) -
         return max(cur.rowcount, 0)
 
 
-def write_batch(conn: Connection, table: str, batch: RecordBatch, seq: int, on_conflict: OnConflict) -> WriteResult:
-    """Write one validated batch into the live table; re-written ids lose their tombstones."""
-    deduped = dedupe_batch(batch, on_conflict)
-    _stage(conn, encode_batch(deduped, seq))
+def encoded(batches: Iterable[RecordBatch], seq: int, on_conflict: OnConflict
+            ) -> Iterable[tuple[RecordBatch, RecordBatch, bytes]]:
+    """``(batch, deduplicated batch, COPY payload)`` for each batch, prepared one ahead in a background
+    thread: reading, validating and encoding the next batch overlap with PostgreSQL loading this one."""
+    def prepare() -> Iterable[tuple[RecordBatch, RecordBatch, bytes]]:
+        for batch in batches:
+            deduped = dedupe_batch(batch, on_conflict)
+            yield batch, deduped, encode_batch(deduped, seq)
+
+    return prefetch(iter(prepare()), depth=1)
+
+
+def write_batch(conn: Connection, table: str, batch: RecordBatch, seq: int, on_conflict: OnConflict,
+                prepared: tuple[RecordBatch, bytes] | None = None) -> WriteResult:
+    """Write one validated batch into the live table; re-written ids lose their tombstones.
+
+    ``prepared`` is ``(deduplicated batch, payload)`` from :func:`encoded`."""
+    deduped, payload = prepared if prepared is not None else (dedupe_batch(batch, on_conflict), None)
+    _stage(conn, payload if payload is not None else encode_batch(deduped, seq))
     written = _merge(conn, table, on_conflict, table)
     tomb = pg_schema.ident(table, "_tombstones")
     conn.execute(sql.SQL("DELETE FROM {} d USING {} s WHERE d.id = s.id").format(tomb, sql.Identifier(STAGE)))
@@ -96,9 +112,7 @@ def load_new_table(conn: Connection, table: str, settings: StoreSettings, batche
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(staging)))
     pg_schema.create_records_table(conn, table, settings.dimensions, target=staging)
     written = skipped = 0
-    for batch in batches:
-        deduped = dedupe_batch(batch, on_conflict)
-        payload = encode_batch(deduped, seq)
+    for batch, deduped, payload in encoded(batches, seq, on_conflict):
         try:
             with conn.transaction():  # a savepoint: the fast path fails only on a repeated id
                 copy_into(conn, staging, payload)
@@ -111,7 +125,8 @@ def load_new_table(conn: Connection, table: str, settings: StoreSettings, batche
     conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
     conn.execute("SET LOCAL max_parallel_maintenance_workers = 1")
     pg_schema.create_secondary_indexes(conn, staging)
-    pg_schema.create_ann_index(conn, staging, settings)
+    # no HNSW index here: the rows are committed first (queries answer exactly at once), then the store
+    # builds it concurrently (pg_index_build), so a restored store is never unusable during the build
     live, new = sql.Identifier(table), sql.Identifier(staging)
     tomb = pg_schema.ident(table, "_tombstones")
     if replace:

@@ -45,8 +45,9 @@ def read_dtype(dims: int) -> np.dtype:
     return _fixed_dtype(dims, ("version", "created", "updated"))
 
 
-def encode_rows(batch: RecordBatch, seq: int) -> bytes:
-    """The rows of ``batch`` (columns :data:`WRITE_COLUMNS`, all stamped ``seq``) without header/trailer."""
+def encode_rows(batch: RecordBatch, seq: int, head: bytes = b"", tail: bytes = b"") -> bytes:
+    """The rows of ``batch`` (columns :data:`WRITE_COLUMNS`, all stamped ``seq``) between ``head`` and ``tail``
+    (one copy: the payload is joined once)."""
     n, dims = batch.vectors.shape
     fixed = np.empty(n, dtype=write_dtype(dims))
     fixed["nfields"] = len(WRITE_COLUMNS)
@@ -61,7 +62,7 @@ def encode_rows(batch: RecordBatch, seq: int) -> bytes:
     width = fixed.dtype.itemsize
     view = memoryview(fixed).cast("B")
     pack = _LEN.pack
-    parts: list[bytes | memoryview] = []
+    parts: list[bytes | memoryview] = [head]
     append = parts.append
     for i, (rid, meta, src) in enumerate(zip(batch.ids, batch.metadata, batch.source_hashes, strict=True)):
         idb = rid.encode()
@@ -71,12 +72,13 @@ def encode_rows(batch: RecordBatch, seq: int) -> bytes:
         # metadata_json as text, metadata as jsonb (version byte 1 + the same text)
         append(pack(len(idb)) + idb + pack(len(mb)) + mb + pack(len(mb) + 1) + b"\x01" + mb
                + pack(len(sb)) + sb)
+    append(tail)
     return b"".join(parts)
 
 
 def encode_batch(batch: RecordBatch, seq: int) -> bytes:
     """A complete COPY BINARY payload (header, rows, trailer) for one batch."""
-    return HEADER + encode_rows(batch, seq) + TRAILER
+    return encode_rows(batch, seq, HEADER, TRAILER)
 
 
 class _Accumulator:

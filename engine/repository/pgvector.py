@@ -217,8 +217,10 @@ class PgVectorRepository:
                 conn.execute("SET LOCAL client_connection_check_interval = '1s'")
                 result = pg_writes.load_new_table(conn, self.table, settings, rest, seq, on_conflict, replace=False)
             else:
-                for batch in rest:
-                    result += pg_writes.write_batch(conn, self.table, batch, seq, on_conflict)
+                for batch, deduped, payload in pg_writes.encoded(rest, seq, on_conflict):
+                    result += pg_writes.write_batch(conn, self.table, batch, seq, on_conflict, (deduped, payload))
+        if empty and rebuild:
+            self.build_search_index()
         return result
 
     def replace_all(self, batches: Iterable[RecordBatch], *, search_index: str | None = None) -> WriteResult:
@@ -231,8 +233,33 @@ class PgVectorRepository:
                 return WriteResult()
             conn.execute("SET LOCAL client_connection_check_interval = '1s'")
             rest = chain([first], checked) if first is not None else checked
-            return pg_writes.load_new_table(conn, self.table, settings, rest, seq,
-                                            OnConflict.NEWER_OR_EQUAL, replace=True)
+            result = pg_writes.load_new_table(conn, self.table, settings, rest, seq,
+                                              OnConflict.NEWER_OR_EQUAL, replace=True)
+        self.build_search_index()
+        return result
+
+    def drop_store(self) -> None:
+        """Remove the store (its tables, state row and artifacts): an import that created it and then
+        found the bundle bad leaves nothing behind."""
+        self._read(pg_schema.drop_store, self.table)
+
+    def build_search_index(self) -> bool:
+        """Build the HNSW index (``CREATE INDEX CONCURRENTLY``; queries keep answering, exactly, meanwhile)
+        when it is missing or a failed build left it invalid; False when there was nothing to build.
+        See :mod:`.pg_index_build`."""
+        settings = self._refresh()
+        if settings.index != "hnsw" or settings.dimensions is None:
+            return False
+        from . import pg_index_build
+
+        rows = self.count()
+        return pg_index_build.build(lambda: connect(self._dsn, self.uri, autocommit=True), self.table, settings, rows)
+
+    def index_build(self) -> dict[str, Any]:
+        """``{"state": "building"|"ready"|"missing"|"invalid", "percent", "eta_seconds", "phase"}`` of the HNSW index."""
+        from . import pg_index_build
+
+        return self._read(pg_index_build.build_state, self.table, self._refresh())
 
     def delete(self, ids: Sequence[str]) -> int:
         unique = sorted(set(ids))
@@ -277,6 +304,17 @@ class PgVectorRepository:
             yield from pg_reads.copy_out(reader, self.table, dims, sql.SQL("TRUE"), batch_size)
         finally:
             reader.close()
+
+    def shared_snapshot(self) -> Any:
+        """One exported snapshot of the store for several reading connections (``pg_dump -j``), or None
+        for a store without dimensions. See :class:`~.pg_snapshot.SharedSnapshot`."""
+        self._connection()
+        dims = self._refresh().dimensions
+        if dims is None:
+            return None
+        from .pg_snapshot import SharedSnapshot
+
+        return SharedSnapshot(lambda: connect(self._dsn, self.uri, autocommit=True), self.table, dims)
 
     def iter_records(self, batch_size: int = 1_000) -> Iterator[EmbeddingRecord]:
         for batch in self.iter_batches(batch_size):
@@ -348,7 +386,7 @@ class PgVectorRepository:
         conn = self._connection()
         with conn.transaction():
             pg_schema.create_secondary_indexes(conn, self.table)
-            pg_schema.create_ann_index(conn, self.table, settings)
+        self.build_search_index()
         conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(self.table)))
         conn.commit()
 
@@ -366,7 +404,7 @@ class PgVectorRepository:
         return {"backend": self.backend, "count": self.count(), "dimensions": settings.dimensions,
                 "metric": settings.metric, "index": settings.index, **self.freeze_state().to_json(),
                 "sequence": self.sequence(), "index_params": dict(settings.index_params),
-                "store_id": self.store_id}
+                "store_id": self.store_id, "index_build": self.index_build()}
 
     def export_snapshot(self, dest: str) -> Any:
         from engine.snapshot import export_snapshot
@@ -415,7 +453,8 @@ def _translate_connection_errors(method: Callable[..., Any]) -> Callable[..., An
 
 for _name in ("upsert", "write_batch", "bulk_load", "replace_all", "query", "fetch", "delete", "count",
               "iter_batches", "iter_records", "sequence", "changes_since", "pause_ingestion", "resume_ingestion",
-              "renew_pause", "freeze_state", "is_paused", "stats", "compact", "set_ef_search"):
+              "renew_pause", "freeze_state", "is_paused", "stats", "compact", "set_ef_search", "build_search_index",
+              "index_build"):
     setattr(PgVectorRepository, _name, _translate_connection_errors(getattr(PgVectorRepository, _name)))
 
 __all__ = ["PgVectorRepository", "connect"]

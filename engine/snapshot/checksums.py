@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -75,14 +76,19 @@ class HashingWriter:
         self.closed = True
 
 
-def sha256_file(path: Path) -> tuple[str, int]:
-    """sha256 hex digest and size of a file, read in 1 MiB chunks."""
+def sha256_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> tuple[str, int]:
+    """sha256 hex digest and size of a file, streamed in 1 MiB chunks (``on_bytes(n)``: progress)."""
     digest = hashlib.sha256()
-    size = 0
+    size = reported = 0
     with open(path, "rb") as fh:
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
             size += len(chunk)
+            if on_bytes is not None and size - reported >= 64 * CHUNK:
+                on_bytes(size - reported)
+                reported = size
+    if on_bytes is not None and size > reported:
+        on_bytes(size - reported)
     return digest.hexdigest(), size
 
 

@@ -22,8 +22,9 @@ from engine.errors import BundleError, LineageError, SettingsMismatch
 from engine.records import RecordBatch
 
 from . import checksums, layout, manifest
+from .embeddings_export import as_of_now, write_embeddings
+from .finish import ExportResult, finish_bundle
 from .staging import abort_bundle, read_state, start_bundle, update_state
-from .writer import ExportResult, as_of_now, finish_bundle, write_embeddings
 
 if TYPE_CHECKING:
     from engine.repository import Changes, VectorRepository
@@ -127,7 +128,7 @@ def write_delta_artifacts(repo: VectorRepository, staging: Path, base_state: dic
     return {"files": files, "state": state, "removed": sorted(set(base_state) - set(current))}
 
 
-def write_delta_records(repo: VectorRepository, staging: Path, since: int, compression_level: int = 6,
+def write_delta_records(repo: VectorRepository, staging: Path, since: int, compression_level: int = 1,
                         batch_size: int = 10_000, shard_rows: int | None = None) -> dict[str, Any]:
     """Write the records changed after ``since`` and ``changes.jsonl``; return counts and the sequence."""
     changes = repo.changes_since(since, batch_size)
@@ -144,7 +145,7 @@ def write_delta_records(repo: VectorRepository, staging: Path, since: int, compr
 
 
 def export_delta(repo: VectorRepository, base: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
-                 artifacts_dir: str | os.PathLike[str] | None = None, compression_level: int = 6,
+                 artifacts_dir: str | os.PathLike[str] | None = None, compression_level: int = 1,
                  pack: bool = False, source_env: str | None = None, batch_size: int = 10_000,
                  shard_rows: int | None = None) -> DeltaResult:
     """Write a delta bundle of ``repo`` holding what changed since bundle ``base`` into ``out_dir``.

@@ -30,7 +30,7 @@ from engine.records import RecordBatch, make_batch
 from . import layout, manifest, reader
 from .access import BundleAccess
 from .delta_checks import iter_changes
-from .importer import MODES, _rule, _settings_problem, open_current
+from .importer import IMPORT_BATCH, MODES, _rule, _settings_problem, open_current
 
 if TYPE_CHECKING:
     from engine.repository import VectorRepository
@@ -182,7 +182,7 @@ def _concat(parts: list[tuple[RecordBatch, list[int]]]) -> RecordBatch:
         updated_us=np.concatenate([p.updated_us for p in pieces]), validate=False)
 
 
-def merged_records(chain: Chain, deleted: list[str], batch_size: int = 10_000) -> Iterator[RecordBatch]:
+def merged_records(chain: Chain, deleted: list[str], batch_size: int = IMPORT_BATCH) -> Iterator[RecordBatch]:
     """The chain's final records in ascending id order; ids whose final state is deleted go to ``deleted``."""
     sources = []
     for rank, (_, root, doc) in enumerate(chain):
@@ -247,7 +247,7 @@ def plan_chain(repo: VectorRepository | None, paths: Sequence[str | os.PathLike[
 
 
 def import_chain_into(uri: str, paths: Sequence[str | os.PathLike[str]], mode: str = "append",
-                      on_conflict: str = "version", *, batch_size: int = 10_000,
+                      on_conflict: str = "version", *, batch_size: int = IMPORT_BATCH,
                       access: BundleAccess | None = None) -> dict[str, Any]:
     """Verify every bundle of the chain (and its signature, per ``access``) and its lineage first, then
     open (creating when new) ``uri`` and apply it.
@@ -265,7 +265,7 @@ def import_chain_into(uri: str, paths: Sequence[str | os.PathLike[str]], mode: s
 
 
 def import_chain(repo: VectorRepository, paths: Sequence[str | os.PathLike[str]], mode: str = "append",
-                 on_conflict: str = "version", *, batch_size: int = 10_000,
+                 on_conflict: str = "version", *, batch_size: int = IMPORT_BATCH,
                  access: BundleAccess | None = None) -> dict[str, Any]:
     """Verify ``paths`` (full bundle, then its deltas in order) and apply their final state to ``repo``.
 
@@ -288,7 +288,10 @@ def _apply(repo: VectorRepository, chain: Chain, mode: str, on_conflict: str, ba
         raise SettingsMismatch(problem, hint="import into a new store opened with open_target(uri, manifest)")
     files = {rel: layout.member(chain[i][1], rel).read_bytes() for rel, i in sorted(final.items())}
     deleted: list[str] = []
-    records = merged_records(chain, deleted, batch_size)
+    from engine.progress import counted
+
+    records = counted(merged_records(chain, deleted, batch_size), "import",
+                      sum(int(doc["record_count"]) for _, _, doc in chain))
     if mode == "replace":
         result = repo.replace_all(records)
         repo.artifacts.replace_all(files)

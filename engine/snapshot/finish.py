@@ -89,12 +89,14 @@ def finish_bundle(staging_dir: str | os.PathLike[str], *, source_env: str | None
         dimensions=emb["dimensions"], metric=emb["metric"], index_type=emb["index"],
         index_params=emb["index_params"], content_hash=checksums.content_hash(entries),
         compression_level=emb["compression_level"], rows_per_group=emb["rows_per_group"],
-        shards=emb["shards"], shard_rows=emb["shard_rows"],
+        shards=emb["shards"], shard_rows=emb["shard_rows"], vector_encoding=emb.get("vector_encoding", "plain"),
         artifact_paths=list(art["files"]), logs_truncated=art["logs_truncated"])
     doc.update(manifest.lineage_fields(state, art["files"]))
     doc.update(manifest_extra or {})
     if state.get("delta"):
         doc["faiss_index"] = None
+    elif state.get("faiss_index"):
+        doc["faiss_index_type"] = state["faiss_index"].get("type", "flat")
     data = manifest.dumps(doc)
     entries[layout.MANIFEST] = hashlib.sha256(data).hexdigest()
     for target, payload in ((layout.checksums_path(staging), checksums.format_lines(entries).encode()),

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import (
     BundleChanged,
+    BundleInvalid,
     InvalidInput,
     LineageError,
     SettingsMismatch,
@@ -36,11 +37,13 @@ from engine.records import OnConflict
 from . import layout, manifest, reader
 from .access import BundleAccess
 from .staging import discard
+from .verified_load import verified_rows
 from .verify import verified_manifest
 
 if TYPE_CHECKING:
     from engine.repository import VectorRepository
 
+IMPORT_BATCH = 4096  # rows per COPY: with the next batch prepared meanwhile, memory stays near 4 batches
 MODES = ("append", "replace")
 CONFLICT_RULES = {"version": OnConflict.VERSION, "error": OnConflict.ERROR, "keep": OnConflict.KEEP,
                   "overwrite": OnConflict.OVERWRITE}
@@ -64,27 +67,29 @@ def _settings_problem(repo: VectorRepository, doc: dict[str, Any]) -> str | None
     return None
 
 
-def check_bundle(root: Path, access: BundleAccess | None = None, name: object = "the bundle") -> dict[str, Any]:
+def check_bundle(root: Path, access: BundleAccess | None = None, name: object = "the bundle",
+                 jobs: int | None = None, rows: bool = True) -> dict[str, Any]:
     """Verify the unpacked bundle at ``root`` (and its signature, see :class:`~.access.BundleAccess`).
 
     Returns its manifest or raises (nothing written yet). ``access=None`` is a default access:
     no extra trusted keys, a signature required only in prod.
     """
     return verified_manifest(root, name, consequence="nothing was imported", purpose="import this bundle",
-                             access=access if access is not None else BundleAccess())
+                             access=access if access is not None else BundleAccess(), max_workers=jobs, rows=rows)
 
 
 @contextmanager
-def open_current(src: str | os.PathLike[str], *, tmp_dir: str | None = None, access: BundleAccess | None = None
-                 ) -> Iterator[tuple[Path, dict[str, Any], int | None]]:
+def open_current(src: str | os.PathLike[str], *, tmp_dir: str | None = None, access: BundleAccess | None = None,
+                 jobs: int | None = None, rows: bool = True) -> Iterator[tuple[Path, dict[str, Any], int | None]]:
     """Open and verify bundle ``src``; migrate it to the current schema_version in a temporary folder if older.
 
     Yields ``(root, verified manifest, version migrated from or None)``; temporary folders are
-    removed on exit. Raises like :func:`check_bundle` before anything is migrated.
+    removed on exit. Raises like :func:`check_bundle` before anything is migrated. ``rows=False``
+    leaves a current-version bundle's row checks to the load (:mod:`.verified_load`).
     """
     keys = access.keys if access is not None else None
     with reader.open_bundle(src, tmp_dir=tmp_dir, keys=keys) as root:
-        doc = check_bundle(root, access, src)
+        doc = check_bundle(root, access, src, jobs, rows)
         if manifest.version_of(doc) == manifest.SCHEMA_VERSION:
             yield root, doc, None
             return
@@ -150,7 +155,7 @@ def _signature(root: Path, access: BundleAccess | None) -> dict[str, Any]:
 
 
 def import_snapshot(repo: VectorRepository, src: str | os.PathLike[str], mode: str = "append",
-                    on_conflict: str | OnConflict = "version", *, batch_size: int = 10_000,
+                    on_conflict: str | OnConflict = "version", *, batch_size: int = IMPORT_BATCH,
                     access: BundleAccess | None = None) -> dict[str, Any]:
     """Import bundle ``src`` (folder or ``.tar.zst``) into ``repo``: records, then artifacts.
 
@@ -167,7 +172,7 @@ def import_snapshot(repo: VectorRepository, src: str | os.PathLike[str], mode: s
 
 
 def import_records(repo: VectorRepository, src: str | os.PathLike[str], mode: str = "append",
-                   on_conflict: str | OnConflict = "version", *, batch_size: int = 10_000,
+                   on_conflict: str | OnConflict = "version", *, batch_size: int = IMPORT_BATCH,
                    access: BundleAccess | None = None) -> dict[str, Any]:
     """The records half of :func:`import_snapshot` (verifies the whole bundle first, migrates an older one)."""
     with open_current(src, access=access) as (root, doc, old):
@@ -200,8 +205,8 @@ def check_expected(doc: dict[str, Any], src: object, expected_content_hash: str 
 
 def import_into(uri: str, src: str | os.PathLike[str], mode: str = "append",
                 on_conflict: str | OnConflict = "version", *, records: bool = True, artifacts: bool = True,
-                batch_size: int = 10_000, access: BundleAccess | None = None,
-                expected_content_hash: str | None = None) -> dict[str, Any]:
+                batch_size: int = IMPORT_BATCH, access: BundleAccess | None = None,
+                expected_content_hash: str | None = None, jobs: int | None = None) -> dict[str, Any]:
     """Verify bundle ``src`` first (decrypting it, checking its signature per ``access``), then open
     (creating when new) the store ``uri`` and load it.
 
@@ -210,17 +215,27 @@ def import_into(uri: str, src: str | os.PathLike[str], mode: str = "append",
     ``records``/``artifacts`` choose the halves to load (the import process loads them in separate
     steps). ``expected_content_hash`` binds the load to an approval: a bundle whose content hash differs
     raises BundleChanged before anything is written. Returns what :func:`import_snapshot` returns, plus
-    ``"artifacts"`` (a count) when artifacts were loaded.
+    ``"artifacts"`` (a count) when artifacts were loaded. ``jobs`` shards are verified at a time
+    (default ``min(4, cpus)``); the load itself reads, validates and encodes the next batch while
+    the store writes the current one.
     """
-    with open_current(src, access=access) as (root, doc, old):
+    one_pass = records and _atomic_loads(uri)
+    with open_current(src, access=access, jobs=jobs, rows=not one_pass) as (root, doc, old):
         refuse_delta(doc, src)
         check_expected(doc, src, expected_content_hash)
+        existed = _exists(uri) if one_pass else True
         repo = open_target(uri, doc)
         try:
             result: dict[str, Any] = {"target": repo.uri, "snapshot_id": doc["snapshot_id"],
                                       "content_hash": doc["content_hash"]}
             if records:
-                result.update(_load_records(repo, root, doc, mode, on_conflict, batch_size))
+                rows = verified_rows(root, doc, batch_size, src) if one_pass and old is None else None
+                try:
+                    result.update(_load_records(repo, root, doc, mode, on_conflict, batch_size, rows))
+                except BundleInvalid:
+                    if not existed:  # the rows were rolled back; leave no store behind either
+                        repo.drop_store()  # type: ignore[attr-defined]
+                    raise
             if artifacts:
                 result["artifacts"] = _register(repo, root, mode)
         finally:
@@ -228,8 +243,27 @@ def import_into(uri: str, src: str | os.PathLike[str], mode: str = "append",
     return _note(result, old)
 
 
+def _atomic_loads(uri: str) -> bool:
+    """Whether the store at ``uri`` loads a whole import in one transaction (pgvector), so that rows can
+    be checked while they load and the load rolled back when one fails."""
+    from engine.repository import parse_uri
+
+    return parse_uri(uri).scheme in ("postgresql", "postgresql+embedded")
+
+
+def _exists(uri: str) -> bool:
+    from engine.errors import StoreNotFound
+    from engine.repository import open_repository
+
+    try:
+        open_repository(uri, create=False).close()
+    except StoreNotFound:
+        return False
+    return True
+
+
 def _load_records(repo: VectorRepository, root: Path, doc: dict[str, Any], mode: str,
-                  on_conflict: str | OnConflict, batch_size: int) -> dict[str, Any]:
+                  on_conflict: str | OnConflict, batch_size: int, rows: Iterator | None = None) -> dict[str, Any]:
     if mode not in MODES:
         raise InvalidInput(f"import mode must be append or replace, got {mode!r}")
     rule = _rule(on_conflict)
@@ -239,7 +273,8 @@ def _load_records(repo: VectorRepository, root: Path, doc: dict[str, Any], mode:
         raise SettingsMismatch(problem, hint="import into a new store opened with open_target(uri, manifest)")
     from engine.progress import counted
 
-    batches = counted(reader.iter_batches(root, doc, batch_size), "import", doc.get("record_count"))
+    source = rows if rows is not None else reader.iter_batches(root, doc, batch_size)
+    batches = counted(source, "import", doc.get("record_count"))
     index_file = layout.faiss_index_path(root)  # a FAISS target adopts it when it matches every row
     prebuilt = str(index_file) if index_file.is_file() else None
     if mode == "replace":

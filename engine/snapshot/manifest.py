@@ -37,10 +37,13 @@ def load_schema() -> dict[str, Any]:
 def build(*, snapshot_id: str, created_utc: str, source_env: str, source_uri: str, backend: str,
           record_count: int, dimensions: int, metric: str, index_type: str, index_params: dict[str, int],
           content_hash: str, compression_level: int, rows_per_group: int, shards: list[dict[str, Any]],
-          shard_rows: int, artifact_paths: list[str], logs_truncated: bool) -> dict[str, Any]:
+          shard_rows: int, artifact_paths: list[str], logs_truncated: bool,
+          vector_encoding: str = "plain") -> dict[str, Any]:
     """A current-version manifest dict; artifact counters are derived from ``artifact_paths``.
 
-    ``shards`` are ``{"file", "rows", "first_id", "last_id"}`` in file order.
+    ``shards`` are ``{"file", "rows", "first_id", "last_id"}`` in file order. ``vector_encoding``
+    other than ``plain`` is recorded as ``embeddings.vector_encoding`` (an optional property: readers
+    that predate it read such shards all the same, Parquet names each column's encoding itself).
     """
     manifest: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -61,7 +64,8 @@ def build(*, snapshot_id: str, created_utc: str, source_env: str, source_uri: st
                        "compression_level": int(compression_level), "rows_per_group": int(rows_per_group),
                        "shard_rows": int(shard_rows),
                        "shards": [{"file": s["file"], "rows": int(s["rows"]), "first_id": s["first_id"],
-                                   "last_id": s["last_id"]} for s in shards]},
+                                   "last_id": s["last_id"]} for s in shards],
+                       **({"vector_encoding": vector_encoding} if vector_encoding != "plain" else {})},
         "faiss_index": layout.FAISS_INDEX if backend == "faiss" else None,
         "logs_truncated": bool(logs_truncated),
     }

@@ -126,11 +126,10 @@ def iter_batches(root: Path, doc: dict[str, Any], batch_size: int = 10_000) -> I
 def iter_columns(root: Path, doc: dict[str, Any], columns: list[str], batch_size: int = 10_000
                  ) -> Iterator[Any]:
     """Arrow record batches of only ``columns`` of every row, in row order (any schema version)."""
-    from .parquet_io import open_embeddings
+    from .parquet_io import iter_arrow, open_embeddings
 
     for path in embedding_paths(root, doc):
-        pf = open_embeddings(path)
-        yield from pf.iter_batches(batch_size=batch_size, columns=columns, use_threads=False)
+        yield from iter_arrow(open_embeddings(path), batch_size, columns)
 
 
 def inspect_bundle(path: str | os.PathLike[str]) -> str:

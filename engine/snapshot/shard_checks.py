@@ -9,6 +9,7 @@ up to ``record_count``, and no shard on disk or in ``checksums.sha256`` that the
 
 from __future__ import annotations
 
+import contextvars
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ def _entries(doc: dict[str, Any], problems: Problems) -> list[dict[str, Any]]:
 
 
 def check_shards(root: Path, doc: dict[str, Any], listed: dict[str, str], pool: Executor,
-                 stats: dict[str, Any]) -> Problems:
+                 stats: dict[str, Any], rows: bool = True) -> Problems:
     """Every problem of the bundle's shards; fills ``stats["rows_checked"]``."""
     problems: Problems = []
     entries = _entries(doc, problems)
@@ -63,9 +64,14 @@ def check_shards(root: Path, doc: dict[str, Any], listed: dict[str, str], pool: 
         elif entry["file"] not in listed:
             problems.append((entry["file"], "listed in the manifest's embeddings.shards but missing"))
     index = {e["file"]: i for i, e in enumerate(entries)}
+    from .shard_jobs import Tally
+
+    record_count = doc.get("record_count")
+    tally = Tally("verify", record_count if isinstance(record_count, int) else None)
+    contexts = {e["file"]: contextvars.copy_context() for e in present}  # progress reaches the caller's sink
     results: list[FileCheck] = list(pool.map(
-        lambda e: check_parquet(layout.member(root, e["file"]), e.get("rows"), dims,
-                                f"embeddings.shards[{index[e['file']]}].rows"), present))
+        lambda e: contexts[e["file"]].run(check_parquet, layout.member(root, e["file"]), e.get("rows"), dims,
+                                          f"embeddings.shards[{index[e['file']]}].rows", tally.add, rows), present))
     stats["rows_checked"] = sum(r.rows_checked for r in results)
     previous: tuple[str, str] | None = None  # (file, last id)
     for entry, result in zip(present, results, strict=True):

@@ -35,9 +35,10 @@ class ShardedWriter:
     shard: ``{"file", "rows", "first_id", "last_id", "sha256", "size"}``.
     """
 
-    def __init__(self, root: Path, dimensions: int, compression_level: int = 6,
-                 shard_rows: int = DEFAULT_SHARD_ROWS) -> None:
+    def __init__(self, root: Path, dimensions: int, compression_level: int = 1,
+                 shard_rows: int = DEFAULT_SHARD_ROWS, vector_encoding: str = "plain") -> None:
         self.root = root
+        self.vector_encoding = vector_encoding
         self.dimensions = dimensions
         self.compression_level = compression_level
         self.shard_rows = check_shard_rows(shard_rows)
@@ -51,7 +52,7 @@ class ShardedWriter:
         rel = layout.shard_name(len(self.shards))
         path = layout.member(self.root, rel)
         path.unlink(missing_ok=True)
-        self._current = EmbeddingsWriter(path, self.dimensions, self.compression_level)
+        self._current = EmbeddingsWriter(path, self.dimensions, self.compression_level, self.vector_encoding)
         self._entry = {"file": rel, "rows": 0, "first_id": None, "last_id": None}
 
     def _close(self) -> None:

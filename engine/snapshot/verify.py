@@ -15,6 +15,7 @@ shards checked in a small thread pool (``max_workers``, default ``min(4, cpu cou
 
 from __future__ import annotations
 
+import contextvars
 import os
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -105,7 +106,8 @@ def verify_bundle(path: str | os.PathLike[str], *, trusted_keys: list[str] | tup
 
 
 def verified_manifest(root: Path, name: object, *, consequence: str, purpose: str,
-                      access: BundleAccess | None = None) -> dict[str, Any]:
+                      access: BundleAccess | None = None, max_workers: int | None = None,
+                      rows: bool = True) -> dict[str, Any]:
     """The manifest of the unpacked bundle at ``root`` once every check passes; otherwise raise.
 
     ``consequence`` says what did not happen because of it ("nothing was imported") and ``purpose``
@@ -113,20 +115,14 @@ def verified_manifest(root: Path, name: object, *, consequence: str, purpose: st
     With ``access`` the signature is checked against its trusted keys, and a bundle without a good
     one raises SignatureRequired when ``access`` requires it (see :class:`~.access.BundleAccess`).
     """
-    report = verify_dir(root, trusted_keys=access.trusted_keys if access is not None else None)
+    report = verify_dir(root, trusted_keys=access.trusted_keys if access is not None else None,
+                        max_workers=max_workers, rows=rows)
     if report.unsupported_version:
         raise UnsupportedSchemaVersion(f"{name}: {layout.MANIFEST}: {report.unsupported_version}",
                                        hint=f"upgrade procos-knowledge to {purpose}")
     if not report.ok:
-        first = report.errors[0]
         error = BadSignature if any(f.code == "signature" for f in report.errors) else BundleInvalid
-        paths = list(dict.fromkeys(f.path for f in report.errors))
-        where = ", ".join(paths[:MAX_NAMED]) + (f" and {len(paths) - MAX_NAMED} more" if len(paths) > MAX_NAMED else "")
-        raise error(f"{name} failed verification with {len(report.errors)} problem(s) in {where}, e.g. "
-                            f"{first.path}: {first.problem}; {consequence}",
-                            [f.to_json() for f in report.errors],
-                            hint="run procos snapshot verify for the full list; export the bundle again "
-                                 "or use another one")
+        raise failed(name, [f.to_json() for f in report.errors], consequence, error)
     requirement = access.requirement() if access is not None else None
     if requirement:
         from .access import require_good
@@ -135,9 +131,27 @@ def verified_manifest(root: Path, name: object, *, consequence: str, purpose: st
     return report.manifest
 
 
+def failed(name: object, findings: list[dict[str, str]], consequence: str,
+           error: type[BundleInvalid] = BundleInvalid) -> BundleInvalid:
+    """The error for a bundle that failed verification with ``findings`` (``[{"path", "problem"}]``)."""
+    first = findings[0]
+    paths = list(dict.fromkeys(f["path"] for f in findings))
+    where = ", ".join(paths[:MAX_NAMED]) + (f" and {len(paths) - MAX_NAMED} more" if len(paths) > MAX_NAMED else "")
+    return error(f"{name} failed verification with {len(findings)} problem(s) in {where}, e.g. {first['path']}: "
+                 f"{first['problem']}; {consequence}", findings,
+                 hint="run procos snapshot verify for the full list; export the bundle again or use another one")
+
+
 def verify_dir(root: Path, *, max_workers: int | None = None,
-               trusted_keys: list[str] | tuple[str, ...] | None = None, signature: bool = True) -> VerifyReport:
-    """Verify the bundle folder ``root``; ``signature=False`` leaves a signature unchecked (when re-signing)."""
+               trusted_keys: list[str] | tuple[str, ...] | None = None, signature: bool = True,
+               rows: bool = True) -> VerifyReport:
+    """Verify the bundle folder ``root``; ``signature=False`` leaves a signature unchecked (when re-signing).
+
+    ``rows=False`` leaves out the row-level checks of schema_version 2 shards (vector hashes, id order,
+    metadata, first/last ids): only for an import that checks them in the pass that loads the rows,
+    inside the transaction it rolls back when they fail (:mod:`.verified_load`). Every byte is still
+    checked against ``checksums.sha256`` first.
+    """
     report = VerifyReport(str(root))
     if not root.is_dir():
         report.add(".", f"{root} is not a folder", "missing")
@@ -149,7 +163,7 @@ def verify_dir(root: Path, *, max_workers: int | None = None,
         listed, actual = _check_files(root, report, pool, _version(report.manifest))
         if doc is not None:
             _check_counts(doc, listed, actual, report)
-        _check_data(root, report.manifest, listed, report, pool)  # rows are checked even when the manifest is unusable
+        _check_data(root, report.manifest, listed, report, pool, rows)  # rows are checked even when the manifest is unusable
     if doc is not None:
         from .delta_checks import check_lineage
 
@@ -259,7 +273,17 @@ def _check_files(root: Path, report: VerifyReport, pool: Executor, version: int 
             report.add(rel, "listed in checksums.sha256 but missing", "missing")
             continue
         to_hash.append(rel)
-    digests = pool.map(lambda rel: checksums.sha256_file(layout.member(root, rel))[0], to_hash)
+    from .shard_jobs import Tally
+
+    sizes = {rel: layout.member(root, rel).stat().st_size for rel in to_hash}
+    tally = Tally("checksums", sum(sizes.values()), "bytes")
+    contexts = {rel: contextvars.copy_context() for rel in to_hash}
+
+    def digest_of(rel: str) -> str:
+        digest = contexts[rel].run(checksums.sha256_file, layout.member(root, rel), tally.add)[0]
+        return digest
+
+    digests = pool.map(digest_of, to_hash)
     for rel, digest in zip(to_hash, digests, strict=True):
         actual[rel] = digest
         if digest != listed[rel]:
@@ -300,7 +324,7 @@ def _check_counts(doc: dict[str, Any], listed: dict[str, str], actual: dict[str,
 
 
 def _check_data(root: Path, doc: dict[str, Any], listed: dict[str, str], report: VerifyReport,
-                pool: Executor) -> None:
+                pool: Executor, rows: bool = True) -> None:
     record_count = doc.get("record_count")
     dims = doc.get("dimensions")
     emb = layout.embeddings_path(root)
@@ -308,7 +332,7 @@ def _check_data(root: Path, doc: dict[str, Any], listed: dict[str, str], report:
                               and layout.member(root, layout.SHARD_DIR).is_dir()):
         from .shard_checks import check_shards
 
-        for path, problem in check_shards(root, doc, listed, pool, report.stats):
+        for path, problem in check_shards(root, doc, listed, pool, report.stats, rows=rows or _version(doc) != 2):
             report.add(path, problem, "data")
     elif emb.is_file() and not emb.is_symlink():
         for problem in check_embeddings(emb, record_count, dims, report.stats):
@@ -321,5 +345,5 @@ def _check_data(root: Path, doc: dict[str, Any], listed: dict[str, str], report:
     if index.is_file() and not index.is_symlink() and isinstance(record_count, int) and isinstance(dims, int):
         from .faiss_file import index_problems
 
-        for problem in index_problems(index, record_count, dims):
+        for problem in index_problems(index, record_count, dims, doc.get("metric"), doc.get("faiss_index_type")):
             report.add(layout.FAISS_INDEX, problem, "data")

@@ -9,105 +9,30 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import BundleError
-from engine.records import RecordBatch
 
 from . import checksums, layout, manifest
+from .embeddings_export import (
+    DEFAULT_BATCH,
+    DEFAULT_LEVEL,
+    DEFAULT_VECTOR_ENCODING,
+    dump_embeddings,
+    write_embeddings,
+)
 from .finish import ExportResult, finish_bundle
-from .pipeline import checked, prefetch
 from .staging import abort_bundle, claim, start_bundle, update_state
 
 if TYPE_CHECKING:
-    from engine.repository import ArtifactStore, StoreSettings, VectorRepository
+    from engine.repository import ArtifactStore, VectorRepository
 
-__all__ = ["ExportResult", "abort_bundle", "dump_embeddings", "export_snapshot", "finish_bundle",
-           "package_artifacts", "start_bundle", "write_artifacts", "write_embeddings"]
-DEFAULT_BATCH = 4_096
+__all__ = ["DEFAULT_BATCH", "DEFAULT_LEVEL", "DEFAULT_VECTOR_ENCODING", "ExportResult", "abort_bundle",
+           "dump_embeddings", "export_snapshot", "finish_bundle", "package_artifacts", "start_bundle",
+           "write_artifacts", "write_embeddings"]
 log = logging.getLogger(__name__)
-
-
-def dump_embeddings(repo: VectorRepository, staging_dir: str | os.PathLike[str], compression_level: int = 6,
-                    *, batch_size: int = DEFAULT_BATCH, shard_rows: int | None = None) -> dict[str, Any]:
-    """Stream every record of ``repo`` (one consistent view) into ``embeddings/part-NNNNN.parquet`` shards.
-
-    FAISS stores also get ``index.faiss``. Returns ``{"records", "dimensions", "shards",
-    "faiss_index"}``; memory stays bounded by the batch and row-group sizes (plus the rebuilt
-    index for FAISS stores).
-    """
-    # Read before the stream starts: the rows are at this sequence or later, so a delta built on
-    # this bundle (changes after it) never misses a change; re-applying one is harmless.
-    sequence = repo.sequence()
-    from engine.progress import counted
-
-    batches = counted(repo.iter_batches(batch_size), "export", repo.count())
-    result = write_embeddings(staging_dir, batches, settings=repo.settings,
-                              backend=repo.backend, uri=repo.uri, compression_level=compression_level,
-                              shard_rows=shard_rows)
-    update_state(Path(staging_dir), sequence=sequence, store_id=repo.store_id, as_of_utc=as_of_now())
-    return result
-
-
-def as_of_now() -> str:
-    """The current UTC time to the millisecond, taken once a bundle's read of its store is over: the
-    bundle holds no change made after it (restore --at picks bundles by it)."""
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def write_embeddings(staging_dir: str | os.PathLike[str], batches: Iterable[RecordBatch], *,
-                     settings: StoreSettings, backend: str, uri: str,
-                     compression_level: int = 6, build_index: bool = True,
-                     shard_rows: int | None = None) -> dict[str, Any]:
-    """The work of :func:`dump_embeddings` for any ascending-id stream of batches.
-
-    ``build_index=False`` leaves out ``index.faiss`` even for FAISS sources (delta bundles);
-    ``shard_rows`` (default :data:`~.shards.DEFAULT_SHARD_ROWS`) is the number of rows per shard.
-    """
-    from .faiss_file import FaissIndexBuilder
-    from .parquet_io import rows_per_group
-    from .shards import DEFAULT_SHARD_ROWS, ShardedWriter
-
-    staging = Path(staging_dir)
-    claim(staging)  # this process works in it now
-    if not 1 <= compression_level <= 22:
-        raise BundleError(f"compression level must be between 1 and 22, got {compression_level}")
-    shard_rows = DEFAULT_SHARD_ROWS if shard_rows is None else shard_rows
-    dims = int(settings.dimensions or 0)
-    shutil.rmtree(layout.member(staging, layout.SHARD_DIR), ignore_errors=True)  # a retried step starts over
-    writer = ShardedWriter(staging, dims, compression_level, shard_rows)
-    builder = None
-    if backend == "faiss" and build_index:
-        layout.faiss_index_path(staging).unlink(missing_ok=True)
-        # always the exact index, streamed (bounded memory); the store's own index type is in the manifest
-        builder = FaissIndexBuilder(layout.faiss_index_path(staging), dims, settings.metric, "flat", {})
-    try:
-        for batch, arrow_batch in prefetch(checked(batches, dims, uri)):
-            writer.write_arrow(arrow_batch)
-            if builder is not None:
-                builder.add(batch.vectors)
-        shards = writer.finish()
-        index_entry = None
-        if builder is not None:
-            index_sha, index_size = builder.finish()
-            index_entry = {"sha256": index_sha, "size": index_size}
-    except BaseException:
-        writer.abort()
-        raise
-    embeddings = {"shards": shards, "shard_rows": shard_rows, "records": writer.rows, "dimensions": dims,
-                  "compression_level": compression_level, "rows_per_group": rows_per_group(dims),
-                  "backend": backend, "uri": uri, "metric": settings.metric,
-                  "index": settings.index, "index_params": dict(settings.index_params)}
-    update_state(staging, embeddings=embeddings, faiss_index=index_entry or False)
-    return {"records": writer.rows, "dimensions": dims, "shards": len(shards),
-            "faiss_index": index_entry is not None}
-
 
 def _tail_lines(data: bytes, max_bytes: int) -> bytes:
     """The newest whole lines of ``data`` that fit in ``max_bytes``."""
@@ -164,10 +89,11 @@ def write_artifacts(staging_dir: str | os.PathLike[str], stores: list[ArtifactSt
 
 
 def export_snapshot(repo: VectorRepository, out_dir: str | os.PathLike[str], *,
-                    artifacts_dir: str | os.PathLike[str] | None = None, compression_level: int = 6,
+                    artifacts_dir: str | os.PathLike[str] | None = None, compression_level: int = DEFAULT_LEVEL,
                     freeze: bool = False, pack: bool = False, source_env: str | None = None,
                     batch_size: int = DEFAULT_BATCH, max_log_bytes: int | None = None,
-                    shard_rows: int | None = None) -> ExportResult:
+                    shard_rows: int | None = None, jobs: int = 1,
+                    vector_encoding: str = DEFAULT_VECTOR_ENCODING) -> ExportResult:
     """Export ``repo`` into a new bundle inside the snapshots folder ``out_dir``.
 
     With ``freeze`` the store's freeze flag is held as a leased freeze for the duration (renewed by
@@ -176,7 +102,9 @@ def export_snapshot(repo: VectorRepository, out_dir: str | os.PathLike[str], *,
     is left as it was. On any failure the staging folder is removed and nothing that looks like a
     bundle is left behind; staging folders of earlier exports whose writer is gone are removed when
     this one starts. ``shard_rows`` is the number of rows per ``embeddings/part-NNNNN.parquet``
-    shard (default 100,000). A stale freeze cleared on the way is reported in ``warnings``.
+    shard (default 100,000). A stale freeze cleared on the way is reported in ``warnings``. ``jobs`` shards are
+    written at a time (the bundle is byte-identical whatever ``jobs`` is); ``vector_encoding`` is the
+    Parquet encoding of the vector column (``byte_stream_split`` or ``plain``).
     """
     from .freezing import held_freeze
 
@@ -187,7 +115,8 @@ def export_snapshot(repo: VectorRepository, out_dir: str | os.PathLike[str], *,
     staging = start_bundle(out_dir)
     try:
         with held_freeze(repo, freeze) as notes:
-            dump_embeddings(repo, staging, compression_level, batch_size=batch_size, shard_rows=shard_rows)
+            dump_embeddings(repo, staging, compression_level, batch_size=batch_size, shard_rows=shard_rows,
+                            jobs=jobs, vector_encoding=vector_encoding)
             package_artifacts(repo, staging, artifacts_dir, max_log_bytes=max_log_bytes)
             result = finish_bundle(staging, source_env=source_env, pack=pack)
     except BaseException:

@@ -33,7 +33,10 @@ def compare_records(source: Side, target: Side, result: Validation, sample: int 
             for i, rid in enumerate(batch.ids):
                 yield rid, batch, i
 
+    from engine import progress
+
     s_iter, t_iter = rows(source), rows(target)
+    progress.update("validate", 0, source.count)
     s, t = next(s_iter, None), next(t_iter, None)
     position = 0
     while s is not None or t is not None:
@@ -64,7 +67,10 @@ def compare_records(source: Side, target: Side, result: Validation, sample: int 
                 if len(changed) < MAX_LISTED:
                     changed.append(rid)
         position += 1
+        if not position % 4096:
+            progress.update("validate", position, source.count)
         s, t = next(s_iter, None), next(t_iter, None)
+    progress.update("validate", position, position)
     result.checks["records"] = {"source": source.count, "target": target.count, "hash_checked": checked,
                                 "missing": n_missing, "unexpected": n_unexpected,
                                 "vector_mismatch": n_drifted, "metadata_mismatch": n_changed}

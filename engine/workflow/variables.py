@@ -7,7 +7,7 @@ A process declares its variables in its BPMN file (``procos process show NAME`` 
         <procos:variables>
           <procos:variable name="source" type="store" required="true" existing="true"
                            description="the store to export" />
-          <procos:variable name="compression_level" type="int" default="6" description="..." />
+          <procos:variable name="compression_level" type="int" default="1" description="..." />
         </procos:variables>
       </bpmn:extensionElements>
 

@@ -14,5 +14,5 @@ def run(ctx):
         data["restart"] = True
         return
     result = ctx.api.export_embeddings(data["source"], data["staging"],
-                                       compression_level=int(data.get("compression_level", 6)))
+                                       compression_level=int(data.get("compression_level", 1)))
     data["embeddings"] = json.loads(json.dumps(result, default=str))

@@ -1,0 +1,447 @@
+"""Restore benchmark: our export and import next to raw COPY and pg_dump/pg_restore, in one run.
+
+    python bench/bench_restore.py --count 100000 --dim 768 [--jobs 1,2,4] [--sweep] [--skip-peers]
+                                  [--out bench/results/restore_100000x768.json]
+
+One embedded PostgreSQL (pgserver) and one FAISS store hold the same N x D synthetic records. Every
+phase runs in a fresh spawned child process (peak RSS = that phase's VmHWM; the parent samples every
+child's RSS every 0.2 s, so the JSON also holds RSS over time). Phases, side by side:
+
+- ``raw-copy-out``: ``COPY (SELECT ... ORDER BY id) TO STDOUT (FORMAT BINARY)`` of the store's table,
+  read and discarded: the export baseline (pgvector);
+- ``faiss-read``: ``SELECT id, vector FROM records ORDER BY id`` from the FAISS store's SQLite file
+  (warm page cache), every id and vector read and discarded: the export baseline for FAISS (the
+  store's vectors and ids read at memory speed);
+- ``export`` (pgvector, ``--jobs`` each; FAISS): ``engine.snapshot.export_snapshot`` end to end;
+- ``--sweep``: the export at zstd levels 1/3/6 with and without BYTE_STREAM_SPLIT (sizes and times);
+- ``verify``: ``verify_bundle`` of the pgvector bundle;
+- ``raw-copy-in``: ``COPY ... FROM STDIN (FORMAT BINARY)`` of the same rows (pre-encoded to a file)
+  into an empty copy of the product's own table with the same indexes (primary key, seq, GIN): the
+  import baseline;
+- ``import-flat`` (new store), ``import-append`` (into a store already holding every id: the
+  conflict rule decides each row), ``import-hnsw`` (new HNSW store: time to first query, answered
+  by a second process polling, and time to ANN-ready, from ``store stats``' ``index_build``);
+- ``import-faiss`` next to ``faiss-add`` (FAISS's own ``IndexFlat.add`` of the same vectors);
+- ``validate`` and ``drift`` (peak RSS);
+- peers: ``pg_dump -Fc``, ``pg_dump -Fd -j 2`` and ``pg_restore -j 2`` of the same table.
+
+The load average is printed with the figures (the machine is shared: compare ratios of one run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_store import peak_rss, phase_load  # noqa: E402
+
+SRC = "bench_src"
+COLS = "id, embedding, metadata, metadata_json, version, source_hash, created_ts, updated_ts, seq"
+RAW_OUT = ("COPY (SELECT id, embedding, metadata_json, version, source_hash, created_ts, updated_ts "
+           "FROM {t} ORDER BY id) TO STDOUT (FORMAT BINARY)")
+
+
+# --- phases (each in its own child process) ------------------------------------------------------
+
+def phase_raw_copy_out(pg: str) -> dict:
+    import psycopg
+
+    n = 0
+    with psycopg.connect(pg, autocommit=True) as conn:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        with conn.cursor() as cur, cur.copy(RAW_OUT.format(t=SRC)) as cp:
+            for data in cp:
+                n += len(data)
+        rows = conn.execute(f"SELECT count(*) FROM {SRC}").fetchone()[0]
+    return {"rows": rows, "bytes": n}
+
+
+def phase_dump_copy_file(pg: str, path: str) -> dict:
+    import psycopg
+
+    with psycopg.connect(pg) as conn, conn.cursor() as cur, open(path, "wb") as fh:
+        with cur.copy(f"COPY (SELECT {COLS} FROM {SRC} ORDER BY id) TO STDOUT (FORMAT BINARY)") as cp:
+            for data in cp:
+                fh.write(data)
+    return {"rows": 0, "bytes": os.path.getsize(path)}
+
+
+def phase_raw_copy_in(pg: str, path: str, dim: int, table: str) -> dict:
+    """COPY the file into an empty table shaped and indexed like a store's (what our import builds)."""
+    import psycopg
+
+    from engine.repository import pg_schema
+    from engine.repository.base import StoreSettings
+
+    with psycopg.connect(pg, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+        with conn.transaction():
+            pg_schema.create_records_table(conn, table, dim)
+            pg_schema.create_secondary_indexes(conn, table)
+            pg_schema.create_ann_index(conn, table, StoreSettings(dim, "cosine", "flat", {}))
+        with conn.cursor() as cur, cur.copy(f"COPY {table} ({COLS}) FROM STDIN (FORMAT BINARY)") as cp, \
+                open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                cp.write(chunk)
+        rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        conn.execute(f"DROP TABLE {table}")
+    return {"rows": rows}
+
+
+def settle(pg: str) -> None:
+    """After the load, before any phase: VACUUM (ANALYZE) the source table (hint bits, visibility map,
+    statistics) and CHECKPOINT, so that neither the first reader (baseline or ours) pays for the
+    freshly loaded pages nor autovacuum runs in the middle of a measured phase."""
+    import psycopg
+
+    with psycopg.connect(pg, autocommit=True) as conn:
+        conn.execute(f"VACUUM (ANALYZE) {SRC}")
+        conn.execute("CHECKPOINT")
+
+
+def phase_faiss_read(faiss_dir: str) -> dict:
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{faiss_dir}/store.sqlite?mode=ro", uri=True)
+    rows = n = 0
+    for rid, vec in conn.execute("SELECT id, vector FROM records ORDER BY id"):
+        rows += 1
+        n += len(vec) + len(rid)
+    return {"rows": rows, "bytes": n}
+
+
+def phase_faiss_add(faiss_dir: str, dim: int) -> dict:
+    """FAISS's own add rate: IndexFlat.add of every stored vector (read first, not timed)."""
+    import sqlite3
+
+    import faiss
+    import numpy as np
+
+    conn = sqlite3.connect(f"file:{faiss_dir}/store.sqlite?mode=ro", uri=True)
+    x = np.frombuffer(b"".join(v for (v,) in conn.execute("SELECT vector FROM records ORDER BY id")),
+                      dtype="<f4").reshape(-1, dim)
+    t0 = time.perf_counter()
+    index = faiss.IndexFlatIP(dim)
+    for i in range(0, len(x), 10_000):
+        chunk = np.ascontiguousarray(x[i:i + 10_000])
+        faiss.normalize_L2(chunk)
+        index.add(chunk)
+    return {"rows": int(index.ntotal), "inner_seconds": time.perf_counter() - t0}
+
+
+def phase_export(uri: str, out: str, jobs: int, level: int | None, encoding: str | None) -> dict:
+    """``export_snapshot`` with the product's defaults unless a level or encoding is given (the sweep)."""
+    from engine.repository import open_repository
+    from engine.snapshot import export_snapshot
+
+    repo = open_repository(uri)
+    options = {k: v for k, v in (("compression_level", level), ("vector_encoding", encoding)) if v is not None}
+    try:
+        r = export_snapshot(repo, out, jobs=jobs, **options)
+    finally:
+        repo.close()
+    size = sum(p.stat().st_size for p in Path(r.path).rglob("*") if p.is_file())
+    return {"rows": r.record_count, "bytes": size, "path": r.path}
+
+
+def phase_verify(bundle: str, jobs: int | None) -> dict:
+    from engine.snapshot import verify_bundle
+
+    report = verify_bundle(bundle, max_workers=jobs)
+    assert report.ok, report.summary()
+    return {"rows": report.stats.get("rows_checked", 0)}
+
+
+def phase_import(bundle: str, uri: str, jobs: int | None, mode: str = "append") -> dict:
+    os.environ["PROCOS_ENV"] = "dev"
+    from engine.snapshot.importer import import_into
+
+    r = import_into(uri, bundle, mode, jobs=jobs)
+    return {"rows": r["imported"] + r["skipped"], "imported": r["imported"], "skipped": r["skipped"]}
+
+
+def phase_import_hnsw(bundle: str, uri: str, dim: int) -> dict:
+    """Import into a new HNSW store while a second process polls it: first answer, then ANN-ready."""
+    os.environ["PROCOS_ENV"] = "dev"
+    from engine.snapshot.importer import import_into
+
+    t0 = time.perf_counter()
+    poller = subprocess.Popen([sys.executable, __file__, "--poll", uri, "--dim", str(dim)], stdout=subprocess.PIPE,
+                              text=True)
+    r = import_into(uri, bundle, "append")
+    loaded = time.perf_counter() - t0
+    out, _ = poller.communicate(timeout=3600)
+    seen = json.loads(out.strip().splitlines()[-1])
+    return {"rows": r["imported"], "import_returned_s": loaded, "first_query_s": seen["first_query_s"],
+            "ann_ready_s": seen["ann_ready_s"], "building_seen": seen["building_seen"]}
+
+
+def poll(uri: str, dim: int) -> None:
+    """The second process of phase_import_hnsw: query every 0.2 s until answered, then until ANN-ready."""
+    import numpy as np
+
+    from engine.errors import ProcosError
+    from engine.repository import open_repository
+
+    t0 = time.perf_counter()
+    q = np.ones(dim, dtype=np.float32)
+    first = ready = None
+    building = False
+    repo = None
+    while ready is None and time.perf_counter() - t0 < 3600:
+        try:
+            if repo is None:
+                repo = open_repository(uri, create=False)
+            if first is None and repo.dimensions and len(repo.query(q, 10)) == 10:
+                first = time.perf_counter() - t0
+            if first is not None:
+                state = repo.stats()["index_build"]["state"]
+                building = building or state == "building"
+                if state == "ready":
+                    ready = time.perf_counter() - t0
+        except ProcosError:
+            repo = None
+        time.sleep(0.2)
+    print(json.dumps({"first_query_s": first, "ann_ready_s": ready, "building_seen": building}))
+
+
+def phase_validate(source: str, target: str) -> dict:
+    from engine.validation import validate
+
+    r = validate(source, target, queries=20)
+    return {"rows": r.to_json()["checks"]["records"]["source"], "passed": r.passed}
+
+
+def phase_drift(uri: str, bundle: str) -> dict:
+    from engine.drift import check_drift
+    from engine.repository import open_repository
+
+    repo = open_repository(uri)
+    try:
+        r = check_drift(repo, bundle)
+    finally:
+        repo.close()
+    return {"rows": r.checked, "drift": r.drift}
+
+
+def phase_peer(args: list[str], env: dict) -> dict:
+    subprocess.run(args, check=True, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
+    return {"rows": 0}
+
+
+WARM = ("numpy", "pyarrow.parquet", "psycopg", "faiss", "zstandard", "engine.snapshot", "engine.snapshot.writer",
+        "engine.snapshot.importer", "engine.repository.pgvector", "engine.repository.faiss", "engine.validation",
+        "engine.drift")
+
+
+def measured(fn, args: tuple) -> dict:
+    """Run one phase in this fresh process after importing the libraries (not timed)."""
+    import importlib
+
+    import psutil
+
+    for module in WARM:
+        importlib.import_module(module)
+    rss0 = psutil.Process().memory_info().rss
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return {**out, "seconds": time.perf_counter() - t0, "rss_start_mb": rss0 / 1e6, "rss_peak_mb": peak_rss() / 1e6}
+
+
+REPEAT = 1  # --repeat: the baselines and our export/import phases run this many times, the fastest kept
+
+
+def best(name: str, fn, *args, samples: dict | None = None, cleanup=None) -> dict:
+    """The fastest of REPEAT runs of :func:`run` (``runs`` lists every time); ``cleanup(result)`` between runs."""
+    results = []
+    for i in range(REPEAT):
+        results.append(run(name, fn, *args, samples=samples))
+        if cleanup is not None and i < REPEAT - 1:
+            cleanup(results[-1])
+    fastest = min(results, key=lambda r: r["seconds"])
+    return {**fastest, "runs": [round(r["seconds"], 2) for r in results]}
+
+
+def run(name: str, fn, *args, samples: dict | None = None) -> dict:
+    """``fn(*args)`` in a fresh spawned process; the parent samples its RSS (MB) every 0.2 s."""
+    import psutil
+
+    print(f"  {name} ...", file=sys.stderr, flush=True)
+    os.sync()  # the previous phase's written data goes to disk before this one starts, not during it
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        future = pool.submit(measured, fn, args)
+        trace, t0 = [], time.perf_counter()
+        workers = [psutil.Process(pid) for pid in pool._processes]  # the one worker running the phase
+        while not future.done():
+            try:
+                rss = sum(w.memory_info().rss for w in workers)
+                trace.append((round(time.perf_counter() - t0, 2), round(rss / 1e6, 1)))
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+        result = future.result()
+    if samples is not None:
+        samples[name] = trace
+    return {"phase": name, **result}
+
+
+# --- driver ----------------------------------------------------------------------------------------
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--count", type=int, default=100_000)
+    ap.add_argument("--dim", type=int, default=768)
+    ap.add_argument("--jobs", default="1,2,4")
+    ap.add_argument("--sweep", action="store_true", help="also export at zstd 1/3/6 x plain/byte_stream_split")
+    ap.add_argument("--skip-peers", action="store_true", help="leave out pg_dump/pg_restore")
+    ap.add_argument("--skip-hnsw", action="store_true", help="leave out the HNSW import")
+    ap.add_argument("--repeat", type=int, default=1, help="run baselines, exports and imports N times, keep the fastest")
+    ap.add_argument("--out", help="write the results as JSON here")
+    ap.add_argument("--poll", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.poll:
+        return poll(a.poll, a.dim)
+    os.environ["PROCOS_ENV"] = "dev"
+    global REPEAT
+    REPEAT = max(1, a.repeat)
+    load = os.getloadavg()
+    root = Path(tempfile.mkdtemp(prefix="procos-bench-restore-"))
+    os.chmod(root, 0o755)
+    import pgserver
+
+    server = pgserver.get_server(root / "pgdata", cleanup_mode="delete")
+    pg = server.get_uri()
+    base = pg.split("?")[0]
+    sep = "&" if "?" in pg else "?"
+    faiss_dir = root / "faiss"
+    rows, samples = [], {}
+    jobs = [int(j) for j in a.jobs.split(",") if j]
+    try:
+        print(f"loading {a.count} x {a.dim} ...", file=sys.stderr)
+        run("load-pgvector", phase_load, f"{pg}{sep}table={SRC}&index=flat", a.count, a.dim, 10_000)
+        run("load-faiss", phase_load, f"faiss:{faiss_dir}?index=flat", a.count, a.dim, 10_000)
+        settle(pg)
+        src = f"{pg}{sep}table={SRC}"
+        drop = lambda r: shutil.rmtree(r["path"], ignore_errors=True)  # noqa: E731 - between repeats
+        rows.append(best("raw-copy-out", phase_raw_copy_out, pg))
+        rows.append(best("faiss-read", phase_faiss_read, str(faiss_dir)))
+        bundle = None
+        for j in jobs:
+            r = best(f"export-pg-j{j}", phase_export, src, str(root / f"snaps-j{j}"), j, None, None, cleanup=drop)
+            rows.append(r)
+            bundle = bundle or r["path"]
+        rows.append(best("export-faiss", phase_export, f"faiss:{faiss_dir}", str(root / "snaps-faiss"), 1, None,
+                         None, cleanup=drop))
+        if a.sweep:
+            for level in (1, 3, 6):
+                for enc in ("plain", "byte_stream_split"):
+                    rows.append(best(f"export-z{level}-{enc}", phase_export, src, str(root / "sweep"), 1, level, enc,
+                                     cleanup=drop))
+        for j in jobs:
+            rows.append(run(f"verify-j{j}", phase_verify, bundle, j))
+        copy_file = root / "rows.pgcopy"
+        run("dump-copy-file", phase_dump_copy_file, pg, str(copy_file))
+        rows.append(best("raw-copy-in", phase_raw_copy_in, pg, str(copy_file), a.dim, "bench_raw_in"))
+        copy_file.unlink()
+        for i in range(REPEAT):  # each run into a new store (a table of its own)
+            rows.append(run("import-flat", phase_import, bundle, f"{pg}{sep}table=imp_flat{i}&index=flat", None,
+                            samples=samples))
+        flat = [r for r in rows if r["phase"] == "import-flat"]
+        rows = [r for r in rows if r["phase"] != "import-flat"] + [{**min(flat, key=lambda r: r["seconds"]),
+                                                                   "runs": [round(r["seconds"], 2) for r in flat]}]
+        rows.append(best("import-append", phase_import, bundle, f"{pg}{sep}table=imp_flat0&index=flat", None))
+        if not a.skip_hnsw:
+            rows.append(run("import-hnsw", phase_import_hnsw, bundle, f"{pg}{sep}table=imp_hnsw&index=hnsw", a.dim,
+                            samples=samples))
+        faiss_bundle = next(r["path"] for r in rows if r["phase"] == "export-faiss")
+        rows.append(run("faiss-add", phase_faiss_add, str(faiss_dir), a.dim))
+        rows.append(run("import-faiss", phase_import, faiss_bundle, f"faiss:{root / 'faiss-imp'}?index=flat", None))
+        rows.append(run("validate", phase_validate, src, f"{pg}{sep}table=imp_flat0"))
+        rows.append(run("drift", phase_drift, src, bundle))
+        if not a.skip_peers:
+            bindir = Path(pgserver.__file__).parent / "pginstall" / "bin"
+            restored = pg.replace(f"/{base.rsplit('/', 1)[-1]}?", "/restored?", 1)
+            rows.append(run("pg_dump-Fc", phase_peer, [str(bindir / "pg_dump"), "-Fc", "-t", SRC, "-f",
+                                                       str(root / "dump.fc"), pg], {}))
+            rows.append(run("pg_dump-Fd-j2", phase_peer, [str(bindir / "pg_dump"), "-Fd", "-j", "2", "-t", SRC,
+                                                          "-f", str(root / "dump.d"), pg], {}))
+            import psycopg
+
+            with psycopg.connect(pg, autocommit=True) as conn:
+                conn.execute("CREATE DATABASE restored")
+            with psycopg.connect(restored, autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION vector")
+            rows.append(run("pg_restore-j2", phase_peer, [str(bindir / "pg_restore"), "-j", "2", "-d", restored,
+                                                          str(root / "dump.d")], {}))
+    finally:
+        server.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+    report(a, load, rows, samples)
+
+
+def commit() -> str | None:
+    """The checkout's commit (short), with ``+dirty`` when tracked files differ from it."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "engine", "bench"],
+                               cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def report(a, load, rows, samples) -> None:
+    by = {r["phase"]: r for r in rows}
+    ratios = {}
+
+    def ratio(name: str, ours: str, base: str, goal: float) -> None:
+        if ours in by and base in by:
+            ratios[name] = {"ratio": round(by[base]["seconds"] / by[ours]["seconds"], 3), "goal": goal}
+
+    for r in rows:
+        if r["phase"].startswith("export-pg-j"):
+            ratio(f"{r['phase']} / raw-copy-out", r["phase"], "raw-copy-out", 0.9)
+    ratio("export-faiss / faiss-read", "export-faiss", "faiss-read", 0.9)
+    ratio("import-flat / raw-copy-in", "import-flat", "raw-copy-in", 0.9)
+    ratio("import-append / raw-copy-in", "import-append", "raw-copy-in", 0.5)
+    if "faiss-add" in by:
+        by["faiss-add"] = {**by["faiss-add"], "seconds": by["faiss-add"]["inner_seconds"]}
+    ratio("import-faiss / faiss-add", "import-faiss", "faiss-add", None)
+    print(f"\n{a.count} x {a.dim}; load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+          f"({os.cpu_count()} CPUs)\n")
+    print(f"{'phase':<24}{'rows':>9}{'seconds':>10}{'rows/s':>10}{'MB':>9}{'peak RSS MB':>13}")
+    for r in rows:
+        mb = r.get("bytes", 0) / 1e6
+        rate = r["rows"] / r["seconds"] if r["rows"] and r["seconds"] else 0
+        print(f"{r['phase']:<24}{r['rows']:>9}{r['seconds']:>10.2f}{rate:>10.0f}{mb:>9.1f}{r['rss_peak_mb']:>13.0f}")
+        if r["phase"] == "import-hnsw":
+            print(f"{'':<24}first query after {r['first_query_s']:.1f} s, ANN-ready after {r['ann_ready_s']:.1f} s "
+                  f"(import returned after {r['import_returned_s']:.1f} s; building seen: {r['building_seen']})")
+    print()
+    for name, v in ratios.items():
+        verdict = "" if v["goal"] is None else (" PASS" if v["ratio"] >= v["goal"] else " MISS")
+        print(f"{name:<36} {v['ratio']:.2f} (goal >= {v['goal']}){verdict}")
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps({"count": a.count, "dim": a.dim, "loadavg": load, "cpus": os.cpu_count(),
+                                           "loadavg_end": os.getloadavg(), "commit": commit(),
+                                           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                                           "phases": rows, "ratios": ratios, "rss_trace": samples}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""Render docs/benchmarks.md and its plots from bench/results/restore_*.json (written by bench_restore.py).
+
+    python bench/make_docs.py [--results bench/results] [--docs docs]
+
+Tables per size (every phase, its time, rows/s, size, peak RSS), the ratios against the baselines of
+the same run with PASS/MISS, the export option sweep, and three PNG plots (matplotlib): throughput
+of ours vs the baselines, RSS over time during an import, and the jobs scaling curve. The prose of
+the page lives in bench/benchmarks_notes.md and is copied in as it is. The README's short table of
+current figures (between the ``restore-figures`` markers) is rewritten from the same results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def load(results: Path) -> list[dict]:
+    runs = [json.loads(p.read_text()) for p in sorted(results.glob("restore_*.json"))]
+    return sorted(runs, key=lambda r: r["count"])
+
+
+def fmt_rows(run: dict) -> list[str]:
+    lines = ["| phase | seconds (fastest) | rows/s | MB on disk | peak RSS MB | every run (s) |",
+             "|---|---:|---:|---:|---:|---|"]
+    for p in run["phases"]:
+        rate = f"{p['rows'] / p['seconds']:,.0f}" if p.get("rows") and p["seconds"] else ""
+        size = f"{p['bytes'] / 1e6:,.0f}" if p.get("bytes") and p["phase"].startswith("export") else ""
+        runs = ", ".join(str(x) for x in p.get("runs", [])) if len(p.get("runs", [])) > 1 else ""
+        lines.append(f"| {p['phase']} | {p['seconds']:.2f} | {rate} | {size} | {p['rss_peak_mb']:.0f} | {runs} |")
+        if p["phase"] == "import-hnsw":
+            lines.append(f"| ↳ first query answered after | {p['first_query_s']:.1f} | | | | |")
+            lines.append(f"| ↳ ANN-ready (HNSW built) after | {p['ann_ready_s']:.1f} | | | | |")
+    return lines
+
+
+def fmt_ratios(run: dict) -> list[str]:
+    lines = ["| ours / baseline (same run) | ratio | goal | |", "|---|---:|---:|---|"]
+    for name, v in run["ratios"].items():
+        verdict = "" if v["goal"] is None else ("PASS" if v["ratio"] >= v["goal"] else "MISS")
+        goal = "" if v["goal"] is None else f">= {v['goal']}"
+        lines.append(f"| {name} | {v['ratio']:.2f} | {goal} | {verdict} |")
+    return lines
+
+
+README_START = "<!-- restore-figures:start (bench/make_docs.py writes this table) -->"
+README_END = "<!-- restore-figures:end -->"
+SUMMARY = (  # README row, ours, baseline (None: no ratio)
+    ("export from pgvector (`--jobs 1`)", "export-pg-j1", "raw-copy-out"),
+    ("export from FAISS (flat)", "export-faiss", "faiss-read"),
+    ("`snapshot verify`", "verify-j1", None),
+    ("import into a new pgvector store (flat)", "import-flat", "raw-copy-in"),
+    ("import into a store holding every id (append)", "import-append", "raw-copy-in"),
+    ("import into a FAISS store (flat)", "import-faiss", "faiss-add"),
+    ("`validate` (20 queries) / `drift`", "validate", None),
+    ("peers: `pg_dump -Fc` / `pg_dump -Fd -j 2` / `pg_restore -j 2`", "pg_dump-Fc", None),
+)
+
+
+def readme_table(runs: list[dict]) -> list[str]:
+    """The README's summary: per size, our time, the ratio against the baseline and peak RSS."""
+    head = "| operation | " + " | ".join(f"{r['count']:,} x {r['dim']}" for r in runs) + " |"
+    lines = [head, "|---|" + "---|" * len(runs)]
+    for label, ours, base in SUMMARY:
+        cells = []
+        for run in runs:
+            by = {p["phase"]: p for p in run["phases"]}
+            if ours not in by:
+                cells.append("not measured")
+                continue
+            p = by[ours]
+            if ours == "pg_dump-Fc":
+                cells.append(" / ".join(f"{by[n]['seconds']:.1f} s" if n in by else "-"
+                                        for n in ("pg_dump-Fc", "pg_dump-Fd-j2", "pg_restore-j2")))
+                continue
+            if ours == "validate":
+                drift = by.get("drift")
+                cells.append(f"{p['seconds']:.1f} s, {p['rss_peak_mb']:.0f} MB / "
+                             + (f"{drift['seconds']:.1f} s, {drift['rss_peak_mb']:.0f} MB" if drift else "-"))
+                continue
+            key = next((k for k in run["ratios"] if k.startswith(f"{ours} / ")), None)
+            ratio = ""
+            if base is not None and key is not None and base in by:
+                v = run["ratios"][key]
+                verdict = "" if v["goal"] is None else (" (goal {}: {})".format(
+                    v["goal"], "met" if v["ratio"] >= v["goal"] else "missed"))
+                ratio = f", {v['ratio']:.2f}x {base} ({by[base]['seconds']:.2f} s){verdict}"
+            cells.append(f"{p['seconds']:.2f} s{ratio}, {p['rss_peak_mb']:.0f} MB RSS")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    hnsw = [run for run in runs if any(p["phase"] == "import-hnsw" for p in run["phases"])]
+    if hnsw:
+        cells = []
+        for run in runs:
+            p = next((p for p in run["phases"] if p["phase"] == "import-hnsw"), None)
+            cells.append("not measured" if p is None else
+                         f"first query after {p['first_query_s']:.1f} s, ANN-ready after {p['ann_ready_s']:.1f} s")
+        lines.append("| import into a new HNSW pgvector store | " + " | ".join(cells) + " |")
+    lines.append("| measured at | " + " | ".join(
+        f"commit {run.get('commit') or '?'}, load {run['loadavg'][0]:.2f}" for run in runs) + " |")
+    return lines
+
+
+def write_readme(runs: list[dict], readme: Path) -> bool:
+    """Replace the table between the README's markers; False when the README has no markers."""
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        return False
+    before, rest = text.split(README_START, 1)
+    after = rest.split(README_END, 1)[1]
+    readme.write_text(before + README_START + "\n" + "\n".join(readme_table(runs)) + "\n" + README_END + after)
+    return True
+
+
+def plots(runs: list[dict], docs: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    img = docs / "img"
+    img.mkdir(parents=True, exist_ok=True)
+    made = []
+    # 1. throughput vs baseline: ours / baseline of the same run, with the goals
+    fig, ax = plt.subplots(figsize=(8, 4))
+    names = sorted({n for run in runs for n in run["ratios"]}, key=lambda n: list(runs[0]["ratios"]).index(n)
+                   if n in runs[0]["ratios"] else 99)
+    width = 0.8 / max(1, len(runs))
+    for k, run in enumerate(runs):
+        values = [run["ratios"].get(n, {}).get("ratio", 0) for n in names]
+        ax.bar([i + k * width for i in range(len(names))], values, width, label=f"{run['count']:,} x {run['dim']}")
+    for i, n in enumerate(names):
+        goal = next((run["ratios"][n]["goal"] for run in runs if n in run["ratios"]), None)
+        if goal:
+            ax.hlines(goal, i - 0.1, i + 0.8, colors="red", linestyles="--", linewidth=1)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(names))],
+                  [n.replace(" / ", "\n/ ") for n in names], fontsize=7)
+    ax.set_ylabel("throughput, ours / baseline")
+    ax.set_title("procos vs the raw baseline of the same run (red: goal)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(img / "throughput.png", dpi=110)
+    made.append("img/throughput.png")
+    # 2. RSS over time during the imports
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for run in runs:
+        for phase, trace in run.get("rss_trace", {}).items():
+            if trace:
+                ax.plot([t for t, _ in trace], [m for _, m in trace], label=f"{phase} {run['count']:,}")
+    ax.axhline(512, color="red", linestyle="--", linewidth=1, label="512 MB goal")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("RSS of the importing process (MB)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(img / "import_rss.png", dpi=110)
+    made.append("img/import_rss.png")
+    # 3. jobs scaling
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for run in runs:
+        for prefix, label in (("export-pg-j", "export"), ("verify-j", "verify")):
+            points = sorted((int(p["phase"][len(prefix):]), p["rows"] / p["seconds"]) for p in run["phases"]
+                            if p["phase"].startswith(prefix))
+            if points:
+                ax.plot([j for j, _ in points], [r for _, r in points], marker="o", label=f"{label} {run['count']:,}")
+    ax.set_xlabel("--jobs")
+    ax.set_ylabel("rows/s")
+    ax.set_xticks([1, 2, 4])
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(img / "jobs_scaling.png", dpi=110)
+    made.append("img/jobs_scaling.png")
+    return made
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--results", default=str(HERE / "results"))
+    ap.add_argument("--docs", default=str(HERE.parent / "docs"))
+    ap.add_argument("--readme", default=str(HERE.parent / "README.md"))
+    a = ap.parse_args()
+    runs = load(Path(a.results))
+    docs = Path(a.docs)
+    out = ["# Benchmarks", "",
+           "Generated by `make bench-docs` (bench/bench_restore.py, then bench/make_docs.py) from "
+           "`bench/results/restore_*.json`; do not edit by hand. Every ratio compares two phases of one run.", ""]
+    notes = HERE / "benchmarks_notes.md"
+    if notes.is_file():
+        out += [notes.read_text().rstrip(), ""]
+    for run in runs:
+        la = run["loadavg"]
+        end = run.get("loadavg_end")
+        out += [f"## {run['count']:,} x {run['dim']} (float32)", "",
+                f"Measured at commit `{run.get('commit') or 'unknown'}` on {run.get('date', 'an unrecorded date')}, "
+                f"{run['cpus']} CPUs, load average at the start {la[0]:.2f} / {la[1]:.2f} / {la[2]:.2f}"
+                + (f", at the end {end[0]:.2f} / {end[1]:.2f} / {end[2]:.2f}" if end else "")
+                + " (a shared machine: read the ratios, not the absolute times).", ""]
+        out += fmt_ratios(run) + [""] + fmt_rows(run) + [""]
+    if runs:
+        out += ["## Plots", ""] + [f"![{Path(m).stem}]({m})" for m in plots(runs, docs)] + [""]
+    (docs / "benchmarks.md").write_text("\n".join(out))
+    print(f"wrote {docs / 'benchmarks.md'} from {len(runs)} run(s)")
+    readme = Path(a.readme)
+    if runs and readme.is_file() and write_readme(runs, readme):
+        print(f"updated the figures in {readme}")
+
+
+if __name__ == "__main__":
+    main()
