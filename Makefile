@@ -28,7 +28,7 @@ install:
 
 ## test: the whole suite (lint included) against real PostgreSQL+pgvector, FAISS and SpiffWorkflow.
 test:
-	$(BIN)/ruff check engine tests bench scripts
+	$(BIN)/ruff check engine tests bench scripts tools
 	$(BIN)/python -m pytest -q
 
 ## chaos: the whole reliability campaign (tests/chaos, all trials; tens of minutes), seeded by CHAOS_SEED

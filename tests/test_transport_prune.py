@@ -168,7 +168,9 @@ def test_prune_of_a_local_folder_removes_bundles_and_their_catalog_lines(tmp_pat
                         kind="delta", parent=api.list_snapshots(folder)[-1]["snapshot_id"])
     (folder / f"{old.name}{layout.ARCHIVE_SUFFIX}").write_bytes(b"archive of the old bundle")
     for name in (full.name, old.name, delta.name, "knowledge_snapshot_19990101_000000"):
-        catalog.append_line(layout.catalog_path(folder), dict.fromkeys(catalog.ENTRY_KEYS) | {"path": name})
+        catalog.append_line(layout.catalog_path(folder), dict.fromkeys(catalog.ENTRY_KEYS) | {
+            "path": name, "snapshot_id": str(uuid.uuid4()), "kind": "full", "content_hash": "0" * 64,
+            "counts": {}, "created_utc": "2024-01-01T00:00:00Z"})  # a well-formed line: the catalog reads it
     staging = folder / ".knowledge_snapshot_20240104_000000_tmp-abc"  # a killed export's staging: not ours
     staging.mkdir()
     before = tree(folder)

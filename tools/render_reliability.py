@@ -5,6 +5,10 @@ then ``python tools/render_reliability.py docs/reliability.json docs/reliability
 the ``<!-- chaos-figures:start -->`` and ``<!-- chaos-figures:end -->`` markers is replaced by a table
 made from the JSON (trials per operation, how many kills landed mid-run, violations). ``--check``
 exits 1 when the document does not show the JSON's figures.
+
+``--rerun FILE`` records a partial campaign (some operations re-run with ``CHAOS_FULL=1`` after a
+fix, written by ``CHAOS_REPORT=FILE``) under ``"reruns"`` in the JSON, and renders it below the
+full campaign's table; the next full ``make chaos`` writes a fresh JSON without reruns.
 """
 
 from __future__ import annotations
@@ -62,16 +66,57 @@ def render(data: dict) -> str:
             finished = str(o["finished"]) if name.startswith(KILL_OPS) else ""
             lines.append(f"| {title} | `{name}` | {o['trials']} | {killed} | {finished} | {o['violations']} | "
                          f"{_notes(o.get('notes', {}))} |")
-    failures = [f"- `{name}`: {f}" for name, o in sorted(ops.items()) for f in o.get("failures", [])]
-    if failures:
-        lines += ["", "Violations (each names the seed and trial that reproduces it):", "", *failures]
+    lines += _failures(ops, "Violations (each names the seed and trial that reproduces it):")
+    for rerun in data.get("reruns", []):
+        lines += _rerun(rerun)
     return "\n".join(lines)
+
+
+def _failures(ops: dict, title: str) -> list[str]:
+    failures = [f"- `{name}`: {' '.join(f.split())[:500]}" for name, o in sorted(ops.items())
+                for f in o.get("failures", [])]
+    return ["", title, "", *failures] if failures else []
+
+
+def _rerun(data: dict) -> list[str]:
+    ops = data["operations"]
+    lines = [
+        "",
+        f"Rerun of {len(ops)} operations with all their trials: {data.get('started_utc', '?')}, seed "
+        f"{data['seed']}, commit {data.get('commit', '?')}, {data.get('minutes', '?')} minutes; these "
+        "figures supersede the table's for these operations.",
+        "",
+        "| operation | trials | killed mid-run | ended before the kill | violations | what the trials hit |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for name, o in sorted(ops.items()):
+        lines.append(f"| `{name}` | {o['trials']} | {o['killed']} | {o['finished']} | {o['violations']} | "
+                     f"{_notes(o.get('notes', {}))} |")
+    return lines + _failures(ops, "Violations of the rerun:")
+
+
+def add_rerun(source: Path, rerun: Path) -> None:
+    data = json.loads(source.read_text(encoding="utf-8"))
+    new = json.loads(rerun.read_text(encoding="utf-8"))
+    if not new.get("full"):
+        raise SystemExit(f"{rerun} is not from a run with CHAOS_FULL=1")
+    new.pop("reruns", None)
+    data["reruns"] = [r for r in data.get("reruns", []) if set(r["operations"]) - set(new["operations"])]
+    data["reruns"].append(new)
+    source.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def main(argv: list[str]) -> int:
     check = "--check" in argv
     args = [a for a in argv if a != "--check"]
+    rerun = None
+    if "--rerun" in args:
+        at = args.index("--rerun")
+        rerun = Path(args[at + 1])
+        del args[at:at + 2]
     source, target = (Path(a) for a in (args or ["docs/reliability.json", "docs/reliability.md"]))
+    if rerun is not None:
+        add_rerun(source, rerun)
     data = json.loads(source.read_text(encoding="utf-8"))
     text = target.read_text(encoding="utf-8")
     if START not in text or END not in text:
