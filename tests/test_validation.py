@@ -20,6 +20,7 @@ from reference import with_options
 from engine import api
 from engine.cli import cli
 from engine.repository import open_repository
+from engine.validation import DEFAULT_QUERIES
 
 COUNT, DIM = 300, 16
 
@@ -67,15 +68,15 @@ def test_faithful_import_into_pgvector_passes_with_full_overlap(source, pg_serve
     report = tmp_path / "report.md"
     result = api.validate(source["uri"], target, report_path=report)
     assert result["passed"], result["failures"]
-    assert result["failures"] == [] and result["queries"] == 20 and result["mean_overlap"] == 1.0
+    assert result["failures"] == [] and result["queries"] == DEFAULT_QUERIES and result["mean_overlap"] == 1.0
     assert result["checks"]["records"]["hash_checked"] == COUNT
     assert result["checks"]["artifacts"] == {"source": 10, "target": 10, "missing": 0, "unexpected": 0,
                                              "changed": 0}
-    assert result["exact"] == {"passed": True, "queries": 20, "k": 10, "mismatches": [], "mismatched": 0,
+    assert result["exact"] == {"passed": True, "queries": DEFAULT_QUERIES, "k": 10, "mismatches": [], "mismatched": 0,
                                "min_overlap": 1.0, "score_tolerance": result["exact"]["score_tolerance"]}
     assert result["recall"]["rule"] == "floor" and result["recall"]["floor"] == 0.95 and result["recall"]["passed"]
     assert result["recall"]["source"] == 1.0 and result["recall"]["target"] >= 0.95  # flat source: exact
-    assert len(result["per_query"]) == 20 and all(row["exact_match"] for row in result["per_query"])
+    assert len(result["per_query"]) == DEFAULT_QUERIES and all(row["exact_match"] for row in result["per_query"])
     text = report.read_text()
     assert text.startswith("# Validation: PASS") and "None." in text
 

@@ -167,12 +167,12 @@ def check_import() -> Proc:
 
 def validate_snapshot() -> Proc:
     p = Proc("validate_snapshot", "Validate a snapshot",
-             "Variables in: source, target (store URIs), queries (default 20), k (default 10). Out: passed, "
+             "Variables in: source, target (store URIs), queries (default 100), k (default 10). Out: passed, "
              "validation (the report). Emits validation_passed or validation_failed.")
     p.variables = [
         Var("source", "source", "the source: a store URI or a bundle", required=True),
         Var("target", "store", "the target store", required=True, existing=True),
-        Var("queries", "int", "how many sample queries", default="20"),
+        Var("queries", "int", "how many sample queries", default="100"),
         Var("k", "int", "top-k of each query", default="10"),
         Var("recall_floor", "float", "the target passes when its recall@k is at least this (default 0.95)"),
         Var("recall_vs_source", "float", "or: when its recall is at least the source's minus this tolerance"),
@@ -202,7 +202,7 @@ def simulate_restore() -> Proc:
         Var("source", "store", "the store to drill (a store URI)", required=True, existing=True),
         Var("out_dir", "folder", "where the bundle, the scratch store and the report go", required=True),
         Var("scratch", "store", "the restore target (default: a fresh embedded pgvector store in out_dir)"),
-        Var("queries", "int", "how many sample queries", default="20"),
+        Var("queries", "int", "how many sample queries", default="100"),
         Var("k", "int", "top-k of each query", default="10"),
         Var("recall_floor", "float", "the restored store passes when its recall@k is at least this"),
         Var("destination", "s3url", "also push the drill's bundle to this S3 location", default='""'),

@@ -8,7 +8,7 @@ from typing import Any
 from .stores import opened
 
 
-def validate(source: str, target: str, *, queries: int = 20, k: int = 10, sample: int | None = None,
+def validate(source: str, target: str, *, queries: int = 100, k: int = 10, sample: int | None = None,
              min_overlap: float | None = None, seed: int = 0, report_path: str | Path | None = None,
              recall_floor: float | None = None, recall_vs_source: float | None = None,
              queries_file: str | Path | None = None) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Where a command's progress goes: a bar on a terminal, JSON lines for scripts, or nowhere.
 
 ``--progress auto`` (the default) draws a rich progress bar with rows/s and the ETA on stderr when
-stderr is a terminal (and -q is not given), and prints nothing otherwise; ``--progress json`` writes
+stderr is a terminal (and -q, NO_COLOR and TERM=dumb are not given), and prints nothing otherwise; ``--progress json`` writes
 one JSON object per update to stderr, ``{"op", "done", "total", "unit", "rate", "eta_seconds"}``
 (the panel and scripts read these); ``--progress bar`` forces the bar; ``--progress none`` is silent.
 The library reports through ``engine.progress`` and never knows which sink listens.
@@ -87,6 +87,16 @@ class BarSink:
             sys.stdout.flush()
 
 
+def _animated_terminal() -> bool:
+    """Whether stderr is a terminal that takes a drawn bar: not with NO_COLOR (the bar's escape codes
+    are what NO_COLOR users ask to be spared) or TERM=dumb."""
+    import os
+
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+
+
 @contextmanager
 def progress_sink(mode: str | None, quiet: bool):
     """Install the sink ``mode`` names for the duration of a command."""
@@ -94,7 +104,7 @@ def progress_sink(mode: str | None, quiet: bool):
 
     mode = mode or "auto"
     if mode == "auto":
-        mode = "bar" if not quiet and hasattr(sys.stderr, "isatty") and sys.stderr.isatty() else "none"
+        mode = "bar" if not quiet and _animated_terminal() else "none"
     if mode == "json":
         with report_progress(json_sink, min_interval=0.5):
             yield

@@ -10,7 +10,7 @@ from .output import JSON_OPT, emit_json, paint
 @click.command()
 @click.argument("source")
 @click.argument("target")
-@click.option("--queries", type=click.IntRange(min=0), default=20, show_default=True,
+@click.option("--queries", type=click.IntRange(min=0), default=100, show_default=True,
               help="Queries drawn from the stored vectors: half as they are, half with a little noise.")
 @click.option("--queries-file", type=click.Path(exists=True, dir_okay=False),
               help="Also query with the rows of this .npy file (shape (n, d), float32), e.g. real user traffic.")

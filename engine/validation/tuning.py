@@ -7,7 +7,8 @@ vectors and perturbed stored vectors), and raises ``ef_search`` step by step (do
 ``2k``) until the recall reaches the floor plus a margin of 0.04 (so that a validation's own sample of
 queries also meets the floor) or ``MAX_EF_SEARCH`` (1000) is reached. The value chosen is stored with
 :meth:`VectorRepository.set_ef_search`, so every process that opens the store later uses it.
-ef_search is only ever raised, never lowered.
+An ef_search below k is raised to k first (a graph search keeps ef candidates, so fewer than k would
+come back). ef_search is only ever raised, never lowered.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .queryset import Reservoir, draw_queries
 from .recall import DEFAULT_FLOOR, recall_at_k
 
 MARGIN = 0.04  # aim above the floor: a validation of 20 queries measures recall with a spread of ~0.015
-SAMPLE = 64
+SAMPLE = 128
 
 
 def measured_recall(repo: VectorRepository, queries: np.ndarray, exact: list, k: int) -> float:
@@ -55,7 +56,11 @@ def tune_search(repo: VectorRepository, *, floor: float = DEFAULT_FLOOR, k: int 
     vectors = draw_queries(pool.array(settings.dimensions), queries, settings.metric, rng).vectors
     exact = [repo.query(q, k, exact=True) for q in vectors]
     goal = out["goal"]
-    ef, recall = current, measured_recall(repo, vectors, exact, k)
+    ef = current
+    if ef < k:  # a graph search keeps ef candidates: below k it cannot return k neighbours (answered exactly)
+        ef = min(max_ef_search, k)
+        repo.set_ef_search(ef)
+    recall = measured_recall(repo, vectors, exact, k)
     out["tried"].append({"ef_search": ef, "recall": recall})
     while recall < goal and ef < max_ef_search:
         ef = min(max_ef_search, max(2 * ef, 2 * k))

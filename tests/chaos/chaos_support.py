@@ -249,13 +249,14 @@ def store_rows(uri: str) -> Rows:
 def bundle_rows(path: str | Path) -> tuple[Rows, list[str], list[int]]:
     """The bundle's rows, its ids in row order, and the cumulative row counts of its import batches."""
     from engine.snapshot import reader
+    from engine.snapshot.importer import IMPORT_BATCH
 
     rows: Rows = {}
     order: list[str] = []
     bounds = [0]
     with reader.open_bundle(path) as root:
         doc = reader.read_manifest(root)
-        for batch in reader.iter_batches(root, doc, 10_000):
+        for batch in reader.iter_batches(root, doc, IMPORT_BATCH):  # an append commits batch by batch
             rows.update(fingerprint(batch))
             order.extend(batch.ids)
             bounds.append(bounds[-1] + len(batch))

@@ -36,6 +36,7 @@ from chaos.chaos_support import (
 from engine import api
 from engine.records import canonical_json, make_batch
 from engine.repository import open_repository
+from engine.snapshot.importer import IMPORT_BATCH
 from engine.snapshot.reader import open_bundle, read_artifacts
 from engine.synthetic import record_id, synthetic_artifacts, synthetic_batches
 
@@ -191,7 +192,7 @@ def chain(chaos, world) -> dict:
         bundles.append(api.export_delta(source, bundles[-1], root / "snaps")["path"])
     final = api.export_snapshot(source, root / "final")["path"]
     rows, order, _ = bundle_rows(final)
-    bounds = list(range(0, len(order), 10_000)) + [len(order)]
+    bounds = list(range(0, len(order), IMPORT_BATCH)) + [len(order)]
     return {"bundles": bundles, "new": rows, "order": order, "bounds": bounds}
 
 
