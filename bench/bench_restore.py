@@ -271,7 +271,8 @@ def best(name: str, fn, *args, samples: dict | None = None, cleanup=None) -> dic
         if cleanup is not None and i < REPEAT - 1:
             cleanup(results[-1])
     fastest = min(results, key=lambda r: r["seconds"])
-    return {**fastest, "runs": [round(r["seconds"], 2) for r in results]}
+    kept = {"path": results[-1]["path"]} if "path" in results[-1] else {}  # cleanup removed the earlier ones
+    return {**fastest, **kept, "runs": [round(r["seconds"], 2) for r in results]}
 
 
 def run(name: str, fn, *args, samples: dict | None = None) -> dict:
