@@ -19,8 +19,13 @@ HERE = Path(__file__).resolve().parent
 
 
 def load(results: Path) -> list[dict]:
-    runs = [json.loads(p.read_text()) for p in sorted(results.glob("restore_*.json"))]
-    return sorted(runs, key=lambda r: r["count"])
+    """Every run, by size then date; ``label`` names the size (and the run's time when a size ran twice)."""
+    runs = sorted((json.loads(p.read_text()) for p in sorted(results.glob("restore_*.json"))),
+                  key=lambda r: (r["count"], r.get("date", "")))
+    for run in runs:
+        twice = sum(1 for r in runs if (r["count"], r["dim"]) == (run["count"], run["dim"])) > 1
+        run["label"] = f"{run['count']:,} x {run['dim']}" + (f", {run.get('date', '?')}" if twice else "")
+    return runs
 
 
 def fmt_rows(run: dict) -> list[str]:
@@ -65,7 +70,7 @@ SUMMARY = (  # README row, ours, baseline (None: no ratio)
 
 def readme_table(runs: list[dict]) -> list[str]:
     """The README's summary: per size, our time, the ratio against the baseline and peak RSS."""
-    head = "| operation | " + " | ".join(f"{r['count']:,} x {r['dim']}" for r in runs) + " |"
+    head = "| operation | " + " | ".join(r["label"] for r in runs) + " |"
     lines = [head, "|---|" + "---|" * len(runs)]
     for label, ours, base in SUMMARY:
         cells = []
@@ -134,7 +139,7 @@ def plots(runs: list[dict], docs: Path) -> list[str]:
     width = 0.8 / max(1, len(runs))
     for k, run in enumerate(runs):
         values = [run["ratios"].get(n, {}).get("ratio", 0) for n in names]
-        ax.bar([i + k * width for i in range(len(names))], values, width, label=f"{run['count']:,} x {run['dim']}")
+        ax.bar([i + k * width for i in range(len(names))], values, width, label=run["label"])
     for i, n in enumerate(names):
         goal = next((run["ratios"][n]["goal"] for run in runs if n in run["ratios"]), None)
         if goal:
@@ -152,7 +157,7 @@ def plots(runs: list[dict], docs: Path) -> list[str]:
     for run in runs:
         for phase, trace in run.get("rss_trace", {}).items():
             if trace:
-                ax.plot([t for t, _ in trace], [m for _, m in trace], label=f"{phase} {run['count']:,}")
+                ax.plot([t for t, _ in trace], [m for _, m in trace], label=f"{phase} {run['label']}")
     ax.axhline(512, color="red", linestyle="--", linewidth=1, label="512 MB goal")
     ax.set_xlabel("seconds")
     ax.set_ylabel("RSS of the importing process (MB)")
@@ -167,7 +172,7 @@ def plots(runs: list[dict], docs: Path) -> list[str]:
             points = sorted((int(p["phase"][len(prefix):]), p["rows"] / p["seconds"]) for p in run["phases"]
                             if p["phase"].startswith(prefix))
             if points:
-                ax.plot([j for j, _ in points], [r for _, r in points], marker="o", label=f"{label} {run['count']:,}")
+                ax.plot([j for j, _ in points], [r for _, r in points], marker="o", label=f"{label} {run['label']}")
     ax.set_xlabel("--jobs")
     ax.set_ylabel("rows/s")
     ax.set_xticks([1, 2, 4])
@@ -195,7 +200,7 @@ def main() -> None:
     for run in runs:
         la = run["loadavg"]
         end = run.get("loadavg_end")
-        out += [f"## {run['count']:,} x {run['dim']} (float32)", "",
+        out += [f"## {run['label']} (float32)", "",
                 f"Measured at commit `{run.get('commit') or 'unknown'}` on {run.get('date', 'an unrecorded date')}, "
                 f"{run['cpus']} CPUs, load average at the start {la[0]:.2f} / {la[1]:.2f} / {la[2]:.2f}"
                 + (f", at the end {end[0]:.2f} / {end[1]:.2f} / {end[2]:.2f}" if end else "")
