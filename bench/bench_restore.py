@@ -271,7 +271,8 @@ def best(name: str, fn, *args, samples: dict | None = None, cleanup=None) -> dic
         if cleanup is not None and i < REPEAT - 1:
             cleanup(results[-1])
     fastest = min(results, key=lambda r: r["seconds"])
-    return {**fastest, "runs": [round(r["seconds"], 2) for r in results]}
+    kept = {"path": results[-1]["path"]} if "path" in results[-1] else {}  # cleanup removed the earlier ones
+    return {**fastest, **kept, "runs": [round(r["seconds"], 2) for r in results]}
 
 
 def run(name: str, fn, *args, samples: dict | None = None) -> dict:
@@ -316,7 +317,7 @@ def main() -> None:
     os.environ["PROCOS_ENV"] = "dev"
     global REPEAT
     REPEAT = max(1, a.repeat)
-    load = os.getloadavg()
+    load, measured_at = os.getloadavg(), commit()  # the code measured: the checkout as the run starts
     root = Path(tempfile.mkdtemp(prefix="procos-bench-restore-"))
     os.chmod(root, 0o755)
     import pgserver
@@ -388,7 +389,7 @@ def main() -> None:
     finally:
         server.cleanup()
         shutil.rmtree(root, ignore_errors=True)
-    report(a, load, rows, samples)
+    report(a, load, rows, samples, measured_at)
 
 
 def commit() -> str | None:
@@ -397,14 +398,15 @@ def commit() -> str | None:
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
                               check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "engine", "bench"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "engine",
+                                "bench/bench_restore.py", "bench/bench_store.py"],
                                cwd=root, capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return head + ("+dirty" if dirty else "")
 
 
-def report(a, load, rows, samples) -> None:
+def report(a, load, rows, samples, measured_at: str | None = None) -> None:
     by = {r["phase"]: r for r in rows}
     ratios = {}
 
@@ -438,7 +440,7 @@ def report(a, load, rows, samples) -> None:
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps({"count": a.count, "dim": a.dim, "loadavg": load, "cpus": os.cpu_count(),
-                                           "loadavg_end": os.getloadavg(), "commit": commit(),
+                                           "loadavg_end": os.getloadavg(), "commit": measured_at,
                                            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                                            "phases": rows, "ratios": ratios, "rss_trace": samples}, indent=1))
 
