@@ -68,7 +68,7 @@ def render(data: dict) -> str:
                          f"{_notes(o.get('notes', {}))} |")
     lines += _failures(ops, "Violations (each names the seed and trial that reproduces it):")
     for rerun in data.get("reruns", []):
-        lines += _rerun(rerun)
+        lines += _rerun(rerun, set(ops))
     return "\n".join(lines)
 
 
@@ -78,19 +78,22 @@ def _failures(ops: dict, title: str) -> list[str]:
     return ["", title, "", *failures] if failures else []
 
 
-def _rerun(data: dict) -> list[str]:
+def _rerun(data: dict, listed: set[str]) -> list[str]:
     ops = data["operations"]
+    new = sorted(set(ops) - listed)
+    added = f" (added: {', '.join(f'`{n}`' for n in new)}, which the full campaign did not have yet)" if new else ""
     lines = [
         "",
         f"Rerun of {len(ops)} operations with all their trials: {data.get('started_utc', '?')}, seed "
         f"{data['seed']}, commit {data.get('commit', '?')}, {data.get('minutes', '?')} minutes; these "
-        "figures supersede the table's for these operations.",
+        f"figures supersede the table's for these operations{added}.",
         "",
         "| operation | trials | killed mid-run | ended before the kill | violations | what the trials hit |",
         "|---|---:|---:|---:|---:|---|",
     ]
     for name, o in sorted(ops.items()):
-        lines.append(f"| `{name}` | {o['trials']} | {o['killed']} | {o['finished']} | {o['violations']} | "
+        killed, finished = (str(o["killed"]), str(o["finished"])) if name.startswith(KILL_OPS) else ("", "")
+        lines.append(f"| `{name}` | {o['trials']} | {killed} | {finished} | {o['violations']} | "
                      f"{_notes(o.get('notes', {}))} |")
     return lines + _failures(ops, "Violations of the rerun:")
 

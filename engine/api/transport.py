@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.errors import InvalidInput
+from engine.errors import InvalidInput, os_errors
 
 SSE_CHOICES = ("aes256", "kms")
 RETENTION_MODES = ("governance", "compliance")
@@ -67,6 +67,7 @@ def push_snapshot(bundle: str | Path, destination: str, *, part_size_mib: int = 
     return push_bundle(bundle, destination, options, endpoint_url=endpoint_url)
 
 
+@os_errors("pull {source} into {out_dir}", "out_dir")
 def pull_snapshot(source: str, out_dir: str | Path, *, concurrency: int = DEFAULT_CONCURRENCY,
                   endpoint_url: str | None = None) -> dict[str, Any]:
     """Download ``s3://BUCKET/PREFIX/<bundle name>`` into ``out_dir``; it appears there only once verified.

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from engine.errors import TransportError
+from engine.errors import ProcosError, TransportError
 from engine.secrets import redact_text
 
 T = TypeVar("T")
@@ -101,14 +101,15 @@ def retrying(work: Callable[[], T], *, what: str, attempts: int = OWN_ATTEMPTS,
 
     With ``progress`` (a counter ``work`` advances, such as bytes received), an attempt that made
     progress does not count against ``attempts``: only failures in a row without progress do.
-    Anything else, or the last transient failure, is raised as TransportError saying ``what`` failed.
+    Anything else, or the last transient failure, is raised as TransportError saying ``what`` failed;
+    a typed error (:class:`~engine.errors.ProcosError`, such as DiskFull) passes through unchanged.
     """
     failures = 0
     mark = progress() if progress else 0
     while True:
         try:
             return work()
-        except TransportError:
+        except ProcosError:  # already typed (a changed object, a full disk): not a transport failure to retry
             raise
         except Exception as exc:  # classified below: transient ones retried, the rest reported
             if progress is not None and progress() != mark:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import TransportError
+from engine.errors import TransportError, os_error
 
 from . import s3sums
 from .client import error_code, retrying
@@ -188,7 +188,10 @@ class Downloader:
                 chunk = body.read(min(CHUNK, length - written[0]))
                 if not chunk:
                     raise ConnectionError(f"the response ended {length - written[0]} bytes early")
-                os.pwrite(fd, chunk, offset + written[0])
+                try:
+                    os.pwrite(fd, chunk, offset + written[0])
+                except OSError as exc:  # the local disk, not the network: a full disk is DiskFull, not retried
+                    raise os_error(exc, f"write the download {obj.target}", obj.target.parent) from None
                 sha.update(chunk)
                 written[0] += len(chunk)
         finally:

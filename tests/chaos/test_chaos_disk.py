@@ -1,4 +1,4 @@
-"""A full disk during export, pack and import (from a folder, and from an archive unpacked into a full TMPDIR).
+"""A full disk during export, pack, import (from a folder, and from an archive unpacked into a full TMPDIR) and pull.
 
 A small filesystem is mounted for the test (``mount -t tmpfs -o size=...``, which needs root); where
 mounting is not allowed, the child runs with ``RLIMIT_FSIZE`` (and SIGXFSZ ignored), so a write
@@ -6,8 +6,10 @@ past the limit fails with EFBIG at the same OS boundary. ``docs/reliability.json
 Each trial leaves a random amount of free space (a ballast file fills the rest), then runs the
 command unkilled. It either succeeds (the result verifies) or fails cleanly: exit 1 with one
 ``Error:`` and one ``Try:`` line, no partial bundle or archive that looks complete, no leftovers,
-the source untouched (records, sequence, freeze flag). "A full disk during pull" plugs in as one
-more case of :func:`test_full_disk_gives_a_clean_error_and_leaves_nothing_half_done` once pull exists.
+the source untouched (records, sequence, freeze flag). ``pull`` downloads the bundle (its folder or
+its ``.tar.zst``, at random) from a moto S3 server into the small filesystem: nothing in the folder
+but the finished, verified bundle or the hidden partial download, the remote objects unchanged, the
+same pull run again with room to spare finishes it, and a pull into a roomy folder verifies.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from engine.repository import open_repository
 from engine.snapshot import layout, pack_bundle, verify_bundle
 from engine.snapshot.staging import leftovers
 from engine.synthetic import synthetic_artifacts, synthetic_batches
+from engine.transport.location import pull_folder
 
 FULL_WORDS = ("No space left on device", "no space left", "disk is full", "File too large", "ran out of disk space")
 
@@ -132,6 +135,7 @@ def clean_failure(t, run, what: str) -> bool:
     t.ok(len(lines) == 2 and lines[0].startswith("Error: ") and lines[1].startswith("Try: "),
          f"{what} on a full disk did not print one Error and one Try line: {run.stderr[-500:]!r}")
     t.ok(any(w in run.stderr for w in FULL_WORDS), f"{what} failed, but not for a full disk: {run.stderr[-300:]}")
+    t.ok("unexpected" not in run.stderr, f"{what} on a full disk gave an untyped error: {run.stderr[-300:]}")
     t.note(f"{what}_refused")
     return False
 
@@ -142,13 +146,16 @@ def source_untouched(t, world: dict) -> None:
          f"the source changed: {stats}")
 
 
-CASES = ["export", "export-freeze", "pack", "import", "import-archive"]
+CASES = ["export", "export-freeze", "pack", "import", "import-archive", "pull"]
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_full_disk_gives_a_clean_error_and_leaves_nothing_half_done(chaos, world, case):
+def test_full_disk_gives_a_clean_error_and_leaves_nothing_half_done(chaos, world, case, request):
     op = f"disk-{case}"
-    budget = {"export": 2.3, "export-freeze": 2.3, "pack": 2.6, "import": 5.0, "import-archive": 2.6}[case]
+    budget = {"export": 2.3, "export-freeze": 2.3, "pack": 2.6, "import": 5.0, "import-archive": 2.6,
+              "pull": 2.6}[case]
+    if case == "pull":  # the bundle and its archive on a moto S3 server, pushed once
+        world = {**world, "s3": pushed_remote(request.getfixturevalue("s3"), world)}
     disk = SmallDisk(world["root"], int(world["size"] * budget) + (1 << 20))
     chaos.ledger.meta["full_disk_method"] = disk.method
     try:
@@ -162,9 +169,28 @@ def test_full_disk_gives_a_clean_error_and_leaves_nothing_half_done(chaos, world
     assert_no_violations(chaos, op)
 
 
+def pushed_remote(s3, world: dict) -> dict:
+    """Push the reference bundle and its archive to ``s3``; the remote URLs and what the server holds."""
+    url = s3.url("chaos")
+    api.push_snapshot(world["bundle"], url)
+    api.push_snapshot(world["archive"], url)
+    return {"env": s3, "urls": [f"{url}/{world['bundle'].name}", f"{url}/{world['archive'].name}"],
+            "objects": remote_objects(s3)}
+
+
+def remote_objects(s3) -> dict[str, tuple[int, str]]:
+    """Key -> (size, ETag) of every object in the bucket."""
+    found = {}
+    for page in s3.client.get_paginator("list_objects_v2").paginate(Bucket=s3.bucket):
+        found.update({o["Key"]: (o["Size"], o["ETag"]) for o in page.get("Contents", [])})
+    return found
+
+
 def run_case(t, world: dict, disk: SmallDisk, case: str) -> None:
     ref = world["reference"]
-    if case.startswith("export"):
+    if case == "pull":
+        pull_case(t, world, disk)
+    elif case.startswith("export"):
         out = disk.path / "snaps"
         disk.leave_free(int(t.rng.uniform(0, 2.0) * world["size"]))
         run = run_on(disk, ["snapshot", "export", world["uri"], "--out", str(out), "--json",
@@ -218,3 +244,43 @@ def run_case(t, world: dict, disk: SmallDisk, case: str) -> None:
                  "the target holds something other than whole batches")
         t.ok(list(tmp.iterdir()) == [], f"the failed unpack left {list(tmp.iterdir())}")
         shutil.rmtree(target, ignore_errors=True)
+
+
+def pull_case(t, world: dict, disk: SmallDisk) -> None:
+    """``snapshot pull`` into the small filesystem, then again with room, then into a roomy folder."""
+    remote = world["s3"]
+    url = t.rng.choice(remote["urls"])
+    name = url.rsplit("/", 1)[1]
+    t.note("form_archive" if layout.is_archive(Path(name)) else "form_folder")
+    out = disk.path / "pulled"
+    disk.leave_free(int(t.rng.uniform(0, 2.2) * world["size"]))
+    run = run_on(disk, ["snapshot", "pull", url, str(out), "--json"])
+    fit = clean_failure(t, run, "pull")
+    allowed = {name} if fit else set()
+    entries = {p.name for p in out.iterdir()} if out.is_dir() else set()
+    partial = pull_folder(out, name).name
+    t.ok(entries <= allowed | {partial}, f"the pull left {sorted(entries - allowed - {partial})} in the folder")
+    if not fit and partial in entries:
+        t.note("partial_download_kept")
+    t.ok(remote_objects(remote["env"]) == remote["objects"], "the pull changed the remote objects")
+    if not fit:  # what the Try line says: the same command again, with room now, finishes the pull
+        disk.leave_free(1 << 30)
+        again = run_on(disk, ["snapshot", "pull", url, str(out), "--json"])
+        if t.ok(again.returncode == 0, f"the pull run again with room failed: {again.stderr[-300:]}"):
+            skipped = json.loads(again.stdout)["bytes_skipped"]
+            t.note("resumed_with_parts_kept" if skipped else "resumed_from_scratch")
+    if (out / name).exists() or fit:
+        pulled_verifies(t, out / name, world)
+        t.ok(sorted(p.name for p in out.iterdir()) == [name], f"after the pull the folder holds {list(out.iterdir())}")
+    roomy = world["root"] / f"roomy-{uuid.uuid4().hex[:6]}"
+    try:
+        pulled_verifies(t, Path(api.pull_snapshot(url, roomy)["path"]), world)
+    finally:
+        shutil.rmtree(roomy, ignore_errors=True)
+
+
+def pulled_verifies(t, path: Path, world: dict) -> None:
+    report = verify_bundle(path)
+    if t.ok(report.ok, f"the pulled {path.name} fails verify: {report.summary()[:300]}"):
+        t.ok(report.manifest.get("content_hash") == world["reference"]["content_hash"],
+             f"the pulled {path.name} holds other content")
