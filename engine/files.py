@@ -8,7 +8,10 @@ existing file is tightened to 0600 when procos opens it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 
 def private_dir(path: Path) -> Path:
@@ -53,3 +56,20 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@contextmanager
+def atomic_file(target: Path, tmp: Path) -> Iterator[BinaryIO]:
+    """Write ``target`` through the temporary file ``tmp``: flushed, fsynced, renamed over ``target``
+    and its folder fsynced when the block ends; on any failure ``tmp`` is removed and ``target`` is
+    left as it was."""
+    try:
+        with open(tmp, "wb") as raw:
+            yield raw
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(target.parent)

@@ -23,6 +23,7 @@ from .cutover import (
     compare_answers,
     freeze_source,
     release_source,
+    ship_delta,
     write_cutover_report,
     write_endpoint,
 )
@@ -83,6 +84,7 @@ __all__ = [
     "compare_answers",
     "freeze_source",
     "release_source",
+    "ship_delta",
     "write_cutover_report",
     "write_endpoint",
     "abort_incomplete",

@@ -41,6 +41,28 @@ def apply_delta(bundle: str | Path, target: str, *, parent: str | None = None,
         return apply(repo, bundle, parent=parent, access=bundle_access(trusted_keys=trusted_keys))
 
 
+def ship_delta(source: str, base: str | Path, out_dir: str | Path, target: str, *,
+               parent: str | None) -> dict[str, Any]:
+    """One cutover round: export what changed in ``source`` since bundle ``base`` as a delta into
+    ``out_dir`` (signed with ``PROCOS_SIGNING_KEY`` when set) and apply it to ``target``.
+
+    Returns ``{"path", "snapshot_id", "changes", "seconds"}``.
+    """
+    from .crypto import sign_snapshot
+    from .settings import signing_key
+    from .snapshots import export_delta
+
+    started = time.perf_counter()
+    delta = export_delta(source, base, out_dir)
+    key = signing_key()
+    if key:
+        sign_snapshot(delta["path"], key)
+    apply_delta(delta["path"], target, parent=parent)
+    return {"path": str(delta["path"]), "snapshot_id": delta["snapshot_id"],
+            "changes": int(delta["upserts"]) + int(delta["deletes"]),
+            "seconds": round(time.perf_counter() - started, 3)}
+
+
 def compare_answers(source: str, target: str, *, queries: int = 20, k: int = 10, seed: int = 0,
                     min_overlap: float = 0.8) -> dict[str, Any]:
     """Ask both stores the same queries (stored source vectors): ``{"queries", "mean_overlap", "anomalies":

@@ -16,10 +16,10 @@ from typing import Any
 from engine.crypto.age import DEFAULT_WORK_FACTOR
 from engine.crypto.keys import AgeError, parse_recipient, read_passphrase
 from engine.errors import BundleError, InvalidInput
+from engine.files import atomic_file
 
 from . import layout
 from .pack import finished_bundle, write_archive
-from .staging import fsync_dir
 
 COPY_CHUNK = 1 << 20
 
@@ -55,22 +55,14 @@ def encrypt_bundle(path: str | os.PathLike[str], recipients: Iterable[str] = (),
                           hint="encrypt a folder written by procos snapshot export, or its .tar.zst")
     target = layout.encrypted_path(src.resolve() if root is None else root)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as raw:
-            writer = AgeWriter(raw, public, passphrase, work_factor)
-            if root is not None:
-                write_archive(root, writer, level=level)
-            else:
-                with open(src, "rb") as fh:
-                    for block in iter(lambda: fh.read(COPY_CHUNK), b""):
-                        writer.write(block)
-            writer.finish()
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(target.parent)
+    with atomic_file(target, tmp) as raw:
+        writer = AgeWriter(raw, public, passphrase, work_factor)
+        if root is not None:
+            write_archive(root, writer, level=level)
+        else:
+            with open(src, "rb") as fh:
+                for block in iter(lambda: fh.read(COPY_CHUNK), b""):
+                    writer.write(block)
+        writer.finish()
     return {"path": str(target), "source": str(src), "recipients": recipients,
             "passphrase": passphrase is not None, "bytes": target.stat().st_size}

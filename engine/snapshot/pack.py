@@ -17,9 +17,9 @@ from typing import BinaryIO
 
 from engine import owner
 from engine.errors import BundleError
+from engine.files import atomic_file
 
 from . import layout
-from .staging import fsync_dir
 
 MTIME = 0
 
@@ -81,14 +81,6 @@ def pack_bundle(bundle: str | os.PathLike[str], *, level: int = 6) -> Path:
     root = finished_bundle(bundle)
     target = layout.archive_path(root)
     tmp = layout.pack_temp_path(target, owner.token())
-    try:
-        with open(tmp, "wb") as raw:
-            write_archive(root, raw, level=level)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(target.parent)
+    with atomic_file(target, tmp) as raw:
+        write_archive(root, raw, level=level)
     return target
