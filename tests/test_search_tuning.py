@@ -109,7 +109,7 @@ def test_tuning_stops_at_the_stated_maximum_and_says_the_floor_was_not_reached(b
 def test_a_target_that_already_meets_the_floor_is_left_alone(bundle, tmp_path):
     target = f"faiss:{tmp_path / 'target'}"
     tuning = api.import_snapshot(bundle["bundle"], target)["search_tuning"]  # default graph, 2,000 records
-    assert tuning["tried"] == [{"ef_search": 40, "recall": tuning["recall"]}] and tuning["recall"] >= tuning["goal"]
+    assert tuning["tried"] == [{"ef_search": 40, "recall": tuning["recall"], "queries": 400}] and tuning["recall"] >= tuning["goal"]
     assert not tuning["tuned"] and tuning["ef_search"] == 40 and tuning["reached"]
 
 
@@ -126,3 +126,35 @@ def test_a_dry_run_import_does_not_tune_or_create_anything(bundle, tmp_path):
     target = tmp_path / "never"
     plan = api.import_snapshot(bundle["bundle"], f"faiss:{target}", dry_run=True)
     assert "search_tuning" not in plan and not Path(target).exists()
+
+
+def test_the_effort_chosen_serves_the_floor_on_queries_the_tuning_never_saw(bundle, pg_server):
+    """The tuning's sample stands for real traffic: 1,000 other queries (another seed, stored and perturbed
+    vectors) answered at the chosen effort reach the floor against a plain numpy sort of every vector."""
+    import numpy as np
+    from reference import distances
+
+    from engine.repository import open_repository
+    from engine.validation.queryset import perturb
+
+    target = pg_uri(pg_server, MODEST)
+    tuning = api.import_snapshot(bundle["bundle"], target)["search_tuning"]
+    assert tuning["reached"] and tuning["queries"] == 400
+    repo = open_repository(plain(target), create=False)
+    try:
+        ids, vectors = [], []
+        for batch in repo.iter_batches(500):
+            ids += batch.ids
+            vectors.append(batch.vectors)
+        stored = np.concatenate(vectors)
+        rng = np.random.default_rng(99)
+        picks = rng.choice(len(stored), 1000, replace=False)
+        queries = np.concatenate([stored[picks[:500]], perturb(stored[picks[500:]], "cosine", rng)])
+        found = []
+        for q in queries:
+            d = distances(stored, q, "cosine")
+            truth = {ids[i] for i in np.argsort(d, kind="stable")[:10]}
+            found.append(len(truth & {h.id for h in repo.query(q, 10)}) / 10)
+    finally:
+        repo.close()
+    assert np.mean(found) >= 0.95, (np.mean(found), tuning)

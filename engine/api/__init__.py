@@ -5,7 +5,8 @@ is given (or ``$VECTOR_ENDPOINT`` when ``uri`` is None) and closes it before ret
 libraries (FAISS, psycopg, pyarrow) are imported by the code that needs them, never here.
 
 - stores: :mod:`engine.api.stores` (seed, stats, query); the freeze flag: :mod:`engine.api.freeze`
-- snapshots: :mod:`engine.api.snapshots`; drills (scratch targets, reports, history): :mod:`engine.api.drills`
+- snapshots: :mod:`engine.api.snapshots`, imports: :mod:`engine.api.imports`; drills (scratch targets,
+  reports, history): :mod:`engine.api.drills`
 - validation and search tuning: :mod:`engine.api.validation`
 - drift detection: :mod:`engine.api.drift`
 - signing and encryption: :mod:`engine.api.crypto`
@@ -30,6 +31,7 @@ from .cutover import (
 from .drift import drift_check
 from .drills import drill_history, replication_age, scratch_store_uri, write_drill_report
 from .freeze import freeze_holder, is_paused, pause_ingestion, renew_pause, resume_ingestion
+from .imports import import_chain, import_snapshot, load_vectors, rebuild_search, register_artifacts
 from .replication import replicate, replicate_once, restore, restore_plan  # noqa: E402 - uses the names above
 from .settings import deployment_environment, redact, show_config, signing_key
 from .snapshots import (
@@ -42,14 +44,9 @@ from .snapshots import (
     export_embeddings,
     export_snapshot,
     finish_export,
-    import_chain,
-    import_snapshot,
     inspect_snapshot,
-    load_vectors,
     migrate_snapshot,
     pack_snapshot,
-    rebuild_search,
-    register_artifacts,
     remove_stale_staging,
     snapshot_catalog,
     start_export,

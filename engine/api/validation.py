@@ -40,14 +40,15 @@ def validation_report_path() -> Path:
     return default_report_path()
 
 
-def tune_search(uri: str | None, *, recall_floor: float = 0.95, k: int = 10, queries: int = 64,
+def tune_search(uri: str | None, *, recall_floor: float = 0.95, k: int = 10, queries: int | None = None,
                 seed: int = 0) -> dict[str, Any]:
     """Raise the HNSW store's stored ``ef_search`` until its measured recall@k meets ``recall_floor``.
 
     Returns ``{"ef_search", "recall", "floor", "reached", "tuned", "tried", ...}`` (see
     :func:`engine.validation.tune_search`); flat and empty stores are left as they are.
     """
-    from engine.validation import tune_search as run
+    from engine.validation.tuning import SAMPLE
+    from engine.validation.tuning import tune_search as run
 
     with opened(uri) as repo:
-        return run(repo, floor=recall_floor, k=k, queries=queries, seed=seed)
+        return run(repo, floor=recall_floor, k=k, queries=SAMPLE if queries is None else queries, seed=seed)

@@ -13,6 +13,8 @@ import numpy as np
 from engine.records import RecordBatch
 from engine.repository import Hit, open_repository
 
+from .truth import brute_force
+
 
 @dataclass
 class Side:
@@ -88,33 +90,3 @@ def open_side(ref: str, stack: contextlib.ExitStack) -> Side:
     side = _store_side(ref)
     stack.callback(side.close)
     return side
-
-
-def distances(vectors: np.ndarray, queries: np.ndarray, metric: str) -> np.ndarray:
-    """(q, n) distances in float64 with pgvector's definitions (lower is closer)."""
-    v = vectors.astype(np.float64)
-    q = queries.astype(np.float64)
-    if metric == "l2":
-        sq = (q * q).sum(1)[:, None] + (v * v).sum(1)[None, :] - 2 * q @ v.T
-        return np.sqrt(np.maximum(sq, 0.0))
-    dots = q @ v.T
-    if metric == "inner_product":
-        return -dots
-    norms = np.linalg.norm(q, axis=1)[:, None] * np.linalg.norm(v, axis=1)[None, :]
-    return 1.0 - dots / np.where(norms == 0, 1.0, norms)
-
-
-def brute_force(batches: Iterator[RecordBatch], queries: np.ndarray, k: int, metric: str) -> list[list[Hit]]:
-    """Exact top-k for every query over a stream of batches, keeping only k candidates per query."""
-    best: list[list[tuple[float, str]]] = [[] for _ in range(len(queries))]
-    for batch in batches:
-        if not len(batch):
-            continue
-        d = distances(batch.vectors, queries, metric)
-        for qi in range(len(queries)):
-            take = np.argsort(d[qi], kind="stable")[:k]
-            merged = best[qi] + [(float(d[qi, j]), batch.ids[j]) for j in take]
-            best[qi] = sorted(merged)[:k]
-    return [[Hit(rid, score, {}) for score, rid in row] for row in best]
-
-
