@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from engine.records import OnConflict
-from engine.repository import open_repository
+from engine.repository import DEFAULT_HNSW, open_repository
 from engine.repository.faiss_index import PrebuiltIndex
 from engine.snapshot.faiss_file import FaissIndexBuilder
 from engine.synthetic import synthetic_batches
 
 
 def bundle_index(path: Path, batches, metric: str, index: str) -> Path:
-    builder = FaissIndexBuilder(path, 16, metric, index, {"m": 16, "ef_construction": 64, "ef_search": 40})
+    builder = FaissIndexBuilder(path, 16, metric, index, dict(DEFAULT_HNSW))  # what a default store is built with
     for batch in batches:
         builder.add(batch.vectors)
     builder.finish()

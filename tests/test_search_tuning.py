@@ -102,6 +102,8 @@ def test_tuning_stops_at_the_stated_maximum_and_says_the_floor_was_not_reached(b
         assert not tuning["reached"] and tuning["recall"] < 1.0 and tuning["max_ef_search"] == 30
         assert [step["ef_search"] for step in tuning["tried"]] == [10, 20, 30]  # raised to k first
         assert tuning["ef_search"] == 30 and repo.settings.index_params["ef_search"] == 30
+        screened = [step["queries"] for step in tuning["tried"]]
+        assert screened == [100, 100, 400] and tuning["queries"] == 400  # the reported figure: all 400 queries
     finally:
         repo.close()
 

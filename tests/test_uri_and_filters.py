@@ -101,7 +101,7 @@ def test_requested_settings_refuse_a_keyword_that_contradicts_the_uri(kwargs):
 def test_resolve_settings_for_a_new_store_uses_defaults_and_wanted():
     new = resolve_settings(None, {"metric": "l2", "index_params": {"m": 8}}, "store")
     assert (new.dimensions, new.metric, new.index) == (None, "l2", "hnsw")
-    assert new.index_params == {"m": 8, "ef_construction": 64, "ef_search": 40}
+    assert new.index_params == {"m": 8, "ef_construction": 128, "ef_search": 40}
 
 
 def test_resolve_settings_for_an_existing_store_prefers_the_stored_and_refuses_contradictions():

@@ -24,7 +24,7 @@ import numpy as np
 from engine.errors import InvalidInput, StoreCorrupt
 
 from .artifacts import fsync_dir
-from .base import Hit, StoreSettings
+from .base import DEFAULT_HNSW, Hit, StoreSettings
 from .faiss_meta import MetaStore, State
 
 CHECKPOINT_RE = re.compile(r"^index\.(\d+)\.faiss(\.tmp)?$")
@@ -111,7 +111,7 @@ def empty_index(settings: StoreSettings) -> faiss.Index:
         inner = faiss.IndexFlatL2(d) if kind == faiss.METRIC_L2 else faiss.IndexFlatIP(d)
     else:
         inner = faiss.IndexHNSWFlat(d, int(settings.index_params.get("m", 16)), kind)
-        inner.hnsw.efConstruction = int(settings.index_params.get("ef_construction", 64))
+        inner.hnsw.efConstruction = int(settings.index_params.get("ef_construction", DEFAULT_HNSW["ef_construction"]))
     return faiss.IndexIDMap2(inner)
 
 
@@ -144,7 +144,7 @@ class PrebuiltIndex:
         params = settings.index_params
         return (isinstance(index, faiss.IndexHNSWFlat)
                 and index.hnsw.nb_neighbors(1) == int(params.get("m", 16))
-                and index.hnsw.efConstruction == int(params.get("ef_construction", 64)))
+                and index.hnsw.efConstruction == int(params.get("ef_construction", DEFAULT_HNSW["ef_construction"])))
 
     def check(self, vectors: np.ndarray, metric: str) -> None:
         """Compare the next rows with what the index stores; any difference disables adoption."""

@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 from engine.errors import InvalidURI, StoreCorrupt, StoreError
 
 from . import freeze
-from .base import StoreSettings
+from .base import DEFAULT_HNSW, StoreSettings
 from .freeze import Freeze
 
 STATE_TABLE = "procos_store_state"
@@ -219,7 +219,7 @@ def create_ann_index(conn: Connection, target: str, settings: StoreSettings, *, 
         "CREATE INDEX {} IF NOT EXISTS {} ON {} USING hnsw (embedding {}) WITH (m = {}, ef_construction = {})"
     ).format(sql.SQL("CONCURRENTLY" if concurrently else ""), ident(target, "_embedding_idx"), sql.Identifier(target),
              sql.SQL(OPCLASS[settings.metric]),
-             sql.Literal(int(params.get("m", 16))), sql.Literal(int(params.get("ef_construction", 64)))))
+             sql.Literal(int(params.get("m", 16))), sql.Literal(int(params.get("ef_construction", DEFAULT_HNSW["ef_construction"])))))
 
 
 def drop_ann_index(conn: Connection, target: str) -> None:

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.repository.base import DEFAULT_HNSW
+
 from .checksums import HashingWriter
 
 
@@ -42,7 +44,7 @@ def new_index(dimensions: int, metric: str, index_type: str, params: dict[str, i
     if index_type == "flat":
         return faiss.IndexFlat(dimensions, kind)
     index = faiss.IndexHNSWFlat(dimensions, int(params.get("m", 16)), kind)
-    index.hnsw.efConstruction = int(params.get("ef_construction", 64))
+    index.hnsw.efConstruction = int(params.get("ef_construction", DEFAULT_HNSW["ef_construction"]))
     index.hnsw.efSearch = int(params.get("ef_search", 40))
     return index
 
