@@ -103,7 +103,7 @@ def main() -> None:
                         **{f"none_found@{ef}_max": max(b["efforts"][ef]["none_found"] for b in mine) for ef in efforts}}
         print(f"ef_construction {efc}: {json.dumps(summary[efc])}")
     if a.out:
-        Path(a.out).write_text(json.dumps({"count": a.count, "dim": a.dim, "flat_load_s": round(flat, 2),
+        Path(a.out).write_text(json.dumps({"count": a.count, "dim": a.dim, "flat_load_s": round(flat, 2), "queries": a.queries,
                                            "load_average": load_avg, "builds": builds, "summary": summary},
                                           indent=1) + "\n")
     server.cleanup()

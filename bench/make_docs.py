@@ -183,6 +183,31 @@ def plots(runs: list[dict], docs: Path) -> list[str]:
     return made
 
 
+def graph_section(results: Path) -> list[str]:
+    """The ``bench_hnsw_graph.py`` runs: one row per build, recall@10 / queries finding nothing per effort."""
+    out: list[str] = []
+    for path in sorted(results.glob("hnsw_graph_*.json")):
+        run = json.loads(path.read_text())
+        efforts = list(run["builds"][0]["efforts"]) if run["builds"] else []
+        la = run["load_average"]
+        out += [f"## HNSW graph quality: ef_construction at {run['count']:,} x {run['dim']}", "",
+                f"`python bench/bench_hnsw_graph.py --count {run['count']} --dim {run['dim']}` (`{path.name}`, load "
+                f"average {la[0]:.2f}): each build is the product's own pgvector build of the same synthetic records "
+                f"(ten topic clusters), answering {run.get('queries', 1000)} seeded queries; a cell is recall@10 / "
+                "queries that found none of their ten neighbours; the last column is the worst topic's recall at "
+                "ef_search 320. `build s` is the HNSW load minus a flat load of the same rows "
+                f"({run['flat_load_s']} s).", "",
+                "| ef_construction | build | build s | " + " | ".join(f"ef {ef}" for ef in efforts) + " | worst topic @320 |",
+                "|---:|---:|---:|" + "---:|" * len(efforts) + "---|"]
+        for b in run["builds"]:
+            cells = " | ".join(f"{v['recall']:.3f} / {v['none_found']}" for v in b["efforts"].values())
+            worst = b["efforts"].get("320")
+            tail = f"{worst['worst_topic']} {worst['worst_topic_recall']:.3f}" if worst else ""
+            out.append(f"| {b['ef_construction']} | {b['build']} | {b['build_s']} | {cells} | {tail} |")
+        out.append("")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--results", default=str(HERE / "results"))
@@ -212,6 +237,7 @@ def main() -> None:
             out += [f"## {count:,} x {dim} (float32)", "",
                     f"Not measured yet: no `bench/results/restore_{count}x{dim}.json` (`make bench-docs` runs it; "
                     "at 1,000,000 x 768 about an hour on 2 cores).", ""]
+    out += graph_section(Path(a.results))
     if runs:
         out += ["## Plots", ""] + [f"![{Path(m).stem}]({m})" for m in plots(runs, docs)] + [""]
     (docs / "benchmarks.md").write_text("\n".join(out))

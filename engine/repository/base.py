@@ -28,9 +28,9 @@ from .freeze import Freeze
 
 INDEX_TYPES = ("hnsw", "flat")
 # ef_construction 128, not pgvector's 64: on clustered data (the synthetic stores, real topic-grouped
-# corpora) a 64 graph of 50,000 x 256 left one cluster poorly reachable in about 1 build in 5 (recall
-# 0.98 even at ef_search 1000, some queries finding none of their neighbours); 128 graphs served
-# 0.997 at ef_search 320 in every build measured, for about 40% more build time (docs/benchmarks.md)
+# corpora) 3 of 22 pgvector builds at 64 of 50,000 x 256 left a cluster poorly reachable (recall 0.94
+# to 0.98 for that cluster at ef_search 320, some queries finding none of their neighbours); builds at
+# 128 served >= 0.996 at ef_search 320, for about 15% more build time (bench/bench_hnsw_graph.py)
 DEFAULT_HNSW = {"m": 16, "ef_construction": 128, "ef_search": 40}
 MAX_EF_SEARCH = 1000  # pgvector's upper limit for hnsw.ef_search; the same bound for FAISS stores
 
