@@ -73,11 +73,30 @@ def to_arrow(batch: RecordBatch, dimensions: int) -> pa.RecordBatch:
     ], schema=arrow_schema(dimensions))
 
 
+def numpy_of(array: pa.Array) -> np.ndarray:
+    """A primitive Arrow array (no nulls) as a NumPy view of its data buffer.
+
+    ``Array.to_numpy`` imports pandas on its first call (about 40 MB and most of a second per
+    process); reading the buffer does not. Arrays with nulls, or of a non-primitive type, go through
+    ``to_numpy`` (nulls of a float array become NaN, which the row checks report)."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    width = getattr(array.type, "bit_width", 0)
+    if array.null_count or width not in (32, 64) or not (pa.types.is_integer(array.type)
+                                                          or pa.types.is_floating(array.type)):
+        return array.to_numpy(zero_copy_only=False)
+    dtype = np.dtype(array.type.to_pandas_dtype()).newbyteorder("<")
+    data = array.buffers()[1]
+    if data is None:
+        return np.zeros(0, dtype=dtype)
+    return np.frombuffer(data, dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
+
+
 def vectors_of(column: pa.Array, dimensions: int) -> np.ndarray:
     """The ``(n, D)`` float32 array of a fixed-size-list vector column (a copy only if chunked)."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    flat = column.flatten().to_numpy(zero_copy_only=False)
+    flat = numpy_of(column.flatten())
     return np.ascontiguousarray(flat, dtype=np.float32).reshape(len(column), dimensions)
 
 
@@ -89,10 +108,10 @@ def from_arrow(table: pa.RecordBatch | pa.Table, dimensions: int) -> RecordBatch
 
     return make_batch(
         ids=col("id").to_pylist(), vectors=vectors_of(col("vector"), dimensions),
-        metadata=col("metadata").to_pylist(), versions=col("version").to_numpy(),
+        metadata=col("metadata").to_pylist(), versions=numpy_of(col("version")),
         source_hashes=col("source_hash").to_pylist(),
-        created_us=col("created_ts").view(pa.int64()).to_numpy(),
-        updated_us=col("updated_ts").view(pa.int64()).to_numpy(), validate=False)
+        created_us=numpy_of(col("created_ts").view(pa.int64())),
+        updated_us=numpy_of(col("updated_ts").view(pa.int64())), validate=False)
 
 
 class EmbeddingsWriter:

@@ -23,7 +23,7 @@ from engine.records import RecordBatch
 
 from . import layout
 from .data_checks import RowChecker, open_checked
-from .parquet_io import iter_arrow
+from .parquet_io import iter_arrow, numpy_of
 from .verify import failed
 
 
@@ -44,9 +44,9 @@ def verified_rows(root: Path, doc: dict[str, Any], batch_size: int, name: object
             ids, vectors, texts = checker.feed(batch)
             yield RecordBatch(
                 ids=ids, vectors=vectors, metadata=texts,
-                versions=batch.column("version").to_numpy(), source_hashes=batch.column("source_hash").to_pylist(),
-                created_us=batch.column("created_ts").view(pa.int64()).to_numpy(),
-                updated_us=batch.column("updated_ts").view(pa.int64()).to_numpy())
+                versions=numpy_of(batch.column("version")), source_hashes=batch.column("source_hash").to_pylist(),
+                created_us=numpy_of(batch.column("created_ts").view(pa.int64())),
+                updated_us=numpy_of(batch.column("updated_ts").view(pa.int64())))
         problems += [{"path": rel, "problem": p} for p in checker.problems()]
         for key, got in (("first_id", checker.first_id), ("last_id", checker.last_id)):
             if checker.checked and entry.get(key) != got:
