@@ -2,7 +2,7 @@
 the peak RSS of a subprocess (above what it held after its imports) is measured for bundles of 160,000
 and 400,000 rows of 128 dimensions. The larger one holds 123 MB more vectors: a step that read a whole
 file or a whole store would show it, a bounded pipeline (one row group, a few batches) does not. Both
-sizes hold several Parquet row groups (about 65,000 rows each here): below one row group the buffers
+sizes hold several Parquet row groups (16,384 rows each here): below one row group the buffers
 themselves are smaller, which is not growth with the data."""
 
 from __future__ import annotations

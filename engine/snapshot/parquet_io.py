@@ -25,14 +25,16 @@ from engine.records import RecordBatch, make_batch
 from .checksums import HashingWriter
 
 COLUMNS = ("id", "vector", "metadata", "version", "source_hash", "created_ts", "updated_ts", "vector_hash")
-ROW_GROUP_BYTES = 32 << 20
+# 8 MiB of vectors per row group: a reader decodes one row group at a time, and with 32 MiB a verify of
+# 400,000 x 768 on two threads peaked at 527 MB, with 8 MiB at 237 MB (same file size, a little faster)
+ROW_GROUP_BYTES = 8 << 20
 VECTOR_ENCODINGS = ("plain", "byte_stream_split")
 VECTOR_COLUMN_PATH = "vector.list.element"
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 
 def rows_per_group(dimensions: int) -> int:
-    """Rows per Parquet row group: about 32 MiB of vectors, between 1,024 and 65,536 rows."""
+    """Rows per Parquet row group: about 8 MiB of vectors, between 1,024 and 65,536 rows."""
     return max(1024, min(65536, ROW_GROUP_BYTES // max(1, 4 * dimensions)))
 
 
@@ -210,7 +212,7 @@ def iter_arrow(pf: pq.ParquetFile, batch_size: int, columns: list[str] | None = 
 
     ``ParquetFile.iter_batches`` over the whole file buffers row groups ahead (hundreds of MB for a
     100,000-row shard of 768-d vectors); reading row group by row group keeps memory at about one
-    row group (32 MiB of vectors) whatever the file's size.
+    row group (8 MiB of vectors) whatever the file's size.
     """
     for group in range(pf.metadata.num_row_groups):
         yield from pf.iter_batches(batch_size=batch_size, row_groups=[group], columns=columns, use_threads=False)
