@@ -263,7 +263,7 @@ def test_changes_since_reads_through_the_seq_indexes(store):
 def test_replace_all_killed_before_commit_keeps_the_old_content(store, monkeypatch):
     old = build_records(30, 8)
     store.bulk_load([RecordBatch.from_records(old)])
-    import engine.repository.faiss as backend
+    import engine.repository.faiss_writes as backend  # where replace_all writes its checkpoint
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("killed")
