@@ -30,7 +30,8 @@ INDEX_TYPES = ("hnsw", "flat")
 # ef_construction 128, not pgvector's 64: on clustered data (the synthetic stores, real topic-grouped
 # corpora) 3 of 22 pgvector builds at 64 of 50,000 x 256 left a cluster poorly reachable (recall 0.94
 # to 0.98 for that cluster at ef_search 320, some queries finding none of their neighbours); builds at
-# 128 served >= 0.996 at ef_search 320, for about 15% more build time (bench/bench_hnsw_graph.py)
+# 128 served >= 0.996 at ef_search 320, for about 15% more build time (43% at 100,000 x 768, where
+# recall at ef_search 320 rose from 0.965 to 0.981; bench/bench_hnsw_graph.py)
 DEFAULT_HNSW = {"m": 16, "ef_construction": 128, "ef_search": 40}
 MAX_EF_SEARCH = 1000  # pgvector's upper limit for hnsw.ef_search; the same bound for FAISS stores
 
