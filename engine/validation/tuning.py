@@ -35,28 +35,19 @@ SAMPLE = 400
 SCREEN = 100  # queries measured first at each effort; the rest only when these meet the goal
 
 
-def measured_recall(repo: VectorRepository, queries: np.ndarray, exact: list, k: int) -> float:
-    found = [recall_at_k(e, repo.query(q, k)) for q, e in zip(queries, exact, strict=True)]
-    return float(np.mean(found)) if found else 1.0
+def _recalls(repo: VectorRepository, queries: np.ndarray, exact: list, k: int) -> list[float]:
+    return [recall_at_k(e, repo.query(q, k)) for q, e in zip(queries, exact, strict=True)]
 
 
-class _Measure:
-    """Recall@k of the store's current effort on the sample: screened on the first ``SCREEN`` queries,
-    confirmed on all of them when the screen meets the goal or when ``last`` (the maximum effort: its
-    figure is the one reported)."""
-
-    def __init__(self, repo: VectorRepository, queries: np.ndarray, exact: list, k: int, goal: float) -> None:
-        self.repo, self.queries, self.exact, self.k, self.goal = repo, queries, exact, k, goal
-
-    def __call__(self, ef: int, last: bool = False) -> dict[str, Any]:
-        screen = min(SCREEN, len(self.queries))
-        head = [recall_at_k(e, self.repo.query(q, self.k))
-                for q, e in zip(self.queries[:screen], self.exact[:screen], strict=True)]
-        found = head
-        if (last or np.mean(head) >= self.goal) and screen < len(self.queries):
-            found = head + [recall_at_k(e, self.repo.query(q, self.k))
-                            for q, e in zip(self.queries[screen:], self.exact[screen:], strict=True)]
-        return {"ef_search": ef, "recall": float(np.mean(found)) if found else 1.0, "queries": len(found)}
+def _measure(repo: VectorRepository, queries: np.ndarray, exact: list, k: int, goal: float, ef: int,
+             last: bool) -> dict[str, Any]:
+    """Recall@k at the store's current effort: screened on the first ``SCREEN`` queries, confirmed on all
+    of them when the screen meets the goal or when ``last`` (the maximum effort: its figure is reported)."""
+    screen = min(SCREEN, len(queries))
+    found = _recalls(repo, queries[:screen], exact[:screen], k)
+    if (last or np.mean(found) >= goal) and screen < len(queries):
+        found += _recalls(repo, queries[screen:], exact[screen:], k)
+    return {"ef_search": ef, "recall": float(np.mean(found)) if found else 1.0, "queries": len(found)}
 
 
 def tune_search(repo: VectorRepository, *, floor: float = DEFAULT_FLOOR, k: int = 10, queries: int = SAMPLE,
@@ -86,17 +77,16 @@ def tune_search(repo: VectorRepository, *, floor: float = DEFAULT_FLOOR, k: int 
     drawn = draw_queries(pool.array(settings.dimensions), n, settings.metric, rng).vectors
     vectors = drawn[rng.permutation(len(drawn))]  # the screen is a mix of stored and perturbed queries
     exact = brute_force(repo.iter_batches(10_000), vectors, k, settings.metric)
-    measure = _Measure(repo, vectors, exact, k, out["goal"])
     ef = current
     if ef < k:  # a graph search keeps ef candidates: below k it cannot return k neighbours (answered exactly)
         ef = min(max_ef_search, k)
         repo.set_ef_search(ef)
-    step = measure(ef, last=ef >= max_ef_search)
+    step = _measure(repo, vectors, exact, k, out["goal"], ef, ef >= max_ef_search)
     out["tried"].append(step)
     while step["recall"] < out["goal"] and ef < max_ef_search:
         ef = min(max_ef_search, max(2 * ef, 2 * k))
         repo.set_ef_search(ef)
-        step = measure(ef, last=ef >= max_ef_search)
+        step = _measure(repo, vectors, exact, k, out["goal"], ef, ef >= max_ef_search)
         out["tried"].append(step)
     return {**out, "ef_search": ef, "recall": step["recall"], "reached": step["recall"] >= floor,
             "tuned": ef != current, "queries": step["queries"]}
