@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_store import peak_rss, phase_load  # noqa: E402
+from cpu_account import PGDATA_ENV, own_cpu, server_cpu  # noqa: E402
 from restore_phases import (  # noqa: E402
     SRC,
     phase_drift,
@@ -78,9 +79,15 @@ def measured(fn, args: tuple) -> dict:
     for module in WARM:
         importlib.import_module(module)
     rss0 = psutil.Process().memory_info().rss
+    server0, cpu0 = server_cpu(), own_cpu()
     t0 = time.perf_counter()
     out = fn(*args)
-    return {**out, "seconds": time.perf_counter() - t0, "rss_start_mb": rss0 / 1e6, "rss_peak_mb": peak_rss() / 1e6}
+    seconds = time.perf_counter() - t0
+    cpu, server1 = own_cpu() - cpu0, server_cpu()
+    spent = {"client_cpu_s": round(cpu, 2)}
+    if server0 is not None and server1 is not None:
+        spent["server_cpu_s"] = round(server1 - server0, 2)
+    return {**out, "seconds": seconds, "rss_start_mb": rss0 / 1e6, "rss_peak_mb": peak_rss() / 1e6, **spent}
 
 
 REPEAT = 1  # --repeat: the baselines and our export/import phases run this many times, the fastest kept
@@ -146,6 +153,7 @@ def main() -> None:
     import pgserver
 
     server = pgserver.get_server(root / "pgdata", cleanup_mode="delete")
+    os.environ[PGDATA_ENV] = str(root / "pgdata")  # the phases (spawned children) read the server's CPU
     pg = server.get_uri()
     base = pg.split("?")[0]
     sep = "&" if "?" in pg else "?"
@@ -248,11 +256,14 @@ def report(a, load, rows, samples, measured_at: str | None = None) -> None:
     ratio("import-faiss / faiss-add", "import-faiss", "faiss-add", None)
     print(f"\n{a.count} x {a.dim}; load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
           f"({os.cpu_count()} CPUs)\n")
-    print(f"{'phase':<24}{'rows':>9}{'seconds':>10}{'rows/s':>10}{'MB':>9}{'peak RSS MB':>13}")
+    print(f"{'phase':<24}{'rows':>9}{'seconds':>10}{'rows/s':>10}{'MB':>9}{'peak RSS MB':>13}"
+          f"{'CPU s (ours + server)':>24}")
     for r in rows:
         mb = r.get("bytes", 0) / 1e6
         rate = r["rows"] / r["seconds"] if r["rows"] and r["seconds"] else 0
-        print(f"{r['phase']:<24}{r['rows']:>9}{r['seconds']:>10.2f}{rate:>10.0f}{mb:>9.1f}{r['rss_peak_mb']:>13.0f}")
+        cpu = f"{r['client_cpu_s']:.1f} + {r['server_cpu_s']:.1f}" if "server_cpu_s" in r else ""
+        print(f"{r['phase']:<24}{r['rows']:>9}{r['seconds']:>10.2f}{rate:>10.0f}{mb:>9.1f}{r['rss_peak_mb']:>13.0f}"
+              f"{cpu:>24}")
         if r["phase"] == "import-hnsw":
             print(f"{'':<24}first query after {r['first_query_s']:.1f} s, ANN-ready after {r['ann_ready_s']:.1f} s "
                   f"(import returned after {r['import_returned_s']:.1f} s; building seen: {r['building_seen']})")

@@ -29,19 +29,32 @@ def load(results: Path) -> list[dict]:
 
 
 def fmt_rows(run: dict) -> list[str]:
-    lines = ["| phase | seconds (fastest) | rows/s | MB on disk | peak RSS MB | every run (s) |",
-             "|---|---:|---:|---:|---:|---|"]
+    cores = run.get("cpus") or 1
+    lines = ["| phase | seconds (fastest) | rows/s | MB on disk | peak RSS MB | CPU s: ours + server (of cores x wall) "
+             "| every run (s) |",
+             "|---|---:|---:|---:|---:|---:|---|"]
     for p in run["phases"]:
         seconds = p.get("inner_seconds", p["seconds"])  # faiss-add: FAISS's add itself, not reading the vectors
         rate = f"{p['rows'] / seconds:,.0f}" if p.get("rows") and seconds else ""
         size = f"{p['bytes'] / 1e6:,.0f}" if p.get("bytes") and p["phase"].startswith("export") else ""
         runs = ", ".join(str(x) for x in p.get("runs", [])) if len(p.get("runs", [])) > 1 else ""
         shown = f"{seconds:.2f}" + (f" (the add; {p['seconds']:.2f} with the read)" if "inner_seconds" in p else "")
-        lines.append(f"| {p['phase']} | {shown} | {rate} | {size} | {p['rss_peak_mb']:.0f} | {runs} |")
+        lines.append(f"| {p['phase']} | {shown} | {rate} | {size} | {p['rss_peak_mb']:.0f} | {cpu_cell(p, cores)} "
+                     f"| {runs} |")
         if p["phase"] == "import-hnsw":
-            lines.append(f"| ↳ first query answered after | {p['first_query_s']:.1f} | | | | |")
-            lines.append(f"| ↳ ANN-ready (HNSW built) after | {p['ann_ready_s']:.1f} | | | | |")
+            lines.append(f"| ↳ first query answered after | {p['first_query_s']:.1f} | | | | | |")
+            lines.append(f"| ↳ ANN-ready (HNSW built) after | {p['ann_ready_s']:.1f} | | | | | |")
     return lines
+
+
+def cpu_cell(phase: dict, cores: int) -> str:
+    """``ours + server (share)``: CPU seconds of the phase's process and of PostgreSQL, and their sum as a
+    share of what ``cores`` cores could give in the phase's wall time (near 100%: CPU-bound)."""
+    if "server_cpu_s" not in phase:
+        return ""
+    used = phase["client_cpu_s"] + phase["server_cpu_s"]
+    share = used / (cores * phase["seconds"]) if phase["seconds"] else 0
+    return f"{phase['client_cpu_s']:.1f} + {phase['server_cpu_s']:.1f} ({share:.0%})"
 
 
 def fmt_ratios(run: dict) -> list[str]:

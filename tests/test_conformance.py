@@ -403,6 +403,22 @@ def test_bulk_load_writes_every_batch_with_the_conflict_rule(make_store):
     assert len(store.query(records[0].vector, 5)) == 5
 
 
+def test_bulk_load_into_an_empty_store_applies_the_rule_to_ids_repeated_across_batches(make_store):
+    # pgvector streams ascending batches into one COPY and merges a batch that goes back in id order
+    store = make_store()
+    records = build_records(15, seed=5)
+    newer = EmbeddingRecord(records[2].id, records[2].vector * 3, {"newer": 1}, version=2)
+    older = EmbeddingRecord(records[3].id, records[3].vector * 5, {"older": 1}, version=0)
+    batches = [batch_of(*records[:10]), batch_of(newer, older), batch_of(*records[10:])]
+    res = store.bulk_load(iter(batches), OnConflict.VERSION)
+    assert (res.written, res.skipped) == (16, 1)
+    want = records[:2] + [newer] + records[3:]
+    got = list(store.iter_records())
+    assert [r.id for r in got] == [r.id for r in want]
+    for g, w in zip(got, want, strict=True):
+        assert (g.version, g.metadata, g.vector.tobytes()) == (w.version, w.metadata, w.vector.tobytes())
+
+
 def test_replace_all_leaves_exactly_the_new_content_and_reports_deletes(make_store):
     store = make_store()
     old = build_records(10, prefix="old")

@@ -7,8 +7,8 @@ row lock (:func:`pg_schema.bump_seq`) and so is the only writer of the store.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import groupby
 
-import psycopg
 from psycopg import Connection, sql
 
 from engine.errors import ConflictError
@@ -17,7 +17,7 @@ from engine.streams import prefetch
 
 from . import pg_schema
 from .base import StoreSettings, WriteResult
-from .pgcopy import WRITE_COLUMNS, encode_batch
+from .pgcopy import HEADER, TRAILER, WRITE_COLUMNS, encode_batch, encode_rows
 
 STAGE = "procos_stage"  # per-connection temporary table the merge reads from
 _RECORD_COLUMNS = ("id", "embedding", "metadata", "metadata_json", "version", "source_hash",
@@ -33,11 +33,24 @@ def _cols(names: tuple[str, ...]) -> sql.Composable:
     return sql.SQL(", ").join(map(sql.Identifier, names))
 
 
+def _copy_stmt(target: str) -> sql.Composable:
+    return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(sql.Identifier(target), _cols(WRITE_COLUMNS))
+
+
 def copy_into(conn: Connection, target: str, payload: bytes) -> None:
     """COPY one encoded payload (:func:`pgcopy.encode_batch`) into ``target``."""
-    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(sql.Identifier(target), _cols(WRITE_COLUMNS))
-    with conn.cursor() as cur, cur.copy(stmt) as copy:
+    with conn.cursor() as cur, cur.copy(_copy_stmt(target)) as copy:
         copy.write(payload)
+
+
+def copy_stream(conn: Connection, target: str, rows: Iterable[bytes]) -> None:
+    """COPY many encoded row payloads (:func:`pgcopy.encode_rows`, no header or trailer) into ``target`` as
+    one statement: PostgreSQL loads while the next payload is sent, with no per-batch statement or savepoint."""
+    with conn.cursor() as cur, cur.copy(_copy_stmt(target)) as copy:
+        copy.write(HEADER)
+        for payload in rows:
+            copy.write(payload)
+        copy.write(TRAILER)
 
 
 def _stage(conn: Connection, payload: bytes) -> None:
@@ -74,16 +87,26 @@ def _merge(conn: Connection, target: str, on_conflict: OnConflict, store: str) -
         return max(cur.rowcount, 0)
 
 
-def encoded(batches: Iterable[RecordBatch], seq: int, on_conflict: OnConflict
+def encoded(batches: Iterable[RecordBatch], seq: int, on_conflict: OnConflict, *, rows_only: bool = False
             ) -> Iterable[tuple[RecordBatch, RecordBatch, bytes]]:
     """``(batch, deduplicated batch, COPY payload)`` for each batch, prepared one ahead in a background
-    thread: reading, validating and encoding the next batch overlap with PostgreSQL loading this one."""
+    thread: reading, validating and encoding the next batch overlap with PostgreSQL loading this one.
+    ``rows_only``: the payloads are the rows alone (:func:`pgcopy.encode_rows`), for :func:`copy_stream`."""
+    encode = encode_rows if rows_only else encode_batch
+
     def prepare() -> Iterable[tuple[RecordBatch, RecordBatch, bytes]]:
         for batch in batches:
             deduped = dedupe_batch(batch, on_conflict)
-            yield batch, deduped, encode_batch(deduped, seq)
+            yield batch, deduped, encode(deduped, seq)
 
     return prefetch(iter(prepare()), depth=1)
+
+
+def _ascending_after(ids: list[str], high: str | None) -> bool:
+    """Whether ``ids`` strictly ascend, all after ``high``: then none can be in a table holding only ids <= high."""
+    if not ids:
+        return True
+    return (high is None or ids[0] > high) and all(a < b for a, b in zip(ids, ids[1:], strict=False))
 
 
 def write_batch(conn: Connection, table: str, batch: RecordBatch, seq: int, on_conflict: OnConflict,
@@ -111,17 +134,8 @@ def load_new_table(conn: Connection, table: str, settings: StoreSettings, batche
     staging = pg_schema.name(table, "__staging")
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(staging)))
     pg_schema.create_records_table(conn, table, settings.dimensions, target=staging)
-    written = skipped = 0
-    for batch, deduped, payload in encoded(batches, seq, on_conflict):
-        try:
-            with conn.transaction():  # a savepoint: the fast path fails only on a repeated id
-                copy_into(conn, staging, payload)
-            n = len(deduped)
-        except psycopg.errors.UniqueViolation:
-            _stage(conn, payload)
-            n = _merge(conn, staging, on_conflict, table)
-        written += n
-        skipped += len(batch) - n
+    written, skipped = _load_rows(conn, staging, table, encoded(batches, seq, on_conflict, rows_only=True),
+                                  on_conflict)
     conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
     conn.execute("SET LOCAL max_parallel_maintenance_workers = 1")
     pg_schema.create_secondary_indexes(conn, staging)
@@ -137,8 +151,54 @@ def load_new_table(conn: Connection, table: str, settings: StoreSettings, batche
             " deleted_ts = EXCLUDED.deleted_ts").format(tomb=tomb, live=live, new=new), (seq,))
     conn.execute(sql.SQL("DELETE FROM {} d USING {} n WHERE d.id = n.id").format(tomb, new))
     pg_schema.swap_in(conn, table, staging)
-    conn.execute(sql.SQL("ANALYZE {}").format(live))
+    analyze(conn, table)
     return WriteResult(written, skipped)
+
+
+def _load_rows(conn: Connection, staging: str, table: str,
+               prepared: Iterable[tuple[RecordBatch, RecordBatch, bytes]], on_conflict: OnConflict) -> tuple[int, int]:
+    """Load ``prepared`` (``encoded(..., rows_only=True)``) into the new table ``staging``; ``(written, skipped)``.
+
+    While ids keep ascending (a bundle's always do), no batch can meet an id already loaded, so the
+    rows stream into one COPY statement; a batch that could repeat an id ends that COPY and is merged
+    by the conflict rule (staged, then ``INSERT ... ON CONFLICT``), and the next ascending run starts a new COPY.
+    """
+    tally = {"written": 0, "skipped": 0, "high": None}
+
+    def fast(item: tuple[RecordBatch, RecordBatch, bytes]) -> bool:
+        deduped = item[1]
+        ok = _ascending_after(deduped.ids, tally["high"])
+        if deduped.ids:
+            top = deduped.ids[-1] if ok else max(deduped.ids)
+            tally["high"] = top if tally["high"] is None else max(tally["high"], top)
+        return ok
+
+    def run(items: Iterable[tuple[RecordBatch, RecordBatch, bytes]]) -> Iterable[bytes]:
+        for batch, deduped, payload in items:
+            tally["written"] += len(deduped)
+            tally["skipped"] += len(batch) - len(deduped)
+            yield payload
+
+    for ascending, items in groupby(prepared, key=fast):
+        if ascending:
+            copy_stream(conn, staging, run(items))
+            continue
+        for batch, _deduped, payload in items:
+            _stage(conn, HEADER + payload + TRAILER)
+            n = _merge(conn, staging, on_conflict, table)
+            tally["written"] += n
+            tally["skipped"] += len(batch) - n
+    return tally["written"], tally["skipped"]
+
+
+# Planner statistics after a load: every column a query filters or orders on; not the vectors (an
+# ORDER BY distance plan does not use them, and sampling 30,000 of them is most of ANALYZE's time)
+# nor metadata_json (the text copy of metadata).
+_ANALYZED = ("id", "metadata", "version", "source_hash", "created_ts", "updated_ts", "seq")
+
+
+def analyze(conn: Connection, table: str) -> None:
+    conn.execute(sql.SQL("ANALYZE {} ({})").format(sql.Identifier(table), _cols(_ANALYZED)))
 
 
 def delete_ids(conn: Connection, table: str, ids: list[str], seq: int) -> int:

@@ -205,7 +205,7 @@ class PgStore:
         with conn.transaction():
             pg_schema.create_secondary_indexes(conn, self.table)
         self.build_search_index()
-        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(self.table)))
+        pg_writes.analyze(conn, self.table)
         conn.commit()
 
     def _refuse_if_paused(self) -> None:
