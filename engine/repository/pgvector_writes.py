@@ -123,7 +123,7 @@ class PgStore:
     def bulk_load(self, batches: Iterable[RecordBatch],
                   on_conflict: OnConflict = OnConflict.NEWER_OR_EQUAL, *, search_index: str | None = None
                   ) -> WriteResult:
-        """One transaction; into an empty store the rows go to a fresh table indexed at the end.
+        """One transaction; into an empty store the rows go to a fresh table (HNSW built after the commit).
 
         ``search_index`` (a FAISS file) is of no use to PostgreSQL and is ignored."""
         return self._write(batches, on_conflict, rebuild=True)
