@@ -29,14 +29,10 @@ from engine.records import (
 from . import faiss_errors, freeze, resolve_settings
 from .artifacts import DirectoryArtifactStore
 from .base import Changes, Hit, checked_ef_search
-from .faiss_index import (
-    LiveIndex,
-    check_query,
-    exact_top,
-    ranked,
-    row_scores,
-)
-from .faiss_meta import MetaStore, State, iter_batches, record_from_row
+from .faiss_index import LiveIndex
+from .faiss_meta import MetaStore, State
+from .faiss_rows import iter_batches, record_from_row
+from .faiss_scoring import check_query, exact_top, ranked, row_scores
 from .faiss_writes import FaissStore
 from .filters import normalize, sqlite_where
 from .freeze import Freeze

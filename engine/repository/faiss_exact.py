@@ -13,7 +13,8 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from .faiss_index import LiveIndex, prepare
+from .faiss_index import LiveIndex
+from .faiss_scoring import prepare
 
 MARGIN = 8  # extra candidates beyond k, so float32 rounding cannot push a true top-k vector out
 ROUNDING = 1e-4  # index distances closer than this to the k-th candidate's are treated as tied

@@ -1,4 +1,5 @@
-"""Writing records into a pgvector store: COPY BINARY into staging, then one set-based merge.
+"""Writing records into a pgvector store: COPY BINARY into staging, then one set-based merge; a load
+into an empty table streams its rows into a fresh table with one COPY while their ids ascend.
 
 Every function here runs inside the caller's transaction, which already holds the store's state
 row lock (:func:`pg_schema.bump_seq`) and so is the only writer of the store.

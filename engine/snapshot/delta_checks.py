@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import layout, manifest
 
 if TYPE_CHECKING:
-    from .verify import VerifyReport
+    from .findings import VerifyReport
 
 LINE_KEYS = {"id", "op", "version", "vector_hash"}
 MAX_SHOWN = 3

@@ -23,8 +23,8 @@ from engine.records import RecordBatch
 
 from . import layout
 from .data_checks import RowChecker, open_checked
+from .findings import failed
 from .parquet_io import iter_arrow, numpy_of
-from .verify import failed
 
 
 def verified_rows(root: Path, doc: dict[str, Any], batch_size: int, name: object) -> Iterator[RecordBatch]:
