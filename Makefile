@@ -48,7 +48,7 @@ bench:
 ##             2 cores) and regenerate docs/benchmarks.md with its plots. bench-docs-render: only render.
 bench-docs:
 	$(BIN)/pip install --quiet -e '.[test,bench]'
-	$(BIN)/python bench/bench_restore.py --count 100000 --dim 768 --sweep --out bench/results/restore_100000x768.json
+	$(BIN)/python bench/bench_restore.py --count 100000 --dim 768 --sweep --repeat 2 --out bench/results/restore_100000x768.json
 	$(BIN)/python bench/bench_restore.py --count 1000000 --dim 768 --jobs 1,2 --out bench/results/restore_1000000x768.json
 	$(BIN)/python bench/bench_hnsw_graph.py --count 50000 --dim 256 --builds 3 --out bench/results/hnsw_graph_50000x256.json
 	$(MAKE) bench-docs-render
