@@ -1,7 +1,8 @@
 """Restore benchmark: our export and import next to raw COPY and pg_dump/pg_restore, in one run.
 
     python bench/bench_restore.py --count 100000 --dim 768 [--jobs 1,2,4] [--sweep] [--skip-peers]
-                                  [--out bench/results/restore_100000x768.json]
+                                  [--repeat N] [--out bench/results/restore_100000x768.json]
+    python bench/bench_restore.py --count 1000000 --dim 768 --hnsw-only --out bench/results/restore_1000000x768.json
 
 One embedded PostgreSQL (pgserver) and one FAISS store hold the same N x D synthetic records. Every
 phase runs in a fresh spawned child process (peak RSS = that phase's VmHWM; the parent samples every
@@ -27,6 +28,8 @@ spent (``client_cpu_s``, ``server_cpu_s``; see cpu_account.py). Phases, side by 
 - peers: ``pg_dump -Fc``, ``pg_dump -Fd -j 2`` and ``pg_restore -j 2`` of the same table.
 
 The load average is printed with the figures (the machine is shared: compare ratios of one run).
+``--hnsw-only`` loads, exports and runs only the HNSW import (half an hour at 1M x 768 on 2 cores),
+then adds that phase to the ``--out`` file, marked with its own commit, date and load.
 """
 
 from __future__ import annotations
@@ -35,7 +38,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -65,6 +67,7 @@ from restore_phases import (  # noqa: E402
     poll,
     settle,
 )
+from restore_report import commit, report  # noqa: E402
 
 WARM = ("numpy", "pyarrow.parquet", "psycopg", "faiss", "zstandard", "engine.snapshot", "engine.snapshot.writer",
         "engine.snapshot.importer", "engine.repository.pgvector", "engine.repository.faiss", "engine.validation",
@@ -143,11 +146,16 @@ def main() -> None:
     ap.add_argument("--skip-hnsw", action="store_true", help="leave out the HNSW import")
     ap.add_argument("--repeat", type=int, default=1, help="run baselines, exports and imports N times, keep the fastest")
     ap.add_argument("--out", help="write the results as JSON here")
+    ap.add_argument("--hnsw-only", action="store_true",
+                    help="load, export, then only the HNSW import; its phase is added to (or replaces the one "
+                         "in) the --out file, marked as a separate run")
     ap.add_argument("--poll", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.poll:
         return poll(a.poll, a.dim)
     os.environ["PROCOS_ENV"] = "dev"
+    if a.hnsw_only:
+        return hnsw_only(a)
     global REPEAT
     REPEAT = max(1, a.repeat)
     load, measured_at = os.getloadavg(), commit()  # the code measured: the checkout as the run starts
@@ -226,60 +234,36 @@ def main() -> None:
     report(a, load, rows, samples, measured_at)
 
 
-def commit() -> str | None:
-    """The checkout's commit (short), with ``+dirty`` when tracked files differ from it."""
-    root = Path(__file__).resolve().parent.parent
+def hnsw_only(a) -> None:
+    """The HNSW import alone (the longest phase: about half an hour at 1M x 768 on 2 cores), merged into --out."""
+    import pgserver
+
+    measured_at, load = commit(), os.getloadavg()
+    root = Path(tempfile.mkdtemp(prefix="procos-bench-hnsw-"))
+    os.chmod(root, 0o755)
+    server = pgserver.get_server(root / "pgdata", cleanup_mode="delete")
+    os.environ[PGDATA_ENV] = str(root / "pgdata")
+    pg = server.get_uri()
+    sep = "&" if "?" in pg else "?"
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "engine",
-                                "bench/bench_restore.py", "bench/bench_store.py"],
-                               cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return head + ("+dirty" if dirty else "")
-
-
-def report(a, load, rows, samples, measured_at: str | None = None) -> None:
-    by = {r["phase"]: r for r in rows}
-    ratios = {}
-
-    def ratio(name: str, ours: str, base: str, goal: float) -> None:
-        if ours in by and base in by:
-            ratios[name] = {"ratio": round(by[base]["seconds"] / by[ours]["seconds"], 3), "goal": goal}
-
-    for r in rows:
-        if r["phase"].startswith("export-pg-j"):
-            ratio(f"{r['phase']} / raw-copy-out", r["phase"], "raw-copy-out", 0.9)
-    ratio("export-faiss / faiss-read", "export-faiss", "faiss-read", 0.9)
-    ratio("import-flat / raw-copy-in", "import-flat", "raw-copy-in", 0.9)
-    ratio("import-append / raw-copy-in", "import-append", "raw-copy-in", 0.5)
-    if "faiss-add" in by:
-        by["faiss-add"] = {**by["faiss-add"], "seconds": by["faiss-add"]["inner_seconds"]}
-    ratio("import-faiss / faiss-add", "import-faiss", "faiss-add", None)
-    print(f"\n{a.count} x {a.dim}; load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
-          f"({os.cpu_count()} CPUs)\n")
-    print(f"{'phase':<24}{'rows':>9}{'seconds':>10}{'rows/s':>10}{'MB':>9}{'peak RSS MB':>13}"
-          f"{'CPU s (ours + server)':>24}")
-    for r in rows:
-        mb = r.get("bytes", 0) / 1e6
-        rate = r["rows"] / r["seconds"] if r["rows"] and r["seconds"] else 0
-        cpu = f"{r['client_cpu_s']:.1f} + {r['server_cpu_s']:.1f}" if "server_cpu_s" in r else ""
-        print(f"{r['phase']:<24}{r['rows']:>9}{r['seconds']:>10.2f}{rate:>10.0f}{mb:>9.1f}{r['rss_peak_mb']:>13.0f}"
-              f"{cpu:>24}")
-        if r["phase"] == "import-hnsw":
-            print(f"{'':<24}first query after {r['first_query_s']:.1f} s, ANN-ready after {r['ann_ready_s']:.1f} s "
-                  f"(import returned after {r['import_returned_s']:.1f} s; building seen: {r['building_seen']})")
-    print()
-    for name, v in ratios.items():
-        verdict = "" if v["goal"] is None else (" PASS" if v["ratio"] >= v["goal"] else " MISS")
-        print(f"{name:<36} {v['ratio']:.2f} (goal >= {v['goal']}){verdict}")
+        run("load-pgvector", phase_load, f"{pg}{sep}table={SRC}&index=flat", a.count, a.dim, 10_000)
+        settle(pg)
+        bundle = run("export-pg-j1", phase_export, f"{pg}{sep}table={SRC}", str(root / "snaps"), 1, None, None)["path"]
+        row = run("import-hnsw", phase_import_hnsw, bundle, f"{pg}{sep}table=imp_hnsw&index=hnsw", a.dim)
+    finally:
+        server.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+    row["separate_run"] = {"commit": measured_at, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                           "loadavg": load}
+    print(f"import-hnsw: first query after {row['first_query_s']:.1f} s, ANN-ready after {row['ann_ready_s']:.1f} s "
+          f"({row['client_cpu_s']:.1f} + {row.get('server_cpu_s', 0):.1f} CPU-s)")
     if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(json.dumps({"count": a.count, "dim": a.dim, "loadavg": load, "cpus": os.cpu_count(),
-                                           "loadavg_end": os.getloadavg(), "commit": measured_at,
-                                           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                                           "phases": rows, "ratios": ratios, "rss_trace": samples}, indent=1))
+        out = Path(a.out)
+        doc = json.loads(out.read_text()) if out.is_file() else {"count": a.count, "dim": a.dim, "loadavg": load,
+                                                                  "cpus": os.cpu_count(), "commit": measured_at,
+                                                                  "phases": [], "ratios": {}, "rss_trace": {}}
+        doc["phases"] = [p for p in doc["phases"] if p["phase"] != "import-hnsw"] + [row]
+        out.write_text(json.dumps(doc, indent=1))
 
 
 if __name__ == "__main__":

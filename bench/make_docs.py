@@ -39,12 +39,19 @@ def fmt_rows(run: dict) -> list[str]:
         size = f"{p['bytes'] / 1e6:,.0f}" if p.get("bytes") and p["phase"].startswith("export") else ""
         runs = ", ".join(str(x) for x in p.get("runs", [])) if len(p.get("runs", [])) > 1 else ""
         shown = f"{seconds:.2f}" + (f" (the add; {p['seconds']:.2f} with the read)" if "inner_seconds" in p else "")
-        lines.append(f"| {p['phase']} | {shown} | {rate} | {size} | {p['rss_peak_mb']:.0f} | {cpu_cell(p, cores)} "
+        name = p["phase"] + (f" (a separate run: {separate(p)})" if "separate_run" in p else "")
+        lines.append(f"| {name} | {shown} | {rate} | {size} | {p['rss_peak_mb']:.0f} | {cpu_cell(p, cores)} "
                      f"| {runs} |")
         if p["phase"] == "import-hnsw":
             lines.append(f"| ↳ first query answered after | {p['first_query_s']:.1f} | | | | | |")
             lines.append(f"| ↳ ANN-ready (HNSW built) after | {p['ann_ready_s']:.1f} | | | | | |")
     return lines
+
+
+def separate(phase: dict) -> str:
+    """Where a phase measured apart from its file's run (``bench_restore.py --hnsw-only``) comes from."""
+    r = phase["separate_run"]
+    return f"commit {r.get('commit') or '?'}, {r.get('date', '?')}, load {r['loadavg'][0]:.2f}"
 
 
 def cpu_cell(phase: dict, cores: int) -> str:
@@ -118,7 +125,8 @@ def readme_table(runs: list[dict]) -> list[str]:
         for run in runs:
             p = next((p for p in run["phases"] if p["phase"] == "import-hnsw"), None)
             cells.append("not measured" if p is None else
-                         f"first query after {p['first_query_s']:.1f} s, ANN-ready after {p['ann_ready_s']:.1f} s")
+                         f"first query after {p['first_query_s']:.1f} s, ANN-ready after {p['ann_ready_s']:.1f} s"
+                         + (f" ({separate(p)})" if "separate_run" in p else ""))
         lines.append("| import into a new HNSW pgvector store | " + " | ".join(cells) + " |")
     lines.append("| measured at | " + " | ".join(
         f"commit {run.get('commit') or '?'}, load {run['loadavg'][0]:.2f}" for run in runs) + " |")
