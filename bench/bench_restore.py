@@ -198,12 +198,23 @@ def main() -> None:
         run("dump-copy-file", phase_dump_copy_file, pg, str(copy_file))
         rows.append(best("raw-copy-in", phase_raw_copy_in, pg, str(copy_file), a.dim, "bench_raw_in"))
         copy_file.unlink()
+        for j in (j for j in jobs if j > 1):  # the baseline with j connections, as import --jobs j loads
+            parts = [str(root / f"rows-{k}.pgcopy") for k in range(j)]
+            for k, part in enumerate(parts):
+                run("dump-copy-file", phase_dump_copy_file, pg, part, (k, j))
+            rows.append(best(f"raw-copy-in-j{j}", phase_raw_copy_in, pg, parts, a.dim, "bench_raw_in"))
+            for part in parts:
+                os.unlink(part)
         for i in range(REPEAT):  # each run into a new store (a table of its own)
             rows.append(run("import-flat", phase_import, bundle, f"{pg}{sep}table=imp_flat{i}&index=flat", None,
                             samples=samples))
         flat = [r for r in rows if r["phase"] == "import-flat"]
         rows = [r for r in rows if r["phase"] != "import-flat"] + [{**min(flat, key=lambda r: r["seconds"]),
                                                                    "runs": [round(r["seconds"], 2) for r in flat]}]
+        for j in (j for j in jobs if j > 1):  # streams of shards side by side, one connection each
+            runs = [run(f"import-flat-j{j}", phase_import, bundle, f"{pg}{sep}table=imp_j{j}_{i}&index=flat", j)
+                    for i in range(REPEAT)]
+            rows.append({**min(runs, key=lambda r: r["seconds"]), "runs": [round(r["seconds"], 2) for r in runs]})
         rows.append(best("import-append", phase_import, bundle, f"{pg}{sep}table=imp_flat0&index=flat", None))
         if not a.skip_hnsw:
             rows.append(run("import-hnsw", phase_import_hnsw, bundle, f"{pg}{sep}table=imp_hnsw&index=hnsw", a.dim,

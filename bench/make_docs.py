@@ -81,6 +81,7 @@ SUMMARY = (  # README row, ours, baseline (None: no ratio)
     ("export from FAISS (flat)", "export-faiss", "faiss-read"),
     ("`snapshot verify`", "verify-j1", None),
     ("import into a new pgvector store (flat)", "import-flat", "raw-copy-in"),
+    ("the same with `--jobs 2` (two connections)", "import-flat-j2", "raw-copy-in"),
     ("import into a store holding every id (append)", "import-append", "raw-copy-in"),
     ("import into a FAISS store (flat)", "import-faiss", "faiss-add"),
     ("`validate` (20 queries) / `drift`", "validate", None),

@@ -38,22 +38,41 @@ def phase_raw_copy_out(pg: str) -> dict:
     return {"rows": rows, "bytes": n, "seconds": seconds}
 
 
-def phase_dump_copy_file(pg: str, path: str) -> dict:
+def phase_dump_copy_file(pg: str, path: str, part: tuple[int, int] | None = None) -> dict:
+    """The source table as one binary COPY file; ``part=(k, n)``: only the k-th of n consecutive id ranges."""
     import psycopg
 
+    where = ""
+    if part is not None:
+        k, n = part
+        where = (f" WHERE id IN (SELECT id FROM (SELECT id, ntile({n}) OVER (ORDER BY id) AS t FROM {SRC}) s"
+                 f" WHERE t = {k + 1})")
     with psycopg.connect(pg) as conn, conn.cursor() as cur, open(path, "wb") as fh:
-        with cur.copy(f"COPY (SELECT {COLS} FROM {SRC} ORDER BY id) TO STDOUT (FORMAT BINARY)") as cp:
+        with cur.copy(f"COPY (SELECT {COLS} FROM {SRC}{where} ORDER BY id) TO STDOUT (FORMAT BINARY)") as cp:
             for data in cp:
                 fh.write(data)
     return {"rows": 0, "bytes": os.path.getsize(path)}
 
 
-def phase_raw_copy_in(pg: str, path: str, dim: int, table: str) -> dict:
-    """COPY the file into an empty table shaped and indexed like a store's (what our import builds)."""
+def phase_raw_copy_in(pg: str, path: str | list[str], dim: int, table: str) -> dict:
+    """COPY the file into an empty table shaped and indexed like a store's (what our import builds).
+
+    A list of files (consecutive id ranges) is copied side by side, one connection each, into the
+    table created and committed first: what ``import --jobs N`` does, with nothing of ours in the way."""
+    import threading
+
     import psycopg
 
     from engine.repository import pg_schema
     from engine.repository.base import StoreSettings
+
+    paths = [path] if isinstance(path, str) else path
+
+    def copy(one: str) -> None:
+        with psycopg.connect(pg, autocommit=True) as conn, conn.cursor() as cur, \
+                cur.copy(f"COPY {table} ({COLS}) FROM STDIN (FORMAT BINARY)") as cp, open(one, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                cp.write(chunk)
 
     with psycopg.connect(pg, autocommit=True) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {table}")
@@ -62,10 +81,11 @@ def phase_raw_copy_in(pg: str, path: str, dim: int, table: str) -> dict:
             pg_schema.create_records_table(conn, table, dim)
             pg_schema.create_secondary_indexes(conn, table)
             pg_schema.create_ann_index(conn, table, StoreSettings(dim, "cosine", "flat", {}))
-        with conn.cursor() as cur, cur.copy(f"COPY {table} ({COLS}) FROM STDIN (FORMAT BINARY)") as cp, \
-                open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                cp.write(chunk)
+        threads = [threading.Thread(target=copy, args=(one,)) for one in paths]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
         seconds = time.perf_counter() - t0
         rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # not timed: a check, then cleanup
         conn.execute(f"DROP TABLE {table}")

@@ -38,6 +38,11 @@ def report(a, load, rows, samples, measured_at: str | None = None) -> None:
             ratio(f"{r['phase']} / raw-copy-out", r["phase"], "raw-copy-out", 0.9)
     ratio("export-faiss / faiss-read", "export-faiss", "faiss-read", 0.9)
     ratio("import-flat / raw-copy-in", "import-flat", "raw-copy-in", 0.9)
+    for r in rows:
+        if r["phase"].startswith("import-flat-j"):
+            j = r["phase"].rsplit("-j", 1)[1]
+            ratio(f"{r['phase']} / raw-copy-in", r["phase"], "raw-copy-in", 0.9)
+            ratio(f"{r['phase']} / raw-copy-in-j{j}", r["phase"], f"raw-copy-in-j{j}", None)
     ratio("import-append / raw-copy-in", "import-append", "raw-copy-in", 0.5)
     if "faiss-add" in by:
         by["faiss-add"] = {**by["faiss-add"], "seconds": by["faiss-add"]["inner_seconds"]}

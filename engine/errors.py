@@ -64,6 +64,10 @@ class ConflictError(ProcosError):
     """An incoming record collides with a stored one under the ``error`` conflict rule."""
 
 
+class StreamsOverlap(ConflictError):
+    """Two streams loaded side by side (one connection each) hold the same id."""
+
+
 class RecordNotFound(ProcosError):
     """No stored record has the given id."""
 

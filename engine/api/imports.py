@@ -45,7 +45,8 @@ def import_snapshot(path: str | Path | list[str | Path], uri: str | None, *, mod
     ``require_signature`` (always on in prod) refuses, before anything is written, a bundle without a
     good signature by a trusted key (``trusted_keys`` add to ``PROCOS_TRUSTED_KEYS``): SignatureRequired.
     An encrypted ``.age`` bundle is decrypted with ``identity`` / ``passphrase_file`` (or ``PROCOS_AGE_IDENTITY``).
-    ``jobs`` shards are verified at a time. Into an HNSW pgvector store the rows are committed first
+    ``jobs`` shards are verified at a time, and into a new or empty pgvector store (or a replace) the
+    rows load as that many ranges of shards side by side, one connection each (at most one per shard), in one commit. Into an HNSW pgvector store the rows are committed first
     (queries answer, exactly, from then on), then the index is built concurrently, then the search is
     tuned: ``search_tuning`` is measured on the finished index.
     """

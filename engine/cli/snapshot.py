@@ -263,6 +263,9 @@ def import_(args: tuple[str, ...], mode: str, on_conflict: str, dry_run: bool, r
     dimensions, metric and index settings. With --require-signature (and always in prod) a bundle
     without a good signature by a trusted key is refused (exit 3) before anything is written; an
     encrypted bundle that does not decrypt is refused the same way.
+    With --jobs N, N shards are verified at a time; into a new or empty pgvector store (or with
+    --mode replace) the rows also load as N ranges of shards side by side, one connection each,
+    and the store still changes in one commit (without --jobs: one connection).
 
     \b
     Example: procos snapshot import knowledge_snapshot_20260101_120000.age postgresql+embedded:./pg --identity key.txt --require-signature

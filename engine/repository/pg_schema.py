@@ -94,8 +94,7 @@ def setup_shared(conn: Connection, where: str) -> None:
 def prepare_store(conn: Connection, table: str, wanted: dict[str, Any], where: str) -> StoreSettings:
     """Open-time setup: shared objects, the state row, the tables once dimensions are known.
 
-    Drops ``{table}__staging``: replace_all and bulk_load create it inside their one transaction,
-    so one visible here is a leftover (of a crash of older code, or made by hand).
+    Drops a leftover ``{table}__staging`` (:func:`drop_leftover_staging`).
     """
     from . import resolve_settings
 
@@ -110,8 +109,25 @@ def prepare_store(conn: Connection, table: str, wanted: dict[str, Any], where: s
                          " AND store_id IS NULL").format(sql.Identifier(STATE_TABLE)), (table,))
     if settings.dimensions is not None and not table_exists(conn, table):
         create_store_tables(conn, table, settings)
-    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(table, "__staging")))
+    drop_leftover_staging(conn, table)
     return settings
+
+
+def drop_leftover_staging(conn: Connection, table: str) -> None:
+    """Drop ``{table}__staging`` unless a load is using it.
+
+    A one-connection load makes it inside its own transaction (invisible here); a parallel load
+    (:mod:`.pg_parallel`) commits it first, and holds the store's state-row lock from before then
+    until it swaps the table in. So a staging table seen here while that lock is free is a leftover
+    (of a crash or a failed load); while it is held, a load may be filling it and it is left alone.
+    """
+    staging = name(table, "__staging")
+    if not table_exists(conn, staging):
+        return
+    free = conn.execute(sql.SQL("SELECT 1 FROM {} WHERE table_name = %s FOR UPDATE SKIP LOCKED").format(
+        sql.Identifier(STATE_TABLE)), (table,)).fetchone()
+    if free is not None:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(staging)))
 
 
 def read_state(conn: Connection, table: str, *, lock: bool = False) -> dict[str, Any] | None:

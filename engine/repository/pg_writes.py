@@ -138,8 +138,15 @@ def load_new_table(conn: Connection, table: str, settings: StoreSettings, batche
     # the secondary indexes first, kept up by the COPY: measured at 100,000 x 768 on 2 cores, building
     # them after the load cost the server 0.6 CPU-s, keeping them (GIN's pending list, one seq value) 0.2
     pg_schema.create_secondary_indexes(conn, staging)
-    written, skipped = _load_rows(conn, staging, table, encoded(batches, seq, on_conflict, rows_only=True),
+    written, skipped = load_rows(conn, staging, table, encoded(batches, seq, on_conflict, rows_only=True),
                                   on_conflict)
+    finish_new_table(conn, table, staging, seq, replace=replace)
+    return WriteResult(written, skipped)
+
+
+def finish_new_table(conn: Connection, table: str, staging: str, seq: int, *, replace: bool) -> None:
+    """Make the loaded ``staging`` the store's table: with ``replace``, tombstones for the ids it lacks;
+    the tombstones of the ids it holds go; then the swap and the planner statistics."""
     # no HNSW index here: the rows are committed first (queries answer exactly at once), then the store
     # builds it concurrently (pg_index_build), so a restored store is never unusable during the build
     live, new = sql.Identifier(table), sql.Identifier(staging)
@@ -153,10 +160,9 @@ def load_new_table(conn: Connection, table: str, settings: StoreSettings, batche
     conn.execute(sql.SQL("DELETE FROM {} d USING {} n WHERE d.id = n.id").format(tomb, new))
     pg_schema.swap_in(conn, table, staging)
     analyze(conn, table)
-    return WriteResult(written, skipped)
 
 
-def _load_rows(conn: Connection, staging: str, table: str,
+def load_rows(conn: Connection, staging: str, table: str,
                prepared: Iterable[tuple[RecordBatch, RecordBatch, bytes]], on_conflict: OnConflict) -> tuple[int, int]:
     """Load ``prepared`` (``encoded(..., rows_only=True)``) into the new table ``staging``; ``(written, skipped)``.
 

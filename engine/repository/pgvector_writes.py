@@ -151,6 +151,36 @@ class PgStore:
             self.build_search_index()
         return result
 
+    def bulk_load_streams(self, streams: Sequence[Callable[[], Iterable[RecordBatch]]],
+                          on_conflict: OnConflict = OnConflict.NEWER_OR_EQUAL, *, replace: bool = False
+                          ) -> WriteResult:
+        """Load several streams of rows side by side, one connection each, in one commit of the store.
+
+        Each stream's ids should ascend and the streams must hold disjoint ids (a bundle's shard ranges
+        do); two streams that share an id raise StreamsOverlap and nothing is written. Into an empty
+        store (or with ``replace``) the streams load in parallel (:mod:`.pg_parallel`); into a store
+        holding rows, they are written one after the other, as :meth:`bulk_load` would."""
+        on_conflict = OnConflict(on_conflict)
+        settings = self._refresh()
+        if len(streams) < 2 or settings.dimensions is None:
+            batches = chain.from_iterable(s() for s in streams)
+            return self.replace_all(batches) if replace else self.bulk_load(batches, on_conflict)
+        from . import pg_parallel
+
+        with self._writing(None) as (conn, seq, settings):
+            empty = conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(
+                sql.Identifier(self.table))).fetchone()[0]
+            if not (empty or replace):
+                result = WriteResult()
+                for stream in streams:
+                    for batch, deduped, payload in pg_writes.encoded(self._checked(stream()), seq, on_conflict):
+                        result += pg_writes.write_batch(conn, self.table, batch, seq, on_conflict, (deduped, payload))
+                return result
+            result = pg_parallel.load_streams(conn, lambda: connect(self._dsn, self.uri), self.table, settings,
+                                              streams, seq, on_conflict, replace=replace, checked=self._checked)
+        self.build_search_index()
+        return result
+
     def replace_all(self, batches: Iterable[RecordBatch], *, search_index: str | None = None) -> WriteResult:
         """Staging table, indexes built there, swapped in one transaction (``search_index`` is ignored)."""
         self._refresh()

@@ -37,7 +37,7 @@ from engine.records import OnConflict
 from . import layout, manifest, reader
 from .access import BundleAccess
 from .staging import discard
-from .verified_load import verified_rows
+from .verified_load import load_side_by_side, verified_rows
 from .verify import verified_manifest
 
 if TYPE_CHECKING:
@@ -217,7 +217,8 @@ def import_into(uri: str, src: str | os.PathLike[str], mode: str = "append",
     raises BundleChanged before anything is written. Returns what :func:`import_snapshot` returns, plus
     ``"artifacts"`` (a count) when artifacts were loaded. ``jobs`` shards are verified at a time
     (default ``min(4, cpus)``); the load itself reads, validates and encodes the next batch while
-    the store writes the current one.
+    the store writes the current one. Into a pgvector store, ``jobs`` > 1 also loads that many
+    streams of shards side by side, one connection each, in one commit (default: one stream).
     """
     one_pass = records and _atomic_loads(uri)
     with open_current(src, access=access, jobs=jobs, rows=not one_pass) as (root, doc, old):
@@ -230,8 +231,9 @@ def import_into(uri: str, src: str | os.PathLike[str], mode: str = "append",
                                       "content_hash": doc["content_hash"]}
             if records:
                 rows = verified_rows(root, doc, batch_size, src) if one_pass and old is None else None
+                parts = (jobs or 1) if rows is not None else 1
                 try:
-                    result.update(_load_records(repo, root, doc, mode, on_conflict, batch_size, rows))
+                    result.update(_load_records(repo, root, doc, mode, on_conflict, batch_size, rows, parts, src))
                 except BundleInvalid:
                     if not existed:  # the rows were rolled back; leave no store behind either
                         repo.drop_store()  # type: ignore[attr-defined]
@@ -263,7 +265,8 @@ def _exists(uri: str) -> bool:
 
 
 def _load_records(repo: VectorRepository, root: Path, doc: dict[str, Any], mode: str,
-                  on_conflict: str | OnConflict, batch_size: int, rows: Iterator | None = None) -> dict[str, Any]:
+                  on_conflict: str | OnConflict, batch_size: int, rows: Iterator | None = None, parts: int = 1,
+                  name: object = "the bundle") -> dict[str, Any]:
     if mode not in MODES:
         raise InvalidInput(f"import mode must be append or replace, got {mode!r}")
     rule = _rule(on_conflict)
@@ -277,7 +280,9 @@ def _load_records(repo: VectorRepository, root: Path, doc: dict[str, Any], mode:
     batches = counted(source, "import", doc.get("record_count"))
     index_file = layout.faiss_index_path(root)  # a FAISS target adopts it when it matches every row
     prebuilt = str(index_file) if index_file.is_file() else None
-    if mode == "replace":
+    if parts > 1 and rows is not None and len(doc["embeddings"]["shards"]) > 1:
+        result = load_side_by_side(repo, root, doc, rule, batch_size, name, parts, replace=mode == "replace")
+    elif mode == "replace":
         result = repo.replace_all(batches, search_index=prebuilt)
     else:
         result = repo.bulk_load(batches, rule, search_index=prebuilt)

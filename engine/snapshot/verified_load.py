@@ -13,13 +13,15 @@ load back. So nothing unverified is ever committed, and verification costs no se
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from engine.records import RecordBatch
+from engine.errors import StreamsOverlap
+from engine.records import OnConflict, RecordBatch
+from engine.repository.base import WriteResult
 
 from . import layout
 from .data_checks import RowChecker, open_checked
@@ -30,10 +32,37 @@ from .parquet_io import iter_arrow, numpy_of
 def verified_rows(root: Path, doc: dict[str, Any], batch_size: int, name: object) -> Iterator[RecordBatch]:
     """The bundle's rows (schema_version 2) as RecordBatches, every row checked; raises BundleInvalid
     (every problem) after the last row when any check failed. Call after the file-level verification."""
+    yield from _segment(root, doc, range(len(doc["embeddings"]["shards"])), batch_size, name)
+
+
+def verified_streams(root: Path, doc: dict[str, Any], batch_size: int, name: object, parts: int
+                     ) -> list[Callable[[], Iterator[RecordBatch]]]:
+    """The bundle's rows as up to ``parts`` streams of consecutive shards, for a load side by side
+    (ids ascend within each, and the streams' ids are disjoint when the bundle is sound).
+
+    Each stream checks its rows as :func:`verified_rows` does and raises BundleInvalid after its last
+    row when a check failed (its own problems: a stream cannot wait for the others). Across streams,
+    a stream's first id is checked against the manifest's last id of the shard before it, which the
+    stream before checks against its data: so ids ascend across the whole bundle when every stream
+    passes, and the load must commit only then."""
+    count = len(doc["embeddings"]["shards"])
+    parts = max(1, min(parts, count))
+    bounds = [count * k // parts for k in range(parts + 1)]
+    return [lambda lo=lo, hi=hi: _segment(root, doc, range(lo, hi), batch_size, name)
+            for lo, hi in zip(bounds, bounds[1:], strict=False)]
+
+
+def _segment(root: Path, doc: dict[str, Any], shards: range, batch_size: int, name: object
+             ) -> Iterator[RecordBatch]:
     dims = int(doc["dimensions"])
+    entries = doc["embeddings"]["shards"]
     problems: list[dict[str, str]] = []
     previous: tuple[str, str] | None = None
-    for i, entry in enumerate(doc["embeddings"]["shards"]):
+    if shards and shards.start > 0:  # the shard before, as the manifest states it (its stream checks that)
+        before = entries[shards.start - 1]
+        previous = (before["file"], before.get("last_id"))
+    for i in shards:
+        entry = entries[i]
         rel = entry["file"]
         head, pf = open_checked(layout.member(root, rel), entry.get("rows"), dims, f"embeddings.shards[{i}].rows")
         problems += [{"path": rel, "problem": p} for p in head.problems]
@@ -52,10 +81,37 @@ def verified_rows(root: Path, doc: dict[str, Any], batch_size: int, name: object
             if checker.checked and entry.get(key) != got:
                 problems.append({"path": rel, "problem": f"its {key.replace('_', ' ')} is {got!r}, the manifest "
                                  f"says {key}={entry.get(key)!r}"})
-        if checker.first_id is not None and previous is not None and checker.first_id <= previous[1]:
+        if checker.first_id is not None and previous is not None and not _after(checker.first_id, previous[1]):
             problems.append({"path": rel, "problem": f"its first id {checker.first_id!r} is not after the last id "
                              f"{previous[1]!r} of {previous[0]} (ids must ascend across shards)"})
         if checker.last_id is not None:
             previous = (rel, checker.last_id)
     if problems:
         raise failed(name, problems, "nothing was imported (the load was rolled back)")
+
+
+def _after(first: str, last: object) -> bool:
+    return isinstance(last, str) and first > last
+
+
+def load_side_by_side(repo: Any, root: Path, doc: dict[str, Any], rule: OnConflict, batch_size: int,
+                      name: object, parts: int, *, replace: bool) -> WriteResult:
+    """Load the bundle's rows into a pgvector ``repo`` as ``parts`` streams of shards, one connection each
+    (``repo.bulk_load_streams``), every row checked on the way; one commit, only when every stream passed."""
+    from .shard_jobs import Tally
+
+    tally = Tally("import", doc.get("record_count"))
+
+    def counted(stream: Callable[[], Iterator[RecordBatch]]) -> Callable[[], Iterator[RecordBatch]]:
+        def rows() -> Iterator[RecordBatch]:
+            for batch in stream():
+                yield batch
+                tally.add(len(batch))
+        return rows
+
+    streams = [counted(s) for s in verified_streams(root, doc, batch_size, name, parts)]
+    try:
+        return repo.bulk_load_streams(streams, rule, replace=replace)
+    except StreamsOverlap as exc:  # only a bundle whose shards share an id can do this to a fresh table
+        raise failed(name, [{"path": layout.SHARD_DIR, "problem": f"an id is in more than one shard: {exc.message}"}],
+                     "nothing was imported (the load was rolled back)") from None
