@@ -10,7 +10,7 @@ import pytest
 
 from engine.records import OnConflict
 from engine.repository import DEFAULT_HNSW, open_repository
-from engine.repository.faiss_index import PrebuiltIndex
+from engine.repository.faiss_prebuilt import PrebuiltIndex
 from engine.snapshot.faiss_file import FaissIndexBuilder
 from engine.synthetic import synthetic_batches
 

@@ -21,7 +21,8 @@ import pytest
 from reference import build_records, with_options
 from test_import_row_checks import reseal
 
-from engine.errors import BundleInvalid, StreamsOverlap
+from engine import api
+from engine.errors import BundleInvalid, InvalidInput, StreamsOverlap
 from engine.records import RecordBatch
 from engine.repository import open_repository
 from engine.snapshot import export_snapshot
@@ -88,6 +89,22 @@ def test_a_parallel_import_leaves_the_store_a_one_stream_import_leaves(pg_dsn, b
     expected = rows_of(one)
     assert len(expected) == COUNT and rows_of(many) == expected
     assert not exists(pg_dsn, f"{table_of(many)}__staging")
+
+
+def test_the_import_process_step_takes_jobs(pg_dsn, bundle, monkeypatch):
+    from engine.repository import pg_parallel
+
+    seen: list[int] = []
+    real = pg_parallel.load_streams
+    monkeypatch.setattr(pg_parallel, "load_streams", lambda *a, **kw: seen.append(len(a[4])) or real(*a, **kw))
+    uri = new_uri(pg_dsn)
+    assert api.load_vectors(str(bundle), uri, jobs=2)["imported"] == COUNT and seen == [2]
+    for bad in (0, -1, True, "2"):
+        with pytest.raises(InvalidInput, match="jobs"):
+            api.load_vectors(str(bundle), new_uri(pg_dsn), jobs=bad)
+        with pytest.raises(InvalidInput, match="jobs"):
+            api.import_snapshot(str(bundle), new_uri(pg_dsn), jobs=bad)
+    assert seen == [2]
 
 
 def test_a_parallel_replace_tombstones_what_the_bundle_lacks(pg_dsn, bundle):

@@ -147,7 +147,7 @@ def pg_import(dev_export, outside, tmp_path_factory) -> dict:
     p = Procos(tmp_path_factory.mktemp("pg_import") / "home")
     target = f"postgresql+embedded:{outside / 'pg'}"
     result = p.start("import_snapshot", "alice", bundle=dev_export["result"]["data"]["bundle"], target=target,
-                     mode="append", environment="dev")
+                     mode="append", environment="dev", jobs=2)
     return {"result": result, "procos": p, "target": target}
 
 

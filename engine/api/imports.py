@@ -25,6 +25,13 @@ def _on_conflict(rule: str) -> str:
     return rule
 
 
+def _jobs(jobs: int | None) -> int | None:
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise InvalidInput(f"jobs must be a whole number of at least 1, got {jobs!r}",
+                           hint="leave it out for the defaults, or give 1, 2, 4, ...")
+    return jobs
+
+
 def _mode(mode: str) -> str:
     if mode not in ("append", "replace"):
         raise InvalidInput(f"unknown import mode {mode!r}", hint="use append or replace")
@@ -46,7 +53,8 @@ def import_snapshot(path: str | Path | list[str | Path], uri: str | None, *, mod
     good signature by a trusted key (``trusted_keys`` add to ``PROCOS_TRUSTED_KEYS``): SignatureRequired.
     An encrypted ``.age`` bundle is decrypted with ``identity`` / ``passphrase_file`` (or ``PROCOS_AGE_IDENTITY``).
     ``jobs`` shards are verified at a time, and into a new or empty pgvector store (or a replace) the
-    rows load as that many ranges of shards side by side, one connection each (at most one per shard), in one commit. Into an HNSW pgvector store the rows are committed first
+    rows load as that many ranges of shards side by side, one connection each (at most one per shard,
+    and 16), in one commit. Into an HNSW pgvector store the rows are committed first
     (queries answer, exactly, from then on), then the index is built concurrently, then the search is
     tuned: ``search_tuning`` is measured on the finished index.
     """
@@ -61,6 +69,7 @@ def import_snapshot(path: str | Path | list[str | Path], uri: str | None, *, mod
             return import_snapshot(local, uri, mode=mode, on_conflict=on_conflict, dry_run=dry_run, jobs=jobs, **trust)
     _mode(mode)
     _on_conflict(on_conflict)
+    _jobs(jobs)
     access = bundle_access(**trust)
     if dry_run:
         return _plan(path, uri, mode, on_conflict, access)
@@ -121,11 +130,12 @@ def import_chain(paths: list[str | Path], uri: str | None, *, mode: str = "appen
 @os_errors("load the records of {path}", "path")
 def load_vectors(path: str | Path, uri: str | None, mode: str = "append", on_conflict: str = "version", *,
                  require_signature: bool = False, trusted_keys: list[str] | None = None,
-                 expected_content_hash: str | None = None, identity: str | None = None) -> dict[str, Any]:
+                 expected_content_hash: str | None = None, identity: str | None = None,
+                 jobs: int | None = None) -> dict[str, Any]:
     """Import step: verify the bundle (and its signature, required in prod) again and load its records only.
 
     An older bundle is migrated first; an encrypted one is opened with ``identity`` (an age identity
-    file; default ``PROCOS_AGE_IDENTITY``).
+    file; default ``PROCOS_AGE_IDENTITY``). ``jobs`` as for :func:`import_snapshot`.
     ``expected_content_hash`` is the approved bundle's: a bundle changed or replaced since raises
     BundleChanged before anything is written (or created).
     """
@@ -133,9 +143,10 @@ def load_vectors(path: str | Path, uri: str | None, mode: str = "append", on_con
 
     _mode(mode)
     _on_conflict(on_conflict)
+    _jobs(jobs)
     access = bundle_access(require_signature=require_signature, trusted_keys=trusted_keys, identity=identity)
     return import_into(_target(uri), path, mode, on_conflict, artifacts=False, access=access,
-                       expected_content_hash=expected_content_hash)
+                       expected_content_hash=expected_content_hash, jobs=jobs)
 
 
 @os_errors("load the artifacts of {path}", "path")

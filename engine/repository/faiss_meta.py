@@ -15,7 +15,6 @@ import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,72 +23,12 @@ import numpy as np
 from engine.errors import StoreCorrupt
 from engine.records import RecordBatch
 
-from . import freeze
 from .base import StoreSettings
 from .faiss_rows import RECORD_COLUMNS, connect, rows_to_batch
-from .freeze import Freeze
+from .faiss_state import FREEZE_COLUMNS, SCHEMA, State, holder
 
 FORMAT = "1"
 IN_CHUNK = 500  # ids per "IN (...)" query, below SQLite's variable limit
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS state (
-    one INTEGER PRIMARY KEY CHECK (one = 1),
-    seq INTEGER NOT NULL, paused INTEGER NOT NULL, next_label INTEGER NOT NULL,
-    checkpoint_seq INTEGER NOT NULL, checkpoint_file TEXT, checkpoint_label INTEGER NOT NULL,
-    clean_seq INTEGER NOT NULL, floor_seq INTEGER NOT NULL, held_by TEXT, lease_expires REAL);
-INSERT OR IGNORE INTO state (one, seq, paused, next_label, checkpoint_seq, checkpoint_file, checkpoint_label,
-    clean_seq, floor_seq) VALUES (1, 0, 0, 0, 0, NULL, 0, 0, 0);
-CREATE TABLE IF NOT EXISTS records (
-    label INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, vector BLOB NOT NULL, metadata TEXT NOT NULL,
-    version INTEGER NOT NULL, source_hash TEXT NOT NULL, created_us INTEGER NOT NULL,
-    updated_us INTEGER NOT NULL, seq INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS records_seq ON records (seq);
-CREATE TABLE IF NOT EXISTS tombstones (
-    id TEXT PRIMARY KEY, version INTEGER NOT NULL, seq INTEGER NOT NULL, deleted_us INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS tombstones_seq ON tombstones (seq);
-CREATE TABLE IF NOT EXISTS dead_labels (label INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS dead_labels_seq ON dead_labels (seq);
-"""
-FREEZE_COLUMNS = ("held_by", "lease_expires")  # added to older stores' state row on open
-
-
-@dataclass(frozen=True)
-class State:
-    """The single ``state`` row.
-
-    ``checkpoint_*`` describe the index file (its sequence, name, and the next_label at that
-    sequence); dead labels with ``seq <= clean_seq`` are not in that file; an in-memory index older
-    than ``floor_seq`` must be reloaded from the checkpoint (the log before it was dropped).
-    ``held_by`` / ``lease_expires`` describe a leased freeze (see :mod:`.freeze`).
-    """
-
-    seq: int
-    paused: bool
-    next_label: int
-    checkpoint_seq: int
-    checkpoint_file: str | None
-    checkpoint_label: int
-    clean_seq: int
-    floor_seq: int
-    held_by: dict[str, Any] | None = None
-    lease_expires: float | None = None
-
-    def freeze(self) -> Freeze:
-        return freeze.read(self.paused, self.held_by, self.lease_expires)
-
-
-def _holder(text: str | None) -> dict[str, Any] | None:
-    """The stored holder record; a damaged one reads as an unknown holder (which nobody can prove alive)."""
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {"damaged": text[:200]}
-    return value if isinstance(value, dict) else {"damaged": text[:200]}
-
 
 class MetaStore:
     """One connection to ``store.sqlite`` with explicit read and write transactions."""
@@ -192,7 +131,7 @@ class MetaStore:
     def state(self) -> State:
         row = self.conn.execute("SELECT seq, paused, next_label, checkpoint_seq, checkpoint_file, "
                                 f"checkpoint_label, clean_seq, floor_seq, {self._freeze_select} FROM state").fetchone()
-        held_by = _holder(row[8])
+        held_by = holder(row[8])
         return State(row[0], bool(row[1]), *row[2:8], held_by=held_by,
                      lease_expires=float(row[9]) if row[9] is not None and held_by is not None else None)
 

@@ -42,11 +42,11 @@ from .base import StoreSettings, WriteResult
 from .faiss_exact import ExactSearch
 from .faiss_index import (
     LiveIndex,
-    PrebuiltIndex,
     remove_stale_checkpoints,
     write_checkpoint,
 )
 from .faiss_meta import MetaStore, State
+from .faiss_prebuilt import PrebuiltIndex
 
 
 class FaissStore:

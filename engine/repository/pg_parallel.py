@@ -79,10 +79,14 @@ def _load_all(connect: Callable[[], Connection], staging: str, table: str, strea
     with ThreadPoolExecutor(len(streams), thread_name_prefix="pg-load") as pool:
         # each stream in a copy of the caller's context: its progress reaches the caller's sink
         futures = [pool.submit(contextvars.copy_context().run, load, s) for s in streams]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        if any(f.exception() is not None for f in done):
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            if any(f.exception() is not None for f in done):
+                stop.set()
+            wait(futures)
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM): the streams stop at their next batch
             stop.set()
-        wait(futures)
+            raise
     errors = [f.exception() for f in futures if f.exception() is not None]
     first = next((e for e in errors if not isinstance(e, _Stopped)), errors[0] if errors else None)
     if first is not None:

@@ -38,7 +38,7 @@ _WHERE = {
     "check_catalog": "catalog", "read_catalog": "catalog",
     "migrate_v1_to_v2": "migrate", "migrate_to_current": "migrate",
     "BundleAccess": "access", "sign_bundle": "signature", "check_signature": "signature", "encrypt_bundle": "encrypt",
-    "import_snapshot": "importer", "import_records": "importer", "import_artifacts": "importer", "plan_import": "importer", "open_target": "importer",
+    "import_snapshot": "importer", "import_records": "importer", "import_artifacts": "importer", "plan_import": "importer", "open_target": "import_target",
 }
 
 

@@ -36,6 +36,7 @@ from engine.records import OnConflict
 
 from . import layout, manifest, reader
 from .access import BundleAccess
+from .import_target import atomic_loads, exists, open_target
 from .staging import discard
 from .verified_load import load_side_by_side, verified_rows
 from .verify import verified_manifest
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
 IMPORT_BATCH = 4096  # rows per COPY: with the next batch prepared meanwhile, memory stays near 4 batches
 MODES = ("append", "replace")
+MAX_LOAD_STREAMS = 16  # connections of one parallel load, whatever --jobs says (a server has ~100 in all)
 CONFLICT_RULES = {"version": OnConflict.VERSION, "error": OnConflict.ERROR, "keep": OnConflict.KEEP,
                   "overwrite": OnConflict.OVERWRITE}
 
@@ -218,20 +220,21 @@ def import_into(uri: str, src: str | os.PathLike[str], mode: str = "append",
     ``"artifacts"`` (a count) when artifacts were loaded. ``jobs`` shards are verified at a time
     (default ``min(4, cpus)``); the load itself reads, validates and encodes the next batch while
     the store writes the current one. Into a pgvector store, ``jobs`` > 1 also loads that many
-    streams of shards side by side, one connection each, in one commit (default: one stream).
+    streams of shards side by side, one connection each (at most MAX_LOAD_STREAMS), in one commit
+    (default: one stream).
     """
-    one_pass = records and _atomic_loads(uri)
+    one_pass = records and atomic_loads(uri)
     with open_current(src, access=access, jobs=jobs, rows=not one_pass) as (root, doc, old):
         refuse_delta(doc, src)
         check_expected(doc, src, expected_content_hash)
-        existed = _exists(uri) if one_pass else True
+        existed = exists(uri) if one_pass else True
         repo = open_target(uri, doc)
         try:
             result: dict[str, Any] = {"target": repo.uri, "snapshot_id": doc["snapshot_id"],
                                       "content_hash": doc["content_hash"]}
             if records:
                 rows = verified_rows(root, doc, batch_size, src) if one_pass and old is None else None
-                parts = (jobs or 1) if rows is not None else 1
+                parts = min(max(1, jobs or 1), MAX_LOAD_STREAMS) if rows is not None else 1
                 try:
                     result.update(_load_records(repo, root, doc, mode, on_conflict, batch_size, rows, parts, src))
                 except BundleInvalid:
@@ -243,25 +246,6 @@ def import_into(uri: str, src: str | os.PathLike[str], mode: str = "append",
         finally:
             repo.close()
     return _note(result, old)
-
-
-def _atomic_loads(uri: str) -> bool:
-    """Whether the store at ``uri`` loads a whole import in one transaction (pgvector), so that rows can
-    be checked while they load and the load rolled back when one fails."""
-    from engine.repository import parse_uri
-
-    return parse_uri(uri).scheme in ("postgresql", "postgresql+embedded")
-
-
-def _exists(uri: str) -> bool:
-    from engine.errors import StoreNotFound
-    from engine.repository import open_repository
-
-    try:
-        open_repository(uri, create=False).close()
-    except StoreNotFound:
-        return False
-    return True
 
 
 def _load_records(repo: VectorRepository, root: Path, doc: dict[str, Any], mode: str,
@@ -298,32 +282,3 @@ def _register(repo: VectorRepository, root: Path, mode: str) -> int:
         for path, data in artifacts.items():
             repo.artifacts.write(path, data)
     return len(artifacts)
-
-
-def open_target(uri: str, doc: dict[str, Any] | str | os.PathLike[str]) -> VectorRepository:
-    """Open (creating when new) the store ``uri`` with the bundle's dimensions, metric and index settings.
-
-    ``doc`` is a manifest dict or a bundle path. Settings the URI states itself win for the index;
-    an existing store with another metric or dimensions raises SettingsMismatch. An existing store
-    built with other index parameters is opened as it is.
-    """
-    from engine.repository import open_repository, parse_uri
-
-    if not isinstance(doc, dict):
-        doc = reader.manifest_of(doc)
-    options = parse_uri(uri).options
-    dims = doc.get("dimensions") or None
-    metric = doc["metric"]
-    index = None if "index" in options else doc["index"]["type"]
-    params = {k: v for k, v in doc["index"]["params"].items() if k not in options}
-    try:
-        return open_repository(uri, dimensions=dims, metric=metric, index=index, index_params=params or None)
-    except SettingsMismatch as first:
-        try:
-            repo = open_repository(uri, dimensions=dims, metric=metric)
-        except SettingsMismatch:
-            raise SettingsMismatch(
-                f"cannot import a bundle with metric={metric!r}, dimensions={dims} into {uri}: {first.message}",
-                hint="import into a new store, or into one created with the bundle's metric and dimensions"
-            ) from first
-        return repo

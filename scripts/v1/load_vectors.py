@@ -15,7 +15,7 @@ def run(ctx):
                                   on_conflict=data.get("on_conflict", "version"),
                                   expected_content_hash=data["content_hash"],
                                   require_signature=ctx.environment != "dev",
-                                  identity=data.get("identity") or None)
+                                  identity=data.get("identity") or None, jobs=data.get("jobs") or None)
     data["imported"] = int(result["imported"])
     data["skipped"] = int(result["skipped"])
     data["snapshot_id"] = result["snapshot_id"]
