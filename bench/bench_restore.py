@@ -97,6 +97,7 @@ def measured(fn, args: tuple) -> dict:
 
 
 REPEAT = 1  # --repeat: the baselines and our export/import phases run this many times, the fastest kept
+SERVER: dict[str, str] = {}  # "dsn": the embedded server, checkpointed before every phase (see run)
 
 
 def best(name: str, fn, *args, samples: dict | None = None, cleanup=None) -> dict:
@@ -116,6 +117,11 @@ def run(name: str, fn, *args, samples: dict | None = None) -> dict:
     import psutil
 
     print(f"  {name} ...", file=sys.stderr, flush=True)
+    if "dsn" in SERVER:  # the WAL of earlier phases is checkpointed now, not by whichever phase comes next
+        import psycopg
+
+        with psycopg.connect(SERVER["dsn"], autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
     os.sync()  # the previous phase's written data goes to disk before this one starts, not during it
     with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
         future = pool.submit(measured, fn, args)
@@ -166,6 +172,7 @@ def main() -> None:
     server = pgserver.get_server(root / "pgdata", cleanup_mode="delete")
     os.environ[PGDATA_ENV] = str(root / "pgdata")  # the phases (spawned children) read the server's CPU
     pg = server.get_uri()
+    SERVER["dsn"] = pg
     base = pg.split("?")[0]
     sep = "&" if "?" in pg else "?"
     faiss_dir = root / "faiss"
@@ -255,6 +262,7 @@ def hnsw_only(a) -> None:
     server = pgserver.get_server(root / "pgdata", cleanup_mode="delete")
     os.environ[PGDATA_ENV] = str(root / "pgdata")
     pg = server.get_uri()
+    SERVER["dsn"] = pg
     sep = "&" if "?" in pg else "?"
     try:
         run("load-pgvector", phase_load, f"{pg}{sep}table={SRC}&index=flat", a.count, a.dim, 10_000)
