@@ -130,6 +130,7 @@ def test_a_parallel_append_into_a_store_with_rows_merges_by_the_rule(pg_dsn, bun
 
 def resealed_copy(bundle: Path, tmp_path: Path, change) -> Path:
     bad = tmp_path / bundle.name
+    tmp_path.mkdir(parents=True, exist_ok=True)
     shutil.copytree(bundle, bad)
     for rel in change(bad):
         reseal(bad, rel)
@@ -185,6 +186,62 @@ def test_shards_that_share_ids_are_refused_and_leave_no_store(pg_dsn, bundle, tm
         assert not exists(pg_dsn, table_of(uri)) and not exists(pg_dsn, f"{table_of(uri)}__staging")
 
 
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def forge_footer_rows(path: Path, real: int, claimed: int) -> None:
+    """Rewrite the footer's row count (FileMetaData.num_rows: field 3, i64, thrift compact protocol) from
+    ``real`` to ``claimed``, leaving the row groups as they are; the same length, so the file stays valid."""
+    data = bytearray(path.read_bytes())
+    size = int.from_bytes(data[-8:-4], "little")
+    start = len(data) - 8 - size
+    old, new = b"\x16" + varint(2 * real), b"\x16" + varint(2 * claimed)
+    assert len(old) == len(new)
+    at = data.index(old, start)
+    data[at:at + len(old)] = new
+    path.write_bytes(bytes(data))
+
+
+def test_a_shard_whose_footer_claims_rows_it_does_not_hold_is_refused(pg_dsn, tmp_path):
+    """Parquet readers trust the footer's row count: a forged one would make a short shard look whole
+    (and, with --jobs, would let a forged last id pass the check across streams)."""
+    import pyarrow.parquet as pq
+
+    from engine.snapshot import verify_bundle
+
+    repo = open_repository(f"faiss:{tmp_path / 'src'}?index=flat", dimensions=DIMS)
+    repo.bulk_load(synthetic_batches(900, DIMS, seed=6, batch_size=300))
+    good = Path(export_snapshot(repo, tmp_path / "snaps", shard_rows=SHARD).path)
+    repo.close()
+
+    def short_last_shard(bad: Path) -> list[str]:
+        rel = "embeddings/part-00004.parquet"  # 100 rows; its footer and the manifest will say 150
+        forge_footer_rows(bad / rel, 100, 150)
+        doc = json.loads((bad / "manifest.json").read_text())
+        doc["embeddings"]["shards"][4]["rows"] = 150
+        doc["record_count"] = 950
+        (bad / "manifest.json").write_text(json.dumps(doc))
+        return [rel]
+
+    bad = resealed_copy(good, tmp_path / "bad", short_last_shard)
+    pf = pq.ParquetFile(bad / "embeddings/part-00004.parquet")
+    assert pf.metadata.num_rows == 150  # the forgery took: the footer claims 150 ...
+    assert sum(pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)) == 100  # ... and holds 100
+    report = verify_bundle(bad)
+    assert not report.ok and any("row groups hold 100 rows, its footer says 150" in f.problem for f in report.errors)
+    for jobs in (1, 3):
+        uri = new_uri(pg_dsn)
+        with pytest.raises(BundleInvalid, match="footer says 150"):
+            import_into(uri, bad, jobs=jobs)
+        assert not exists(pg_dsn, table_of(uri))
+
+
 def test_overlapping_streams_raise_and_write_nothing(pg_dsn):
     uri = new_uri(pg_dsn)
     repo = open_repository(uri, dimensions=DIMS)
@@ -197,6 +254,31 @@ def test_overlapping_streams_raise_and_write_nothing(pg_dsn):
         assert result.written == 400 and repo.count() == 400
     finally:
         repo.close()
+
+
+def test_a_writer_that_would_not_see_the_streams_commits_loads_them_one_after_the_other(pg_dsn, monkeypatch):
+    """Under REPEATABLE READ (a database's default here) the swap could not see the rows the streams
+    committed after the writer began: the streams then load one after the other, in its transaction."""
+    from engine.repository import pg_parallel
+
+    name = f"iso_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+        conn.execute(f"ALTER DATABASE {name} SET default_transaction_isolation = 'repeatable read'")
+    base, _, query = pg_dsn.partition("?")
+    dsn = base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
+    called: list[int] = []
+    monkeypatch.setattr(pg_parallel, "load_streams", lambda *a, **kw: called.append(1))
+    repo = open_repository(with_options(dsn, table="t", index="flat"), dimensions=DIMS)
+    try:
+        repo.upsert(build_records(5, dims=DIMS, prefix="old"))
+        batches = list(synthetic_batches(300, DIMS, seed=8, batch_size=100))
+        result = repo.bulk_load_streams([lambda: batches[:1], lambda: batches[1:]], replace=True)
+        assert result.written == 300 and repo.count() == 300 and called == []
+    finally:
+        repo.close()
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 def test_an_open_during_a_parallel_load_keeps_its_staging_table(pg_dsn):
@@ -213,7 +295,14 @@ def test_an_open_during_a_parallel_load_keeps_its_staging_table(pg_dsn):
         yield batches[3]
 
     done: dict[str, object] = {}
-    worker = threading.Thread(target=lambda: done.update(r=repo.bulk_load_streams([lambda: batches[:2], slow])))
+
+    def load() -> None:
+        try:
+            done["r"] = repo.bulk_load_streams([lambda: batches[:2], slow])
+        except Exception as exc:  # noqa: BLE001 - shown by the assertion below
+            done["error"] = exc
+
+    worker = threading.Thread(target=load)
     worker.start()
     try:
         assert loading.wait(30)
@@ -223,12 +312,14 @@ def test_an_open_during_a_parallel_load_keeps_its_staging_table(pg_dsn):
     finally:
         release.set()
         worker.join(60)
+    assert "error" not in done, done.get("error")
     assert done["r"].written == 400 and repo.count() == 400 and not exists(pg_dsn, staging)
     repo.close()
 
 
 CRASH = textwrap.dedent("""
     import os, signal, sys, time
+    import psycopg
     sys.path.insert(0, sys.argv[2])
     from engine.repository import open_repository
     from engine.synthetic import synthetic_batches
@@ -236,7 +327,11 @@ CRASH = textwrap.dedent("""
     repo = open_repository(sys.argv[1], dimensions=8)
     def dies():
         yield batches[2]
-        time.sleep(1.5)  # the other stream has committed its rows into the staging table by now
+        with psycopg.connect(repo._dsn, autocommit=True) as watch:  # until the other stream has committed
+            for _ in range(600):
+                if watch.execute(f"SELECT count(*) FROM {sys.argv[3]}").fetchone()[0] == 200:
+                    break
+                time.sleep(0.05)
         os.kill(os.getpid(), signal.SIGKILL)
         yield batches[3]
     repo.bulk_load_streams([lambda: batches[:2], dies])
@@ -249,17 +344,19 @@ def test_a_crash_mid_load_leaves_the_store_as_it_was(pg_dsn, tmp_path):
     seed.close()
     script = tmp_path / "crash.py"
     script.write_text(CRASH)
-    proc = subprocess.run([sys.executable, str(script), uri, str(ROOT)], capture_output=True, text=True,
+    staging = f"{table_of(uri)}__staging"
+    proc = subprocess.run([sys.executable, str(script), uri, str(ROOT), staging], capture_output=True, text=True,
                           timeout=120, env={**os.environ, "PROCOS_ENV": "dev"})
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    staging = f"{table_of(uri)}__staging"
     with psycopg.connect(pg_dsn, autocommit=True) as conn:  # the killed client's backends end at once
-        for _ in range(100):  # its transaction ended (the state row's lock is free) ...
+        for _ in range(300):  # its transaction ended (the state row's lock is free) ...
             with conn.transaction():
                 if conn.execute("SELECT 1 FROM procos_store_state WHERE table_name = %s FOR UPDATE SKIP LOCKED",
                                 (table_of(uri),)).fetchone():
                     break
             conn.execute("SELECT pg_sleep(0.1)")
+        else:
+            pytest.fail("the killed load's transaction still holds the store's lock after 30 s")
         # ... and the stream that finished first had committed its rows into the staging table
         assert conn.execute(f"SELECT count(*) FROM {staging}").fetchone()[0] == 200
     repo = open_repository(uri)  # the lock is free: the leftover goes

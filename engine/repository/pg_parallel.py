@@ -41,7 +41,10 @@ def load_streams(conn: Connection, connect: Callable[[], Connection], table: str
                  checked: Callable[[Iterable[RecordBatch]], Iterable[RecordBatch]]) -> WriteResult:
     """Load ``streams`` side by side into a fresh ``{table}__staging``, then swap it in inside ``conn``'s
     transaction (which holds the store's state-row lock). ``connect()`` opens one more connection;
-    ``checked`` validates a stream's batches (dimensions, metric) as they pass."""
+    ``checked`` validates a stream's batches (dimensions, metric) as they pass. When this raises, the
+    caller rolls its transaction back and then calls :func:`drop_staging`.
+
+    ``conn`` must run at READ COMMITTED (it reads the rows the streams committed after it began)."""
     assert settings.dimensions is not None
     staging = pg_schema.name(table, "__staging")
     with connect() as admin:
@@ -50,11 +53,7 @@ def load_streams(conn: Connection, connect: Callable[[], Connection], table: str
         with admin.transaction():
             pg_schema.create_records_table(admin, table, settings.dimensions, target=staging)
             pg_schema.create_secondary_indexes(admin, staging)
-    try:
-        result = _load_all(connect, staging, table, streams, seq, on_conflict, checked)
-    except BaseException:
-        _drop(connect, staging)
-        raise
+    result = _load_all(connect, staging, table, streams, seq, on_conflict, checked)
     pg_writes.finish_new_table(conn, table, staging, seq, replace=replace)
     return result
 
@@ -88,9 +87,8 @@ def _load_all(connect: Callable[[], Connection], staging: str, table: str, strea
             stop.set()
             raise
     errors = [f.exception() for f in futures if f.exception() is not None]
-    first = next((e for e in errors if not isinstance(e, _Stopped)), errors[0] if errors else None)
-    if first is not None:
-        raise first
+    if errors:  # the cause, not the streams it stopped; a stream's own finding before an overlap it caused
+        raise min(errors, key=lambda e: 2 if isinstance(e, _Stopped) else 1 if isinstance(e, StreamsOverlap) else 0)
     total = WriteResult()
     for f in futures:
         total += f.result()
@@ -104,12 +102,11 @@ def _until(stop: threading.Event, batches: Iterable[RecordBatch]) -> Iterator[Re
         yield batch
 
 
-def _drop(connect: Callable[[], Connection], staging: str) -> None:
-    """Best effort after a failed load (the next open drops what is left)."""
-    try:
-        with connect() as admin:
-            admin.autocommit = True
-            admin.execute("SET lock_timeout = '5s'")
-            admin.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(staging)))
-    except psycopg.Error:
+def drop_staging(connect: Callable[[], Connection], table: str) -> None:
+    """Drop ``{table}__staging`` after a failed load, best effort: never raises (the error that ended
+    the load is the one to report), and the next open drops whatever is left."""
+    try:  # only while the store's lock is free: a load that started since may be filling the table
+        with connect() as admin, admin.transaction():
+            pg_schema.drop_leftover_staging(admin, table)
+    except Exception:  # noqa: BLE001, S110 - best effort by design (see above)
         pass

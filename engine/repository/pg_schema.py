@@ -126,8 +126,19 @@ def drop_leftover_staging(conn: Connection, table: str) -> None:
         return
     free = conn.execute(sql.SQL("SELECT 1 FROM {} WHERE table_name = %s FOR UPDATE SKIP LOCKED").format(
         sql.Identifier(STATE_TABLE)), (table,)).fetchone()
-    if free is not None:
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(staging)))
+    if free is None:
+        return
+    # the backends of a client that just died may still hold the table for a moment: wait for them a
+    # little, not forever (every open would stall behind them); the next open tries again
+    previous = conn.execute("SELECT current_setting('lock_timeout')").fetchone()[0]
+    conn.execute("SELECT set_config('lock_timeout', '2s', true)")
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(staging)))
+    except psycopg.errors.LockNotAvailable:
+        pass
+    finally:
+        conn.execute("SELECT set_config('lock_timeout', %s, true)", (previous,))
 
 
 def read_state(conn: Connection, table: str, *, lock: bool = False) -> dict[str, Any] | None:

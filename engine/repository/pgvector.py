@@ -205,7 +205,7 @@ class PgVectorRepository(PgStore):
 
 
 translate_errors(PgVectorRepository, (
-    "upsert", "write_batch", "bulk_load", "replace_all", "query", "fetch", "delete", "count", "iter_batches",
+    "upsert", "write_batch", "bulk_load", "bulk_load_streams", "replace_all", "query", "fetch", "delete", "count", "iter_batches",
     "iter_records", "sequence", "changes_since", "pause_ingestion", "resume_ingestion", "renew_pause", "freeze_state",
     "is_paused", "stats", "compact", "set_ef_search", "build_search_index", "index_build"))
 

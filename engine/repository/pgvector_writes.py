@@ -167,18 +167,38 @@ class PgStore:
             return self.replace_all(batches) if replace else self.bulk_load(batches, on_conflict)
         from . import pg_parallel
 
-        with self._writing(None) as (conn, seq, settings):
-            empty = conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(
-                sql.Identifier(self.table))).fetchone()[0]
-            if not (empty or replace):
-                result = WriteResult()
-                for stream in streams:
-                    for batch, deduped, payload in pg_writes.encoded(self._checked(stream()), seq, on_conflict):
-                        result += pg_writes.write_batch(conn, self.table, batch, seq, on_conflict, (deduped, payload))
-                return result
-            result = pg_parallel.load_streams(conn, lambda: connect(self._dsn, self.uri), self.table, settings,
-                                              streams, seq, on_conflict, replace=replace, checked=self._checked)
-        self.build_search_index()
+        more = lambda: connect(self._dsn, self.uri)  # noqa: E731 - one more connection to the store
+        try:
+            with self._writing(None) as (conn, seq, settings):
+                empty = conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(
+                    sql.Identifier(self.table))).fetchone()[0]
+                # the swap reads what the streams committed after this transaction began
+                fresh_reads = conn.execute("SHOW transaction_isolation").fetchone()[0] == "read committed"
+                if not (empty or replace) or not fresh_reads:
+                    result = self._write_streams(conn, seq, streams, on_conflict, replace)
+                else:
+                    # the store lock must outlive the load: no idle-in-transaction timeout may end it
+                    conn.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
+                    result = pg_parallel.load_streams(conn, more, self.table, settings, streams, seq, on_conflict,
+                                                      replace=replace, checked=self._checked)
+        except BaseException:
+            pg_parallel.drop_staging(more, self.table)  # after the rollback, and only while the lock is free
+            raise
+        if empty or replace:
+            self.build_search_index()
+        return result
+
+    def _write_streams(self, conn: Connection, seq: int, streams: Sequence[Callable[[], Iterable[RecordBatch]]],
+                       on_conflict: OnConflict, replace: bool) -> WriteResult:
+        """The streams one after the other, in the caller's transaction: merged into a store holding rows,
+        or (``replace``) into a fresh table swapped in."""
+        batches = chain.from_iterable(s() for s in streams)
+        if replace:
+            return pg_writes.load_new_table(conn, self.table, self._settings, self._checked(batches), seq,
+                                            OnConflict.NEWER_OR_EQUAL, replace=True)
+        result = WriteResult()
+        for batch, deduped, payload in pg_writes.encoded(self._checked(batches), seq, on_conflict):
+            result += pg_writes.write_batch(conn, self.table, batch, seq, on_conflict, (deduped, payload))
         return result
 
     def replace_all(self, batches: Iterable[RecordBatch], *, search_index: str | None = None) -> WriteResult:

@@ -166,5 +166,13 @@ def check_parquet(path: Path, expected_rows: Any, dimensions: Any, rows_name: st
         out.problems.append(f"cannot be read past row {checker.checked} ({type(exc).__name__}: {str(exc)[:200]})")
     out.first_id, out.last_id = checker.first_id, checker.last_id
     out.rows_checked = checker.checked
-    out.problems += checker.problems()
+    out.problems += checker.problems() + unread_rows(checker.checked, out.rows)
     return out
+
+
+def unread_rows(read: int, footer: int | None) -> list[str]:
+    """A problem when the row groups held fewer or more rows than the footer claims (Parquet readers
+    trust the footer's count; a forged one would make a shard look whole)."""
+    if footer is None or read == footer:
+        return []
+    return [f"its row groups hold {read} rows, its footer says {footer}"]

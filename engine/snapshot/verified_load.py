@@ -24,7 +24,7 @@ from engine.records import OnConflict, RecordBatch
 from engine.repository.base import WriteResult
 
 from . import layout
-from .data_checks import RowChecker, open_checked
+from .data_checks import RowChecker, open_checked, unread_rows
 from .findings import failed
 from .parquet_io import iter_arrow, numpy_of
 
@@ -69,14 +69,18 @@ def _segment(root: Path, doc: dict[str, Any], shards: range, batch_size: int, na
         if pf is None:
             continue
         checker = RowChecker(dims)
-        for batch in iter_arrow(pf, batch_size):
-            ids, vectors, texts = checker.feed(batch)
-            yield RecordBatch(
-                ids=ids, vectors=vectors, metadata=texts,
-                versions=numpy_of(batch.column("version")), source_hashes=batch.column("source_hash").to_pylist(),
-                created_us=numpy_of(batch.column("created_ts").view(pa.int64())),
-                updated_us=numpy_of(batch.column("updated_ts").view(pa.int64())))
-        problems += [{"path": rel, "problem": p} for p in checker.problems()]
+        try:
+            for batch in iter_arrow(pf, batch_size):
+                ids, vectors, texts = checker.feed(batch)
+                yield RecordBatch(
+                    ids=ids, vectors=vectors, metadata=texts,
+                    versions=numpy_of(batch.column("version")), source_hashes=batch.column("source_hash").to_pylist(),
+                    created_us=numpy_of(batch.column("created_ts").view(pa.int64())),
+                    updated_us=numpy_of(batch.column("updated_ts").view(pa.int64())))
+        except Exception as exc:  # noqa: BLE001 - a damaged file is a finding (the load is rolled back)
+            problems.append({"path": rel, "problem": f"cannot be read past row {checker.checked} "
+                             f"({type(exc).__name__}: {str(exc)[:200]})"})
+        problems += [{"path": rel, "problem": p} for p in checker.problems() + unread_rows(checker.checked, head.rows)]
         for key, got in (("first_id", checker.first_id), ("last_id", checker.last_id)):
             if checker.checked and entry.get(key) != got:
                 problems.append({"path": rel, "problem": f"its {key.replace('_', ' ')} is {got!r}, the manifest "

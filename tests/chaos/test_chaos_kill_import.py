@@ -4,7 +4,8 @@ delta chain import.
 The target starts with OLD records (3,000 ids of its own plus 1,000 ids the bundle also holds, at an
 older version) and one artifact. After each kill the target opens and answers queries and holds:
 
-- replace: exactly the old records or exactly the bundle's (artifacts: old, or new once the records are);
+- replace: exactly the old records or exactly the bundle's (artifacts: old, or new once the records are),
+  also with ``--jobs 3`` into pgvector (three connections load ranges of shards, one commit swaps them in);
 - append: the old records updated by a whole number of import batches, in bundle order (pgvector
   writes an import in one transaction: none or all); artifacts come after the records;
 - a chain (FAISS append, or pgvector replace): likewise against the chain's final state.
@@ -42,7 +43,9 @@ from engine.synthetic import record_id, synthetic_artifacts, synthetic_batches
 
 DIMS = 16
 OLD_ART = {"prompts/old_thing_v1.yaml": b"old: true\n"}
-OPS = ["import-faiss-replace", "import-faiss-append", "import-pgvector-replace", "import-pgvector-append"]
+OPS = ["import-faiss-replace", "import-faiss-append", "import-pgvector-replace", "import-pgvector-append",
+       "import-pgvector-replace-j3"]  # --jobs 3: three ranges of shards load side by side (pg_parallel)
+SHARDED_ROWS = 3_000  # the shard size of the bundle the --jobs op imports (4 to 10 shards)
 
 
 def old_batch(overlap: int = 1_000, own: int = 3_000):
@@ -91,13 +94,14 @@ def world(chaos, tmp_path_factory, pg_server) -> dict:
         repo.artifacts.write(path, data)
     repo.close()
     bundle = api.export_snapshot(source, root / "snaps")["path"]
+    sharded = api.export_snapshot(source, root / "snaps-sharded", shard_rows=SHARDED_ROWS)["path"]
     new, order, bounds = bundle_rows(bundle)
     old = old_batch()
     pristine = f"faiss:{root / 'pristine-target'}?index=flat"
     make_target(pristine, old)
     with open_bundle(bundle) as broot:
         new_art = {p: hashlib.sha256(d).hexdigest() for p, d in read_artifacts(broot).items()}
-    return {"root": root, "bundle": bundle, "new": new, "order": order, "bounds": bounds,
+    return {"root": root, "bundle": bundle, "sharded": sharded, "new": new, "order": order, "bounds": bounds,
             "old": store_rows(pristine), "old_batch": old, "pristine": root / "pristine-target",
             "pg": pg_server, "new_art": new_art, "old_art": artifact_set(pristine)}
 
@@ -137,11 +141,12 @@ def check_import(t, world: dict, uri: str, *, mode: str, backend: str, new: Rows
 
 @pytest.mark.parametrize("op", OPS)
 def test_killed_import_leaves_old_or_new_records_only(chaos, world, op):
-    _, backend, mode = op.split("-")
+    _, backend, mode, *jobs = op.split("-")
     new_art = world["new_art"]
+    bundle, extra = (world["sharded"], ["--jobs", jobs[0][1:]]) if jobs else (world["bundle"], [])
 
     def argv(uri: str) -> list[str]:
-        return ["snapshot", "import", world["bundle"], uri, "--mode", mode, "--json"]
+        return ["snapshot", "import", bundle, uri, "--mode", mode, "--json", *extra]
 
     targets: dict[int, str] = {}
 
