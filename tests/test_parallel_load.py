@@ -215,7 +215,7 @@ def test_a_shard_whose_footer_claims_rows_it_does_not_hold_is_refused(pg_dsn, tm
 
     from engine.snapshot import verify_bundle
 
-    repo = open_repository(f"faiss:{tmp_path / 'src'}?index=flat", dimensions=DIMS)
+    repo = open_repository(new_uri(pg_dsn), dimensions=DIMS)  # pgvector: a bundle without index.faiss
     repo.bulk_load(synthetic_batches(900, DIMS, seed=6, batch_size=300))
     good = Path(export_snapshot(repo, tmp_path / "snaps", shard_rows=SHARD).path)
     repo.close()
