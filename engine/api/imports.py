@@ -83,9 +83,10 @@ def _plan(path: str | Path | list[str | Path], uri: str | None, mode: str, on_co
           access: Any) -> dict[str, Any]:
     """The dry run: verify, and plan against the target when it exists (never creating it)."""
     from engine import snapshot
+    from engine.snapshot.import_target import exists
 
     chain = isinstance(path, list | tuple)
-    if not _store_exists(_target(uri)):
+    if not exists(_target(uri)):
         if chain:
             return snapshot.plan_chain(None, list(path), mode, on_conflict, target=_target(uri), access=access)
         return snapshot.plan_import(None, path, mode, on_conflict, target=_target(uri), access=access)
@@ -191,17 +192,6 @@ def _tuned(uri: str | None) -> dict[str, Any]:
 
 def _is_remote(path: object) -> bool:
     return isinstance(path, str) and path.startswith("s3://")
-
-
-def _store_exists(uri: str) -> bool:
-    from engine.errors import StoreNotFound
-    from engine.repository import open_repository
-
-    try:
-        open_repository(uri, create=False).close()
-    except StoreNotFound:
-        return False
-    return True
 
 
 def _target(uri: str | None) -> str:

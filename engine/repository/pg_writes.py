@@ -123,6 +123,15 @@ def write_batch(conn: Connection, table: str, batch: RecordBatch, seq: int, on_c
     return WriteResult(written, len(batch) - written)
 
 
+def merge_batches(conn: Connection, table: str, batches: Iterable[RecordBatch], seq: int,
+                  on_conflict: OnConflict) -> WriteResult:
+    """Write ``batches`` into the live table one by one (:func:`write_batch`), the next encoded meanwhile."""
+    result = WriteResult()
+    for batch, deduped, payload in encoded(batches, seq, on_conflict):
+        result += write_batch(conn, table, batch, seq, on_conflict, (deduped, payload))
+    return result
+
+
 def load_new_table(conn: Connection, table: str, settings: StoreSettings, batches: Iterable[RecordBatch],
                    seq: int, on_conflict: OnConflict, *, replace: bool) -> WriteResult:
     """Build the full table in ``{table}__staging`` (its HNSW index comes later), then swap it in.

@@ -108,6 +108,10 @@ class PgStore:
                 self._settings = previous
                 raise
 
+    def _empty(self, conn: Connection) -> bool:
+        return conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(
+            sql.Identifier(self.table))).fetchone()[0]
+
     def _checked(self, batches: Iterable[RecordBatch]) -> Iterator[RecordBatch]:
         for batch in batches:
             if len(batch):
@@ -136,17 +140,14 @@ class PgStore:
         if first is None:
             self._refuse_if_paused()
             return WriteResult()
-        result = WriteResult()
         with self._writing(first) as (conn, seq, settings):
             rest = chain([first], checked)
-            empty = conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(
-                sql.Identifier(self.table))).fetchone()[0]
+            empty = self._empty(conn)
             if empty and rebuild:
                 conn.execute("SET LOCAL client_connection_check_interval = '1s'")
                 result = pg_writes.load_new_table(conn, self.table, settings, rest, seq, on_conflict, replace=False)
             else:
-                for batch, deduped, payload in pg_writes.encoded(rest, seq, on_conflict):
-                    result += pg_writes.write_batch(conn, self.table, batch, seq, on_conflict, (deduped, payload))
+                result = pg_writes.merge_batches(conn, self.table, rest, seq, on_conflict)
         if empty and rebuild:
             self.build_search_index()
         return result
@@ -170,8 +171,7 @@ class PgStore:
         more = lambda: connect(self._dsn, self.uri)  # noqa: E731 - one more connection to the store
         try:
             with self._writing(None) as (conn, seq, settings):
-                empty = conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(
-                    sql.Identifier(self.table))).fetchone()[0]
+                empty = self._empty(conn)
                 # the swap reads what the streams committed after this transaction began
                 fresh_reads = conn.execute("SHOW transaction_isolation").fetchone()[0] == "read committed"
                 if not (empty or replace) or not fresh_reads:
@@ -196,10 +196,7 @@ class PgStore:
         if replace:
             return pg_writes.load_new_table(conn, self.table, self._settings, self._checked(batches), seq,
                                             OnConflict.NEWER_OR_EQUAL, replace=True)
-        result = WriteResult()
-        for batch, deduped, payload in pg_writes.encoded(self._checked(batches), seq, on_conflict):
-            result += pg_writes.write_batch(conn, self.table, batch, seq, on_conflict, (deduped, payload))
-        return result
+        return pg_writes.merge_batches(conn, self.table, self._checked(batches), seq, on_conflict)
 
     def replace_all(self, batches: Iterable[RecordBatch], *, search_index: str | None = None) -> WriteResult:
         """Staging table, indexes built there, swapped in one transaction (``search_index`` is ignored)."""
