@@ -99,6 +99,10 @@ def test_a_drill_that_fails_exits_4_with_outcome_failed(procos: Procos, tmp_path
     assert report["passed"] is False and report["validation"]["passed"] is False
 
 
+def _sigint_at_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_or_sigterm_leaves_the_instance_interrupted_and_says_how_to_resume(procos: Procos, source: str,
                                                                                   tmp_path: Path, sig):
@@ -107,8 +111,11 @@ def test_ctrl_c_or_sigterm_leaves_the_instance_interrupted_and_says_how_to_resum
                        "--var", f"out_dir={out}")
     lock = sqlite3.connect(Path(source.removeprefix("faiss:").split("?")[0]) / "store.sqlite", isolation_level=None)
     lock.execute("BEGIN IMMEDIATE")  # "Set the freeze flag" waits on this lock until the signal comes
+    # A terminal's Ctrl-C reaches a foreground command whose SIGINT is at its default. A test run started in the
+    # background of a non-interactive shell inherits SIGINT ignored (POSIX), and the runner would then rightly
+    # ignore it too; the runner is therefore started with SIGINT at its default, as a terminal would start it.
     runner = subprocess.Popen(argv, env=procos.env_for(tuple(argv)), cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+                              stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_at_default)
     try:
         iid = wait_for_script_start(procos.home, "Task_freeze")
         time.sleep(0.3)
